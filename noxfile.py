@@ -1,0 +1,37 @@
+"""Every command a developer or CI runs: `nox -l` lists them, `nox -s NAME -- ARGS` runs one.
+
+`nox -s tests` runs on SQLite, and on PostgreSQL too when `TEST_DATABASE_URL` is set.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    """Install the project (editable) with the given optional dependency groups."""
+    spec = f".[{','.join(extras)}]" if extras else "."
+    session.install("--upgrade", "pip")
+    session.install("-e", spec)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The test suite. Set TEST_DATABASE_URL to a PostgreSQL URL to test that backend too."""
+    _install(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format check) and mypy (strict on system/)."""
+    _install(session, "lint", "test")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "system")

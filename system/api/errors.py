@@ -1,0 +1,127 @@
+"""One JSON error shape for every error the API returns.
+
+```json
+{"error": {"status": 404, "code": "not_found", "message": "Game 12 not found"}}
+```
+
+Validation errors add `"fields": [{"field": "limit", "location": "query", "message": ...}]`
+and name the fields in `message` too. Other errors may add keys (e.g. `breaker`, `state`,
+`retry_after`); none are renamed. Storage outages answer 503 with
+`Retry-After`; unexpected errors answer 500 without a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+
+class ApiError(Exception):
+    """An error a route or service raises on purpose, rendered in the shared shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or _CODES.get(status, "error")
+        self.headers = headers
+        self.extra = extra
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A JSONResponse in the shared error shape."""
+    body = {"status": status, "code": code or _CODES.get(status, "error"), "message": message}
+    body.update(extra)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error through the shared shape."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for db_error in (OperationalError, InterfaceError, SQLAlchemyTimeoutError, OSError):
+        app.add_exception_handler(db_error, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, code=exc.code, headers=exc.headers, **exc.extra)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else _CODES.get(exc.status_code, "error")
+    if exc.status_code == 404 and message == "Not Found":
+        message = "No such route"
+    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        location = loc[0] if loc else "request"
+        name = ".".join(loc[1:]) or location
+        fields.append({"field": name, "location": location, "message": err.get("msg", "")})
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return error_response(422, f"Invalid request: {summary}", fields=fields)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # A storage outage is a 503 the caller may retry, not a bug: log one line, no stack.
+    logger.warning(
+        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    return error_response(
+        503,
+        "Database unavailable, try again shortly",
+        code="database_unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:
+    # Starlette re-raises after this answer, so the server (and Sentry) log the stack once.
+    return error_response(500, "Internal server error")

@@ -1,0 +1,153 @@
+"""The service's configuration: one pydantic-settings object, read from the environment.
+
+Every name here is part of the public contract (README, `../shared/CONTRACTS.md`): users,
+deploy files and the chaos harness set these variables, so rename nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from system.tokens import HASH_PREFIX, parse_hashed_token
+
+DEFAULT_IMAGE_HOSTS = ("cf.geekdo-images.com", "cf.geekdo-static.com")
+
+
+def _default_database_url() -> str:
+    return f"sqlite+aiosqlite:///{Path('var') / 'bgg.db'}"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment (and an optional `.env` file)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # Storage
+    database_url: str = Field(
+        default_factory=_default_database_url,
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    auto_migrate: bool = Field(True, description="Run Alembic upgrade to head at start-up.")
+    database_connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for a database connection before giving up."
+    )
+
+    # Identity and deployment
+    admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated bearer tokens for /api/admin; 'sha256:<hex>' holds a hash.",
+    )
+    environment: str = Field("production", description="production, staging, development, ...")
+    git_commit_sha: str = Field("unknown", description="Release identifier sent to Sentry.")
+
+    # Error reporting
+    sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; unset disables sending.")
+    sentry_export_path: Path | None = Field(
+        None, description="Also append every reported event to this JSON-lines file."
+    )
+
+    # BoardGameGeek
+    bgg_base_url: str = Field("https://boardgamegeek.com/xmlapi2")
+    bgg_api_token: SecretStr | None = Field(None, description="Bearer token for the BGG API.")
+    bgg_connect_timeout: float = Field(3.0, gt=0)
+    bgg_read_timeout: float = Field(10.0, gt=0)
+    bgg_request_timeout: float = Field(
+        10.0, gt=0, description="Total time one upstream request may take (all phases)."
+    )
+    bgg_retry_attempts: int = Field(3, ge=1, le=10)
+    bgg_retry_max_wait: float = Field(
+        10.0, ge=0, description="Cap of one full-jitter exponential wait between attempts."
+    )
+    bgg_retry_initial_wait: float = Field(1.0, ge=0)
+    bgg_deadline_seconds: float = Field(
+        15.0, gt=0, description="No import takes longer than this, retries and waits included."
+    )
+    bgg_retry_budget_ratio: float = Field(
+        0.1, ge=0, le=1, description="Retries may add at most this share to upstream traffic."
+    )
+    bgg_breaker_fail_max: int = Field(5, ge=1)
+    bgg_breaker_reset_timeout: float = Field(60.0, gt=0)
+    bgg_max_id: int = Field(10_000_000, ge=1, description="Largest bgg_id accepted for import.")
+
+    # Shared breaker state
+    redis_url: str | None = Field(None, description="Share breaker state between workers.")
+    redis_timeout: float = Field(0.05, gt=0, description="Seconds per Redis operation.")
+
+    # Thumbnails (background tasks)
+    thumbnail_dir: Path = Field(Path("var/thumbnails"))
+    thumbnail_max_bytes: int = Field(5 * 1024 * 1024, ge=1)
+    thumbnail_timeout: float = Field(10.0, gt=0)
+    thumbnail_retry_attempts: int = Field(3, ge=1, le=10)
+    thumbnail_retry_min_wait: float = Field(2.0, ge=0)
+    thumbnail_retry_max_wait: float = Field(10.0, ge=0)
+    image_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_IMAGE_HOSTS),
+        description="Hosts thumbnails may be downloaded from (comma-separated).",
+    )
+    cdn_breaker_fail_max: int = Field(5, ge=1)
+    cdn_breaker_reset_timeout: float = Field(60.0, gt=0)
+    background_concurrency: int = Field(4, ge=1)
+    background_drain_seconds: float = Field(10.0, ge=0)
+    spool_path: Path = Field(Path("var/failure-spool.jsonl"))
+    record_failures: bool = Field(
+        True, description="Only for proving the chaos harness catches lost records."
+    )
+
+    # Alerts and recovery
+    alert_webhook_url: str | None = None
+    auto_retry_max: int = Field(3, ge=0)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("admin_tokens", "image_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("admin_tokens")
+    @classmethod
+    def _hashed_tokens_well_formed(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for token in value:
+            raw = token.get_secret_value()
+            if raw.startswith(HASH_PREFIX):
+                parse_hashed_token(raw)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @field_validator("bgg_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("BGG_BASE_URL must be an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _waits_in_order(self) -> Settings:
+        if self.thumbnail_retry_min_wait > self.thumbnail_retry_max_wait:
+            raise ValueError("THUMBNAIL_RETRY_MIN_WAIT is above THUMBNAIL_RETRY_MAX_WAIT")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the configured database is the embedded SQLite."""
+        return self.database_url.startswith("sqlite")

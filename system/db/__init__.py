@@ -1,0 +1,1 @@
+"""Storage: ORM models, the engine factory, migrations and repositories. Knows no HTTP."""

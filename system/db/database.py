@@ -1,0 +1,97 @@
+"""The service's handle on its database: engine, sessions, schema state and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from system.db import migrate
+from system.db.engine import create_engine, create_sessionmaker
+
+logger = logging.getLogger(__name__)
+
+
+class Database:
+    """Owns one engine for the app's lifetime; built by the lifespan, closed by it."""
+
+    def __init__(self, database_url: str, *, connect_timeout: float = 5.0) -> None:
+        self.url = database_url
+        self.engine: AsyncEngine = create_engine(database_url, connect_timeout=connect_timeout)
+        self.sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(self.engine)
+        self.connect_timeout = connect_timeout
+        self.schema_ready = False
+        self._migrator: asyncio.Task[None] | None = None
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session that commits when the block ends cleanly and rolls back otherwise."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def migrate(self) -> None:
+        """Upgrade to head now (raises when the database is unreachable)."""
+        async with asyncio.timeout(self.connect_timeout * 4):
+            await migrate.upgrade(self.engine)
+        self.schema_ready = True
+
+    async def auto_migrate(self, *, retry_every: float = 2.0) -> None:
+        """Upgrade now; when the database does not answer, keep retrying in the background.
+
+        The app must come up (and `/health` answer) even when the database is down at start;
+        readiness stays 503 until the schema is at head.
+        """
+        try:
+            await self.migrate()
+        except Exception as exc:
+            logger.error("database migration failed, will retry: %s", _one_line(exc))
+            self._migrator = asyncio.create_task(self._migrate_until_done(retry_every))
+
+    async def _migrate_until_done(self, retry_every: float) -> None:
+        while True:
+            await asyncio.sleep(retry_every)
+            try:
+                await self.migrate()
+            except Exception as exc:  # any driver error: keep serving, try again later
+                logger.debug("database migration failed again: %s", _one_line(exc))
+            else:
+                logger.info("database migrated after earlier failures")
+                return
+
+    async def check(self) -> str | None:
+        """None when the database answers a round trip at head; else a one-line reason."""
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                if not self.schema_ready:
+                    current = await migrate.current_revision(self.engine)
+                    if current != migrate.head_revision():
+                        return f"database schema at {current or 'nothing'}, expected head"
+                    self.schema_ready = True
+        except TimeoutError:
+            return "database unreachable: no answer in time"
+        except Exception as exc:
+            return f"database unreachable: {_one_line(exc)}"
+        return None
+
+    async def close(self) -> None:
+        """Stop the migrator and release every connection."""
+        if self._migrator is not None:
+            self._migrator.cancel()
+            await asyncio.gather(self._migrator, return_exceptions=True)
+        await self.engine.dispose()
+
+
+def _one_line(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -1,0 +1,53 @@
+"""Build the async engine and session factory for a settings object (never at import time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+def create_engine(database_url: str, *, connect_timeout: float = 5.0) -> AsyncEngine:
+    """An async engine for `database_url`, with the per-backend settings this service needs.
+
+    SQLite: the folder is created, foreign keys are enforced on every connection (otherwise
+    `ON DELETE SET NULL` silently does nothing) and writers wait for a lock instead of failing.
+    PostgreSQL: the session time zone is UTC, so `NOW()` defaults store UTC in `TIMESTAMP`
+    columns, and connecting gives up after `connect_timeout` seconds.
+    """
+    url = make_url(database_url)
+    connect_args: dict[str, Any] = {}
+    engine_args: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        connect_args["timeout"] = connect_timeout
+    else:
+        connect_args["timeout"] = connect_timeout
+        connect_args["server_settings"] = {"timezone": "UTC", "application_name": "bgg-reliability"}
+        engine_args.update(pool_size=10, max_overflow=10, pool_timeout=connect_timeout)
+    engine = create_async_engine(url, connect_args=connect_args, **engine_args)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep their objects readable after commit (the API renders them)."""
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,53 @@
+"""Liveness never touches the database; readiness does, and says why it fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from system.app import create_app
+from tests.conftest import make_settings
+
+
+async def test_health_and_ready(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).json() == {"status": "ok"}
+    response = await client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok"}
+
+
+async def test_unreachable_database_keeps_liveness_and_fails_readiness(tmp_path: Path) -> None:
+    # Nothing listens on port 9 (discard): every connection is refused.
+    settings = make_settings(
+        database_url="postgresql+asyncpg://postgres@127.0.0.1:9/none",
+        database_connect_timeout=0.5,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/health")).status_code == 200
+            response = await client.get("/health/ready")
+            assert response.status_code == 503
+            body = response.json()
+            assert body["status"] == "unavailable"
+            assert body["reason"].startswith("database unreachable")
+            # The public API answers in the shared error shape, not a traceback.
+            games = await client.get("/api/public/games")
+            assert games.status_code == 503
+            assert games.headers["Retry-After"] == "5"
+            assert games.json()["error"]["code"] == "database_unavailable"
+
+
+async def test_readiness_reports_an_unmigrated_schema(tmp_path: Path) -> None:
+    settings = make_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}", auto_migrate=False
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get("/health/ready")
+            assert response.status_code == 503
+            assert "schema" in response.json()["reason"]

@@ -1,0 +1,184 @@
+"""Shared fixtures: isolated databases on SQLite and (when configured) PostgreSQL, apps, clients.
+
+Every test that takes `database_url` runs once per backend: SQLite always, PostgreSQL when
+`TEST_DATABASE_URL` is set (e.g. `postgresql+asyncpg://postgres@127.0.0.1:5432/test`). The
+PostgreSQL runs use a database of their own, created for this test session and dropped after,
+so the shared `test` database is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from system.app import create_app
+from system.config import Settings
+from system.db import migrate
+from system.db.engine import create_engine
+
+ADMIN_TOKEN = "test-admin-token"
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = REPO_ROOT / "fixtures"
+
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not TEST_DATABASE_URL, reason="TEST_DATABASE_URL not set"),
+        ],
+    ),
+]
+
+TABLES = ("background_task_runs", "background_task_failures", "boardgames")
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings for tests: nothing read from a `.env` file, admin token known."""
+    values: dict[str, Any] = {
+        "admin_tokens": ADMIN_TOKEN,
+        "environment": "test",
+        "bgg_base_url": "http://127.0.0.1:9/xmlapi2",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+async def _admin_sql(server_url: str, statement: str) -> None:
+    engine = create_engine(server_url)
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+class PostgresDatabases:
+    """Creates throw-away PostgreSQL databases next to the one TEST_DATABASE_URL names."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = make_url(base_url)
+        self.created: list[str] = []
+
+    def create(self, *, migrated: bool) -> str:
+        name = f"bggrel_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        asyncio.run(_admin_sql(self.base_url.render_as_string(False), f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        url = self.base_url.set(database=name).render_as_string(hide_password=False)
+        if migrated:
+            asyncio.run(_upgrade(url))
+        return url
+
+    def drop_all(self) -> None:
+        for name in self.created:
+            asyncio.run(
+                _admin_sql(
+                    self.base_url.render_as_string(False),
+                    f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+                )
+            )
+
+
+async def _upgrade(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    """Factory of fresh PostgreSQL databases, all dropped at the end of the session."""
+    if not TEST_DATABASE_URL:
+        pytest.skip("TEST_DATABASE_URL not set")
+    databases = PostgresDatabases(TEST_DATABASE_URL)
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(scope="session")
+def postgres_session_url(postgres_databases: PostgresDatabases) -> str:
+    """One migrated PostgreSQL database for the session; tests truncate it before use."""
+    return postgres_databases.create(migrated=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend under test."""
+    return str(request.param)
+
+
+@pytest.fixture
+def empty_database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A database with no tables at all (for migration tests)."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    return databases.create(migrated=False)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database of the backend under test."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        asyncio.run(_upgrade(url))
+        return url
+    url = str(request.getfixturevalue("postgres_session_url"))
+    asyncio.run(_truncate(url))
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for an isolated app on the backend under test."""
+    return make_settings(
+        database_url=database_url,
+        thumbnail_dir=tmp_path / "thumbnails",
+        spool_path=tmp_path / "spool.jsonl",
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """An app with its lifespan running."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    """Headers that authorise an admin request."""
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
