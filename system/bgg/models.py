@@ -1,0 +1,29 @@
+"""Typed data the BGG client returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class BggGame:
+    """One board game (or expansion) as BGG's XML API2 `thing` endpoint describes it."""
+
+    bgg_id: int
+    title: str
+    year_published: int | None = None
+    min_players: int | None = None
+    max_players: int | None = None
+    playing_time: int | None = None
+    min_age: int | None = None
+    description: str | None = None
+    thumbnail_url: str | None = None
+    image_url: str | None = None
+    average_rating: float | None = None
+    bayes_average: float | None = None
+    bgg_rank: int | None = None
+    categories: tuple[str, ...] = field(default_factory=tuple)
+    mechanics: tuple[str, ...] = field(default_factory=tuple)
+    designers: tuple[str, ...] = field(default_factory=tuple)
+    publishers: tuple[str, ...] = field(default_factory=tuple)
+    is_expansion: bool = False
