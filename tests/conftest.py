@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -25,6 +26,9 @@ from system.app import create_app
 from system.config import Settings
 from system.db import migrate
 from system.db.engine import create_engine
+from tests.services import TEST_REDIS_URL, missing, port_open
+
+pytest_plugins = ["tests.fakes"]
 
 ADMIN_TOKEN = "test-admin-token"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -176,6 +180,21 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The machine's Redis (TEST_REDIS_URL); tests use keys under a namespace of their own."""
+    url = urlsplit(TEST_REDIS_URL)
+    if not port_open(url.hostname or "127.0.0.1", url.port or 6379):
+        missing(f"no Redis at {TEST_REDIS_URL}")
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def redis_namespace() -> str:
+    """A key prefix no other test run uses."""
+    return f"test-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
