@@ -30,8 +30,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff (lint and format check) and mypy (strict on system/)."""
+    """ruff (lint and format check) and mypy (strict on system/, chaos/, benchmarks/)."""
     _install(session, "lint", "test")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "system")
+    session.run("mypy", "system", "chaos", "benchmarks")

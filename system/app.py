@@ -9,34 +9,37 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from system import __version__
-from system.api import admin, health, public
+from system.api import admin, health, monitoring, public
 from system.api.errors import install_error_handlers
 from system.config import Settings
-from system.db.database import Database
+from system.services import Overrides, build_services
 from system.tokens import AdminTokens
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, overrides: Overrides | None = None) -> FastAPI:
     """Build the API for `settings` (read from the environment when omitted).
 
-    Tests build isolated apps by passing their own settings; uvicorn calls this with none.
+    Tests build isolated apps by passing their own settings (and `overrides` for the
+    network, the sleep and DNS); uvicorn calls this with neither.
     """
     settings = settings if settings is not None else Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(
-            settings.database_url, connect_timeout=settings.database_connect_timeout
-        )
-        app.state.database = database
+        services = build_services(settings, overrides)
+        app.state.services = services
+        app.state.database = services.database
         if settings.auto_migrate:
-            await database.auto_migrate()
+            await services.database.auto_migrate()
+        if services.database.schema_ready:
+            # Records spooled while the database was down, by this or an earlier process.
+            await services.recorder.replay()
         try:
             yield
         finally:
-            await database.close()
+            await services.aclose()
 
     app = FastAPI(
         title="bgg-reliability",
@@ -50,4 +53,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(public.router)
     app.include_router(admin.router)
+    app.include_router(monitoring.router)
     return app

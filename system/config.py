@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # Shared breaker state
     redis_url: str | None = Field(None, description="Share breaker state between workers.")
     redis_timeout: float = Field(0.05, gt=0, description="Seconds per Redis operation.")
+    redis_namespace: str = Field(
+        "bgg-reliability", min_length=1, description="Prefix of every Redis key."
+    )
 
     # Thumbnails (background tasks)
     thumbnail_dir: Path = Field(Path("var/thumbnails"))

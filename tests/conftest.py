@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,7 +28,11 @@ from system.app import create_app
 from system.config import Settings
 from system.db import migrate
 from system.db.engine import create_engine
+from system.services import Overrides, Services
 from tests.services import TEST_REDIS_URL, missing, port_open
+
+if TYPE_CHECKING:
+    from tests.fakes import Upstreams
 
 pytest_plugins = ["tests.fakes"]
 
@@ -180,6 +186,79 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+class NoSleep:
+    """Injected instead of `asyncio.sleep`: retry waits are recorded, not waited."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await asyncio.sleep(0)
+
+
+@dataclass
+class ServiceUnderTest:
+    """An app with its lifespan running, a client, and what it was built with."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+    sleeps: NoSleep
+
+    @property
+    def services(self) -> Services:
+        """The app's long-lived objects."""
+        services: Services = self.app.state.services
+        return services
+
+    async def import_game(self, bgg_id: int) -> httpx.Response:
+        """POST the admin import route."""
+        return await self.client.post(
+            f"/api/admin/games/import/{bgg_id}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+
+    async def admin_get(self, path: str, **params: Any) -> httpx.Response:
+        """GET an admin route."""
+        return await self.client.get(
+            path, params=params, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+
+
+ServiceFactory = Callable[..., AbstractAsyncContextManager[ServiceUnderTest]]
+
+
+@pytest.fixture
+def make_service(settings: Settings, upstreams: Upstreams, tmp_path: Path) -> ServiceFactory:
+    """Build a service against the fake BGG and CDN; keyword arguments override settings."""
+
+    @asynccontextmanager
+    async def build(**overrides: Any) -> AsyncIterator[ServiceUnderTest]:
+        values = settings.model_dump()
+        values.update(
+            bgg_base_url=upstreams.bgg_base_url,
+            image_allowed_hosts=["127.0.0.1"],
+            admin_tokens=ADMIN_TOKEN,
+        )
+        values.update(overrides)
+        service_settings = make_settings(**values)
+        sleeps = NoSleep()
+        app = create_app(service_settings, overrides=Overrides(sleep=sleeps))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                yield ServiceUnderTest(app, c, service_settings, sleeps)
+
+    return build
+
+
+@pytest.fixture
+async def service(make_service: ServiceFactory) -> AsyncIterator[ServiceUnderTest]:
+    """The service with default settings against the fake BGG and CDN."""
+    async with make_service() as built:
+        yield built
 
 
 @pytest.fixture

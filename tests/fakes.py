@@ -8,6 +8,7 @@ plugin by the root conftest, so the service's tests and the harness's tests shar
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from chaos.fakes import (
     CdnApp,
     FakeControl,
     RunningServer,
+    bgg_base_url,
     create_bgg_app,
     create_cdn_app,
     run_in_thread,
@@ -81,3 +83,55 @@ def proxies(proxy_server: ProxyServer) -> Iterator[ProxyServer]:
     yield proxy_server
     for name in proxy_server.proxies():
         proxy_server.remove(name)
+
+
+@pytest.fixture(scope="session")
+def bgg_with_cdn_server(cdn_server: RunningServer) -> Iterator[RunningServer]:
+    """A fake BGG whose thumbnails point at the fake CDN (what the service tests use)."""
+    with run_in_thread(create_bgg_app(seed=1, cdn_base_url=cdn_server.url)) as server:
+        yield server
+
+
+@dataclass
+class Upstreams:
+    """The fake BGG and CDN a service under test talks to, over real sockets."""
+
+    bgg: RunningServer
+    cdn: RunningServer
+
+    @property
+    def bgg_base_url(self) -> str:
+        """What BGG_BASE_URL should be."""
+        return bgg_base_url(self.bgg.url)
+
+    @property
+    def bgg_app(self) -> BggApp:
+        """The fake BGG itself (its fault engine and request log)."""
+        app = self.bgg.app
+        assert isinstance(app, BggApp)
+        return app
+
+    @property
+    def cdn_app(self) -> CdnApp:
+        """The fake CDN itself."""
+        app = self.cdn.app
+        assert isinstance(app, CdnApp)
+        return app
+
+    def thing_requests(self) -> int:
+        """How many `thing` requests reached the fake BGG."""
+        return self.bgg_app.log.count(path="/thing")
+
+    def image_requests(self) -> int:
+        """How many image requests reached the fake CDN."""
+        return sum(1 for r in self.cdn_app.log.records() if r.path.startswith("/images/"))
+
+
+@pytest.fixture
+def upstreams(bgg_with_cdn_server: RunningServer, cdn_server: RunningServer) -> Iterator[Upstreams]:
+    """Freshly reset fake BGG and CDN."""
+    for server in (bgg_with_cdn_server, cdn_server):
+        _reset(server)
+    yield Upstreams(bgg=bgg_with_cdn_server, cdn=cdn_server)
+    for server in (bgg_with_cdn_server, cdn_server):
+        _reset(server)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from system.config import Settings
 from system.db.database import Database
+from system.services import Services
 
 
 def get_settings(request: Request) -> Settings:
@@ -18,10 +19,15 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_services(request: Request) -> Services:
+    """Everything the lifespan built."""
+    services: Services = request.app.state.services
+    return services
+
+
 def get_database(request: Request) -> Database:
     """The app's database handle (built by the lifespan)."""
-    database: Database = request.app.state.database
-    return database
+    return get_services(request).database
 
 
 async def get_session(
@@ -35,3 +41,4 @@ async def get_session(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ServicesDep = Annotated[Services, Depends(get_services)]

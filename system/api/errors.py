@@ -13,6 +13,7 @@ and name the fields in `message` too. Other errors may add keys (e.g. `breaker`,
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +22,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from system.bgg.errors import BggError, BggUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +82,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(BggError, _bgg_error)
     for db_error in (OperationalError, InterfaceError, SQLAlchemyTimeoutError, OSError):
         app.add_exception_handler(db_error, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)
@@ -87,6 +91,28 @@ def install_error_handlers(app: FastAPI) -> None:
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.message, code=exc.code, headers=exc.headers, **exc.extra)
+
+
+def _bgg_code(exc: BggError) -> str:
+    # BggUnavailable -> bgg_unavailable, GameNotFound -> game_not_found
+    name = type(exc).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+async def _bgg_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BggError)
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, BggUnavailable):
+        extra = {"breaker": exc.breaker, "state": exc.state, "retry_after": exc.retry_after}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    if exc.bgg_id is not None:
+        extra["bgg_id"] = exc.bgg_id
+    return error_response(
+        exc.http_status, exc.message, code=_bgg_code(exc), headers=headers or None, **extra
+    )
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
@@ -49,3 +49,35 @@ class GamePage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class BreakerTransition(BaseModel):
+    """One state change a worker observed."""
+
+    from_state: str
+    to_state: str
+    at: UTCTimestamp
+
+
+class BreakerStatus(BaseModel):
+    """A circuit breaker, in the spec's shape plus the figures an operator needs."""
+
+    circuit_breaker: str
+    state: str
+    is_available: bool
+    failure_count: int
+    description: str
+    fail_max: int
+    reset_timeout: float
+    opened_at: UTCTimestamp | None
+    seconds_until_half_open: float | None
+    last_failure_at: UTCTimestamp | None
+    state_storage: str
+    recent_transitions: list[BreakerTransition]
+    policy: dict[str, Any] | None = None
+
+
+class BreakerList(BaseModel):
+    """Every breaker of the service."""
+
+    circuit_breakers: list[BreakerStatus]

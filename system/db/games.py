@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from system.bgg.models import BggGame
 from system.db.models import BoardGame
 
 
@@ -30,6 +33,16 @@ _SORT_COLUMNS = {
     "rank": BoardGame.bgg_rank,
     "created": BoardGame.created_at,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Upserted:
+    """What an upsert did."""
+
+    game: BoardGame
+    created: bool
+    #: No stored thumbnail yet, or the game's thumbnail URL changed.
+    needs_thumbnail: bool
 
 
 class GameRepository:
@@ -61,6 +74,52 @@ class GameRepository:
             query.order_by(order.nulls_last(), BoardGame.id).limit(limit).offset(offset)
         )
         return rows.all(), int(total or 0)
+
+    async def upsert_from_bgg(self, game: BggGame) -> Upserted:
+        """Insert or update the game with `game.bgg_id`.
+
+        Two imports of the same new game may race: the loser's insert hits the unique
+        index, and it updates the winner's row instead.
+        """
+        values = {
+            "title": game.title,
+            "year_published": game.year_published,
+            "min_players": game.min_players,
+            "max_players": game.max_players,
+            "playing_time": game.playing_time,
+            "min_age": game.min_age,
+            "description": game.description,
+            "thumbnail_url": game.thumbnail_url,
+            "image_url": game.image_url,
+            "average_rating": game.average_rating,
+            "bayes_average": game.bayes_average,
+            "bgg_rank": game.bgg_rank,
+            "categories": list(game.categories),
+            "mechanics": list(game.mechanics),
+            "designers": list(game.designers),
+            "publishers": list(game.publishers),
+            "is_expansion": game.is_expansion,
+        }
+        row = await self.get_by_bgg_id(game.bgg_id)
+        created = row is None
+        needs_thumbnail = (
+            row is None or not row.thumbnail_path or (row.thumbnail_url != game.thumbnail_url)
+        )
+        if row is None:
+            row = BoardGame(bgg_id=game.bgg_id, **values)
+            try:
+                async with self.session.begin_nested():
+                    self.session.add(row)
+            except IntegrityError:
+                row = await self.get_by_bgg_id(game.bgg_id)
+                if row is None:
+                    raise
+                created = False
+        if not created:
+            for name, value in values.items():
+                setattr(row, name, value)
+        await self.session.flush()
+        return Upserted(row, created, needs_thumbnail and game.thumbnail_url is not None)
 
     async def delete(self, game: BoardGame) -> None:
         """Remove a game; its failure and run rows keep their history with `game_id` NULL."""

@@ -1,0 +1,299 @@
+"""The BGG XML API2 client: retry(breaker(timeout(request))).
+
+The retry loop sits outside the breaker, so the breaker sees every upstream request and
+opens after exactly `fail_max` failed ones; once it is open, the first rejection ends the
+retry loop (a rejection is never retried and never waits). Each request runs under its own
+timeout inside the breaker, so a request that hangs counts as a failure.
+
+This is the one boundary where `httpx` errors and odd answers become our own error tree
+(`system/bgg/errors.py`); `OUTCOMES` below is the table README.md shows, and
+`tests/bgg/test_outcomes.py` checks each row against a real request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from system import __version__
+from system.bgg.errors import (
+    BggAuthError,
+    BggBadResponse,
+    BggError,
+    BggRateLimited,
+    BggTimeout,
+    BggTransientError,
+    BggUnavailable,
+)
+from system.bgg.models import BggGame
+from system.bgg.parser import DEFAULT_MAX_BYTES, parse_thing
+from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError
+from system.resilience.budget import RetryBudget
+from system.resilience.retry import RetryPolicy, Sleep, build_retrying
+from system.resilience.store import CLOSED
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"bgg-reliability/{__version__} (+https://github.com/bgg-reliability)"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One row of the response-outcome table."""
+
+    upstream: str
+    error: str
+    retried: str
+    breaker: str
+
+
+#: What each upstream answer becomes. Kept in step with README.md by a test.
+OUTCOMES: tuple[Outcome, ...] = (
+    Outcome("200 with the item", "—", "—", "success"),
+    Outcome(
+        "200 with empty `<items>` (unknown id)",
+        "`GameNotFound` (404 to the API caller)",
+        "no",
+        "success: BGG answered correctly",
+    ),
+    Outcome(
+        "200 with `<error message=...>` inside `<items>`",
+        "`BggRequestError` (422)",
+        "no",
+        "success",
+    ),
+    Outcome("202 queued", "`BggTransientError`", "yes", "failure"),
+    Outcome(
+        "429 / 503 with `Retry-After`",
+        "`BggRateLimited` / `BggTransientError`",
+        "yes, after what `Retry-After` says (capped by the deadline)",
+        "failure",
+    ),
+    Outcome(
+        "500 / 502 / 504, timeouts, connect/read errors, resets",
+        "`BggTransientError` (`BggTimeout` for timeouts: 504 to the caller, else 502)",
+        "yes",
+        "failure",
+    ),
+    Outcome("401 / 403", "`BggAuthError` (token missing or revoked)", "no", "failure"),
+    Outcome("200 with HTML or broken XML", "`BggBadResponse`", "no", "failure"),
+    # Not in the issue's table: a 404 or 3xx from the thing endpoint means a wrong
+    # BGG_BASE_URL (BGG answers unknown ids with 200), so asking again cannot help.
+    Outcome("other 3xx / 4xx (a wrong `BGG_BASE_URL`)", "`BggBadResponse`", "no", "failure"),
+    Outcome("bgg_id out of range", "422 before any call", "—", "not called"),
+    Outcome(
+        "the breaker is open", "`BggUnavailable` (503 + `Retry-After`)", "no, never", "not called"
+    ),
+    Outcome(
+        "the caller is cancelled",
+        "`CancelledError` propagates",
+        "no",
+        "neither (never a failure)",
+    ),
+)
+
+
+def build_http_client(
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    api_token: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    max_connections: int = 50,
+) -> httpx.AsyncClient:
+    """The one shared HTTP client for BGG: explicit timeouts, our User-Agent, the token."""
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/xml, text/xml"}
+    if api_token:
+        headers["Authorization"] = f"Bearer {api_token}"
+    return httpx.AsyncClient(
+        headers=headers,
+        timeout=httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+        ),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
+        transport=transport,
+        follow_redirects=False,
+    )
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a `Retry-After` header (delay-seconds or an HTTP date); None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _error_for_status(response: httpx.Response, bgg_id: int) -> BggError | None:
+    status = response.status_code
+    if status == 200:
+        return None
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 202:
+        return BggTransientError(
+            "BGG queued the request (202)", bgg_id=bgg_id, retry_after=retry_after, status_code=202
+        )
+    if status == 429:
+        return BggRateLimited(
+            "BGG rate limit (429)", bgg_id=bgg_id, retry_after=retry_after, status_code=429
+        )
+    if status in (401, 403):
+        return BggAuthError(f"BGG refused our credentials ({status})", bgg_id=bgg_id)
+    if status >= 500:
+        return BggTransientError(
+            f"BGG answered {status}", bgg_id=bgg_id, retry_after=retry_after, status_code=status
+        )
+    # 3xx and other 4xx: the base URL or the request is wrong; asking again will not help.
+    return BggBadResponse(f"BGG answered an unexpected {status}", bgg_id=bgg_id)
+
+
+def _map_transport_error(exc: Exception, bgg_id: int) -> BggError:
+    """httpx's exceptions (and our own request timeout) as BGG errors."""
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return BggTimeout(f"BGG did not answer in time ({type(exc).__name__})", bgg_id=bgg_id)
+    if isinstance(exc, httpx.TransportError):
+        return BggTransientError(
+            f"network error talking to BGG ({type(exc).__name__}: {exc})", bgg_id=bgg_id
+        )
+    return BggTransientError(f"HTTP error talking to BGG ({type(exc).__name__})", bgg_id=bgg_id)
+
+
+def _is_breaker_failure(exc: BaseException) -> bool:
+    return not isinstance(exc, BggError) or exc.breaker_failure
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, BggError) and exc.retryable
+
+
+class BggClient:
+    """Fetches games from BGG through the breaker, the retry policy and the retry budget."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        http: httpx.AsyncClient,
+        breaker: AsyncCircuitBreaker,
+        policy: RetryPolicy,
+        request_timeout: float,
+        max_id: int,
+        budget: RetryBudget | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+        self.breaker = breaker
+        self.policy = policy
+        self.request_timeout = request_timeout
+        self.max_id = max_id
+        self.budget = budget
+        self._sleep = sleep
+        self._clock = clock
+        self._max_bytes = max_bytes
+
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        # Once this failure has opened the breaker, a wait would only end in a rejection.
+        return _is_retryable(exc) and self.breaker.last_known_state == CLOSED
+
+    async def fetch_thing(self, bgg_id: int) -> BggGame:
+        """The game `bgg_id`, or one of the documented `BggError`s."""
+        game, _attempts = await self.fetch_thing_with_attempts(bgg_id)
+        return game
+
+    async def fetch_thing_with_attempts(self, bgg_id: int) -> tuple[BggGame, int]:
+        """Like `fetch_thing`, also saying how many attempts this call made."""
+        if not 1 <= bgg_id <= self.max_id:
+            raise ValueError(f"bgg_id must be between 1 and {self.max_id}")
+        if self.budget is not None:
+            self.budget.deposit()
+        started = self._clock()
+        retrying = build_retrying(
+            self.policy,
+            retryable=self._worth_retrying,
+            logger=logger,
+            what=f"BGG thing {bgg_id}",
+            budget=self.budget,
+            sleep=self._sleep,
+        )
+        attempts = 0
+        async for attempt in retrying:
+            with attempt:
+                attempts = attempt.retry_state.attempt_number
+                game = await self._request_once(bgg_id, started)
+        return game, attempts
+
+    async def _request_once(self, bgg_id: int, started: float) -> BggGame:
+        deadline = self.policy.deadline if self.policy.deadline is not None else float("inf")
+        remaining = deadline - (self._clock() - started)
+        if remaining <= 0:
+            raise BggTimeout("BGG import deadline reached", bgg_id=bgg_id)
+        answer: BggError | None = None
+        try:
+            async with self.breaker.guard():
+                body = await self._get(bgg_id, within=min(self.request_timeout, remaining))
+                try:
+                    game = parse_thing(body, bgg_id=bgg_id, max_bytes=self._max_bytes)
+                except BggError as exc:
+                    if exc.breaker_failure:
+                        raise
+                    # BGG answered correctly ("no such item", "invalid request"): a success
+                    # for the breaker, decided after the guarded request, so nothing needs
+                    # to be excluded (pybreaker would count an excluded error as a success
+                    # anyway, resetting the failure count either way).
+                    answer = exc
+        except CircuitOpenError as exc:
+            raise BggUnavailable(
+                "BGG is unavailable: the circuit breaker is open",
+                breaker=exc.breaker,
+                state=exc.state,
+                retry_after=exc.retry_after,
+            ) from None
+        if answer is not None:
+            raise answer
+        return game
+
+    async def _get(self, bgg_id: int, *, within: float) -> bytes:
+        url = f"{self.base_url}/thing"
+        try:
+            async with asyncio.timeout(within):
+                async with self.http.stream(
+                    "GET", url, params={"id": str(bgg_id), "stats": "1"}
+                ) as response:
+                    error = _error_for_status(response, bgg_id)
+                    if error is not None:
+                        raise error
+                    return await self._read_capped(response, bgg_id)
+        except BggError:
+            raise
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise _map_transport_error(exc, bgg_id) from exc
+
+    async def _read_capped(self, response: httpx.Response, bgg_id: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise BggBadResponse(
+                    f"BGG answer is larger than {self._max_bytes} bytes (refused)", bgg_id=bgg_id
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)

@@ -1,0 +1,137 @@
+"""Task run records and how they are written (the only place that knows that SQL)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from system.db.models import BackgroundTaskFailure, BackgroundTaskRun, BoardGame
+
+Outcome = Literal["success", "failure"]
+Trigger = Literal["initial", "manual_retry", "auto_retry"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One run: always a `background_task_runs` row, plus a failure row when it failed.
+
+    `failure_id` names an existing failure this run retried: a success resolves it, a
+    failure adds to its `retry_count` instead of creating a second row.
+    """
+
+    task_type: str
+    game_id: int | None
+    outcome: Outcome
+    attempts: int
+    started_at: datetime
+    finished_at: datetime
+    trigger: Trigger = "initial"
+    url: str | None = None
+    error_message: str | None = None
+    error_type: str | None = None
+    stack_trace: str | None = None
+    failure_id: int | None = None
+    thumbnail_path: str | None = None
+    record_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def duration_ms(self) -> float:
+        """How long the run took."""
+        return (self.finished_at - self.started_at).total_seconds() * 1000
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for the spool."""
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskRecord:
+        """The record a spool line holds."""
+        values = dict(data)
+        values["started_at"] = datetime.fromisoformat(values["started_at"])
+        values["finished_at"] = datetime.fromisoformat(values["finished_at"])
+        return cls(**values)
+
+
+async def write_task_record(session: AsyncSession, record: TaskRecord) -> bool:
+    """Store `record` once; False when a record with its `record_id` is already stored.
+
+    The run row and the failure row go in the caller's transaction together, so a record
+    replayed from the spool is either entirely present or entirely absent.
+    """
+    seen = await session.scalar(
+        select(BackgroundTaskRun.id).where(BackgroundTaskRun.record_id == record.record_id)
+    )
+    if seen is not None:
+        return False
+    game_id = record.game_id
+    if game_id is not None and await session.get(BoardGame, game_id) is None:
+        game_id = None  # the game was deleted meanwhile; ON DELETE SET NULL would agree
+    failure_id = record.failure_id
+    if failure_id is not None and await session.get(BackgroundTaskFailure, failure_id) is None:
+        failure_id = None
+    if record.outcome == "failure":
+        if failure_id is None:
+            failure = BackgroundTaskFailure(
+                task_type=record.task_type,
+                game_id=game_id,
+                error_message=record.error_message or "unknown error",
+                error_type=record.error_type,
+                stack_trace=record.stack_trace,
+                retry_count=record.attempts,
+                url=record.url,
+                resolved=False,
+                created_at=record.finished_at,
+            )
+            session.add(failure)
+            await session.flush()
+            failure_id = failure.id
+        else:
+            await session.execute(
+                update(BackgroundTaskFailure)
+                .where(BackgroundTaskFailure.id == failure_id)
+                .values(
+                    retry_count=BackgroundTaskFailure.retry_count + record.attempts,
+                    error_message=record.error_message or "unknown error",
+                    error_type=record.error_type,
+                    stack_trace=record.stack_trace,
+                )
+            )
+    else:
+        if failure_id is not None:
+            await session.execute(
+                update(BackgroundTaskFailure)
+                .where(BackgroundTaskFailure.id == failure_id)
+                .where(BackgroundTaskFailure.resolved.is_not(True))
+                .values(resolved=True, resolved_at=record.finished_at)
+            )
+        if record.thumbnail_path is not None and game_id is not None:
+            await session.execute(
+                update(BoardGame)
+                .where(BoardGame.id == game_id)
+                .values(thumbnail_path=record.thumbnail_path)
+            )
+    session.add(
+        BackgroundTaskRun(
+            record_id=record.record_id,
+            task_type=record.task_type,
+            game_id=game_id,
+            failure_id=failure_id,
+            outcome=record.outcome,
+            attempts=record.attempts,
+            trigger=record.trigger,
+            error_type=record.error_type,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            duration_ms=record.duration_ms,
+        )
+    )
+    await session.flush()
+    return True

@@ -1,0 +1,1 @@
+"""Circuit breakers, retry policies and the retry budget. Knows no routes and no tables."""

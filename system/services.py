@@ -1,0 +1,195 @@
+"""Everything the app builds at start-up and closes at shutdown, in one container.
+
+`build_services(settings)` is called by the lifespan; tests call it too, with `Overrides`
+for the transports, the sleep and the DNS resolver, so no test patches a module global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+from redis.asyncio import Redis
+
+from system.bgg.client import BggClient, build_http_client
+from system.config import Settings
+from system.db.database import Database
+from system.importer import GameImporter
+from system.resilience.breaker import AsyncCircuitBreaker
+from system.resilience.budget import RetryBudget
+from system.resilience.redis_store import (
+    FailoverBreakerStore,
+    RedisBreakerStore,
+    breaker_key,
+    redis_client,
+)
+from system.resilience.retry import RetryPolicy, Sleep
+from system.resilience.store import BreakerStore, MemoryBreakerStore
+from system.tasks.recording import TaskRecorder
+from system.tasks.runner import TaskRunner
+from system.tasks.spool import Spool
+from system.tasks.thumbnails import Resolver, ThumbnailDownloader, resolve_host
+
+logger = logging.getLogger(__name__)
+
+BGG_BREAKER = "BGG API"
+CDN_BREAKER = "Image CDN"
+
+
+@dataclass
+class Overrides:
+    """Test hooks: what a test injects instead of the real network, clock or DNS."""
+
+    bgg_transport: httpx.AsyncBaseTransport | None = None
+    cdn_transport: httpx.AsyncBaseTransport | None = None
+    sleep: Sleep | None = None
+    resolver: Resolver | None = None
+
+
+@dataclass
+class Services:
+    """The app's long-lived objects."""
+
+    settings: Settings
+    database: Database
+    breakers: dict[str, AsyncCircuitBreaker]
+    bgg: BggClient
+    downloader: ThumbnailDownloader
+    runner: TaskRunner
+    recorder: TaskRecorder
+    importer: GameImporter
+    bgg_http: httpx.AsyncClient
+    cdn_http: httpx.AsyncClient
+    redis: Redis | None = None
+    stores: list[FailoverBreakerStore] = field(default_factory=list)
+
+    @property
+    def bgg_breaker(self) -> AsyncCircuitBreaker:
+        """The breaker in front of BGG."""
+        return self.breakers[BGG_BREAKER]
+
+    async def aclose(self) -> None:
+        """Drain background tasks, then close clients, Redis and the database."""
+        await self.runner.drain(self.settings.background_drain_seconds)
+        for store in self.stores:
+            await store.aclose()
+        await self.bgg_http.aclose()
+        await self.cdn_http.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.database.close()
+
+
+def bgg_retry_policy(settings: Settings) -> RetryPolicy:
+    """The import retry policy: full-jitter exponential waits under a deadline."""
+    return RetryPolicy(
+        attempts=settings.bgg_retry_attempts,
+        initial_wait=settings.bgg_retry_initial_wait,
+        max_wait=settings.bgg_retry_max_wait,
+        deadline=settings.bgg_deadline_seconds,
+    )
+
+
+def thumbnail_retry_policy(settings: Settings) -> RetryPolicy:
+    """The spec's thumbnail policy: plain exponential waits of 2-10 s, 3 attempts."""
+    return RetryPolicy(
+        attempts=settings.thumbnail_retry_attempts,
+        initial_wait=1.0,
+        min_wait=settings.thumbnail_retry_min_wait,
+        max_wait=settings.thumbnail_retry_max_wait,
+        jitter=False,
+    )
+
+
+def build_services(settings: Settings, overrides: Overrides | None = None) -> Services:
+    """Build every long-lived object for `settings` (no I/O happens here)."""
+    overrides = overrides or Overrides()
+    sleep = overrides.sleep or asyncio.sleep
+    database = Database(settings.database_url, connect_timeout=settings.database_connect_timeout)
+
+    redis = (
+        redis_client(settings.redis_url, timeout=settings.redis_timeout)
+        if settings.redis_url
+        else None
+    )
+    stores: list[FailoverBreakerStore] = []
+
+    def store_for(name: str) -> BreakerStore:
+        if redis is None:
+            return MemoryBreakerStore()
+        shared = RedisBreakerStore(
+            redis, breaker_key(settings.redis_namespace, name), timeout=settings.redis_timeout
+        )
+        store = FailoverBreakerStore(shared, breaker=name)
+        stores.append(store)
+        return store
+
+    bgg_breaker = AsyncCircuitBreaker(
+        BGG_BREAKER,
+        fail_max=settings.bgg_breaker_fail_max,
+        reset_timeout=settings.bgg_breaker_reset_timeout,
+        store=store_for(BGG_BREAKER),
+        trial_ttl=settings.bgg_request_timeout + 5,
+    )
+    cdn_breaker = AsyncCircuitBreaker(
+        CDN_BREAKER,
+        fail_max=settings.cdn_breaker_fail_max,
+        reset_timeout=settings.cdn_breaker_reset_timeout,
+        store=store_for(CDN_BREAKER),
+        trial_ttl=settings.thumbnail_timeout + 5,
+    )
+    bgg_http = build_http_client(
+        connect_timeout=settings.bgg_connect_timeout,
+        read_timeout=settings.bgg_read_timeout,
+        api_token=settings.bgg_api_token.get_secret_value() if settings.bgg_api_token else None,
+        transport=overrides.bgg_transport,
+    )
+    bgg = BggClient(
+        base_url=settings.bgg_base_url,
+        http=bgg_http,
+        breaker=bgg_breaker,
+        policy=bgg_retry_policy(settings),
+        request_timeout=settings.bgg_request_timeout,
+        max_id=settings.bgg_max_id,
+        budget=RetryBudget(settings.bgg_retry_budget_ratio),
+        sleep=sleep,
+    )
+    cdn_http = build_http_client(
+        connect_timeout=min(settings.thumbnail_timeout, 5.0),
+        read_timeout=settings.thumbnail_timeout,
+        transport=overrides.cdn_transport,
+    )
+    downloader = ThumbnailDownloader(
+        http=cdn_http,
+        breaker=cdn_breaker,
+        directory=settings.thumbnail_dir,
+        max_bytes=settings.thumbnail_max_bytes,
+        allowed_hosts=settings.image_allowed_hosts,
+        policy=thumbnail_retry_policy(settings),
+        attempt_timeout=settings.thumbnail_timeout,
+        sleep=sleep,
+        resolver=overrides.resolver or resolve_host,
+    )
+    runner = TaskRunner(settings.background_concurrency)
+    recorder = TaskRecorder(
+        database, Spool(settings.spool_path), record_failures=settings.record_failures
+    )
+    importer = GameImporter(
+        bgg=bgg, database=database, runner=runner, downloader=downloader, recorder=recorder
+    )
+    return Services(
+        settings=settings,
+        database=database,
+        breakers={BGG_BREAKER: bgg_breaker, CDN_BREAKER: cdn_breaker},
+        bgg=bgg,
+        downloader=downloader,
+        runner=runner,
+        recorder=recorder,
+        importer=importer,
+        bgg_http=bgg_http,
+        cdn_http=cdn_http,
+        redis=redis,
+        stores=stores,
+    )

@@ -1,0 +1,1 @@
+"""Background tasks (thumbnail downloads), their runner, and failure recording."""

@@ -1,0 +1,98 @@
+"""Record every task run in the database, or in the spool while the database is down.
+
+Recording never raises into the task. A record that cannot be written goes to the spool
+(fsync'd JSON lines) and is replayed, exactly once, on the next successful write and at
+start-up: the run row carries the record's UUID under a unique constraint, and a replayed
+record already present is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.exc import IntegrityError
+
+from system.db.database import Database
+from system.db.tasks import TaskRecord, write_task_record
+from system.tasks.spool import Spool
+
+logger = logging.getLogger(__name__)
+
+
+class TaskRecorder:
+    """Writes `TaskRecord`s; owns the spool and its replay."""
+
+    def __init__(self, database: Database, spool: Spool, *, record_failures: bool = True) -> None:
+        self.database = database
+        self.spool = spool
+        self.record_failures = record_failures
+        self._replay_lock = asyncio.Lock()
+        self._db_down_logged = False
+
+    async def record(self, record: TaskRecord) -> None:
+        """Store the record somewhere durable. Never raises (except cancellation)."""
+        if record.outcome == "failure" and not self.record_failures:
+            # RECORD_FAILURES=false exists only so the chaos harness can prove it notices.
+            logger.error("failure recording is OFF: dropping %s", record.record_id)
+            return
+        try:
+            await self._write(record)
+        except Exception as exc:
+            await self._spool(record, exc)
+            return
+        if self._db_down_logged:
+            logger.info("database reachable again: replaying spooled task records")
+            self._db_down_logged = False
+        if self.spool.pending():
+            await self.replay()
+
+    async def _write(self, record: TaskRecord) -> bool:
+        async with self.database.session() as session:
+            return await write_task_record(session, record)
+
+    async def _spool(self, record: TaskRecord, exc: BaseException) -> None:
+        if not self._db_down_logged:
+            logger.warning(
+                "database unavailable (%s): spooling task records to %s",
+                type(exc).__name__,
+                self.spool.path,
+            )
+            self._db_down_logged = True
+        try:
+            await self.spool.append(record.to_json())
+        except Exception:
+            logger.exception("could not spool task record %s: it is lost", record.record_id)
+
+    async def replay(self) -> int:
+        """Move spooled records into the database; returns how many were stored now."""
+        async with self._replay_lock:
+            try:
+                pending = await self.spool.read()
+            except Exception:
+                logger.exception("could not read the spool %s", self.spool.path)
+                return 0
+            done: set[str] = set()
+            stored = 0
+            for data in pending:
+                record_id = str(data.get("record_id"))
+                try:
+                    record = TaskRecord.from_json(data)
+                except (KeyError, TypeError, ValueError):
+                    logger.error("unreadable spool record %s: kept for inspection", record_id)
+                    continue
+                try:
+                    stored += await self._write(record)
+                except IntegrityError:
+                    pass  # another worker replayed it first: present once, as it should be
+                except Exception as exc:
+                    logger.warning("spool replay paused, database unavailable: %s", exc)
+                    break
+                done.add(record_id)
+            try:
+                await self.spool.remove(done)
+            except Exception:
+                logger.exception("could not compact the spool %s", self.spool.path)
+            if stored:
+                logger.info("replayed %d spooled task records", stored)
+            return stored

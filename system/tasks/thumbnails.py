@@ -1,0 +1,353 @@
+"""Thumbnail downloads: the spec's retry policy, the Image CDN breaker, safe files.
+
+Retry policy (the spec's): 3 attempts, exponential waits of 2-10 s (multiplier 1), retried
+only on `httpx.TimeoutException` and `httpx.NetworkError`, a WARNING before each wait, the
+last error re-raised. Each attempt runs inside the "Image CDN" breaker, so a CDN outage opens
+that breaker and not the BGG one.
+
+Files are named by the service (`<game_id>-<hash of the URL>.<ext from the content type>`),
+streamed to a temporary file in the same folder and renamed into place, so a reader never
+sees half an image and a refused download leaves nothing behind. Only http(s) URLs on hosts
+in `IMAGE_ALLOWED_HOSTS` are fetched; a host name that resolves to a private, loopback or
+link-local address is refused (DNS rebinding), unless the allow-list names that address
+itself (the chaos harness allow-lists its loopback CDN as `127.0.0.1`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import os
+import tempfile
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from system.clock import utcnow
+from system.db.tasks import TaskRecord, Trigger
+from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError
+from system.resilience.retry import RetryPolicy, Sleep, build_retrying
+from system.tasks.recording import TaskRecorder
+
+logger = logging.getLogger(__name__)
+
+TASK_TYPE = "thumbnail_download"
+
+CONTENT_TYPES = {
+    "image/jpeg": "jpg",
+    "image/jpg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "image/avif": "avif",
+}
+
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+
+class ThumbnailError(Exception):
+    """A download that failed for good. `error_type` is what the failure row records."""
+
+    error_type = "ThumbnailError"
+    #: Whether trying again later may work (outages) or not (a refused URL).
+    transient = False
+
+    def __init__(self, message: str, *, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class RefusedUrl(ThumbnailError):
+    """Not an http(s) URL on an allowed host, or it resolves to a private address."""
+
+    error_type = "RefusedUrl"
+
+
+class UnsupportedContentType(ThumbnailError):
+    """The CDN answered with something that is not an image."""
+
+    error_type = "UnsupportedContentType"
+
+
+class ThumbnailTooLarge(ThumbnailError):
+    """The body is larger than `THUMBNAIL_MAX_BYTES`."""
+
+    error_type = "ThumbnailTooLarge"
+
+
+class ImageNotFound(ThumbnailError):
+    """404/410: the image is gone."""
+
+    error_type = "ImageNotFound"
+
+
+class CdnHttpError(ThumbnailError):
+    """Any other unexpected status; 5xx ones are transient."""
+
+    error_type = "CdnHttpError"
+
+    def __init__(self, message: str, *, status: int, attempts: int = 1) -> None:
+        super().__init__(message, attempts=attempts)
+        self.status = status
+        self.transient = status >= 500 or status == 429
+
+
+class CdnUnavailable(ThumbnailError):
+    """The Image CDN breaker is open: no request was made."""
+
+    error_type = "CircuitBreakerOpen"
+    transient = True
+
+
+class ThumbnailNetworkError(ThumbnailError):
+    """Timeouts and network errors that outlasted the retries."""
+
+    transient = True
+
+    def __init__(self, message: str, *, error_type: str, attempts: int) -> None:
+        super().__init__(message, attempts=attempts)
+        self.error_type = error_type
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """A stored thumbnail."""
+
+    path: Path
+    attempts: int
+    bytes: int
+
+
+async def resolve_host(host: str, port: int) -> Sequence[str]:
+    """The addresses `host` resolves to (the default resolver)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+    return [str(info[4][0]) for info in infos]
+
+
+def thumbnail_name(game_id: int, url: str, content_type: str) -> str:
+    """The file name the service gives a thumbnail: never derived from input characters."""
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    return f"{game_id}-{digest}.{CONTENT_TYPES[content_type]}"
+
+
+class ThumbnailDownloader:
+    """Downloads one image to `directory` under the service's rules."""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        breaker: AsyncCircuitBreaker,
+        directory: Path,
+        max_bytes: int,
+        allowed_hosts: Sequence[str],
+        policy: RetryPolicy,
+        attempt_timeout: float,
+        sleep: Sleep = asyncio.sleep,
+        resolver: Resolver = resolve_host,
+    ) -> None:
+        self.http = http
+        self.breaker = breaker
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.policy = policy
+        self.attempt_timeout = attempt_timeout
+        self._sleep = sleep
+        self._resolve = resolver
+
+    async def download(self, game_id: int, url: str) -> Downloaded:
+        """Fetch `url` for `game_id`; raises a `ThumbnailError` when it cannot."""
+        await self._check_url(url)
+        retrying = build_retrying(
+            self.policy,
+            retryable=lambda exc: isinstance(exc, httpx.TimeoutException | httpx.NetworkError),
+            logger=logger,
+            what=f"thumbnail download for game {game_id}",
+            sleep=self._sleep,
+        )
+        attempts = 0
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    return await self._attempt(game_id, url, attempts)
+        except (httpx.TimeoutException, httpx.NetworkError) as exc:
+            raise ThumbnailNetworkError(
+                f"Network error: {_describe(exc)}", error_type=type(exc).__name__, attempts=attempts
+            ) from exc
+        raise AssertionError("unreachable: the retry loop returns or raises")
+
+    async def _check_url(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise RefusedUrl(f"Refused URL scheme {parts.scheme!r}: only http and https")
+        host = (parts.hostname or "").lower()
+        if not host or host not in self.allowed_hosts:
+            raise RefusedUrl(f"Refused host {host!r}: not in IMAGE_ALLOWED_HOSTS")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            return  # an address the operator allow-listed by name is trusted as it is
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            addresses = await self._resolve(host, port)
+        except OSError as exc:
+            raise ThumbnailNetworkError(
+                f"Network error: cannot resolve {host}: {exc}", error_type="DNSError", attempts=1
+            ) from exc
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%")[0])
+            if not ip.is_global:
+                raise RefusedUrl(f"Refused host {host!r}: it resolves to non-public {ip}")
+
+    async def _attempt(self, game_id: int, url: str, attempt: int) -> Downloaded:
+        refused: ThumbnailError | None = None
+        stored: Downloaded | None = None
+        try:
+            async with self.breaker.guard():
+                try:
+                    async with asyncio.timeout(self.attempt_timeout):
+                        stored = await self._fetch(game_id, url, attempt)
+                except TimeoutError as exc:
+                    # The whole attempt (connect, headers, body) ran out of time.
+                    raise httpx.ReadTimeout("thumbnail attempt timed out") from exc
+                except CdnHttpError as exc:
+                    if exc.transient:
+                        raise  # the CDN is failing: the breaker should count it
+                    refused = exc
+                except ThumbnailError as exc:
+                    refused = exc  # the CDN answered; the answer is just not usable
+        except CircuitOpenError as exc:
+            raise CdnUnavailable(
+                f"Image CDN unavailable: circuit breaker open, retry in {exc.retry_after:.0f} s",
+                attempts=attempt,
+            ) from None
+        if refused is not None:
+            refused.attempts = attempt
+            raise refused
+        assert stored is not None
+        return stored
+
+    async def _fetch(self, game_id: int, url: str, attempt: int) -> Downloaded:
+        async with self.http.stream("GET", url) as response:
+            if response.status_code in (404, 410):
+                raise ImageNotFound(f"Image not found ({response.status_code})")
+            if response.status_code != 200:
+                raise CdnHttpError(
+                    f"CDN answered {response.status_code}", status=response.status_code
+                )
+            content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type not in CONTENT_TYPES:
+                raise UnsupportedContentType(
+                    f"Refused content type {content_type or 'missing'!r}: not an image"
+                )
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > self.max_bytes:
+                raise ThumbnailTooLarge(
+                    f"Image is {declared} bytes, more than THUMBNAIL_MAX_BYTES={self.max_bytes}"
+                )
+            self.directory.mkdir(parents=True, exist_ok=True)
+            target = self.directory / thumbnail_name(game_id, url, content_type)
+            size = await self._stream_to(response, target)
+        return Downloaded(path=target, attempts=attempt, bytes=size)
+
+    async def _stream_to(self, response: httpx.Response, target: Path) -> int:
+        handle, tmp_name = tempfile.mkstemp(dir=self.directory, prefix=".part-", suffix=".tmp")
+        tmp = Path(tmp_name)
+        size = 0
+        try:
+            with os.fdopen(handle, "wb") as out:
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise ThumbnailTooLarge(
+                            f"Image is over THUMBNAIL_MAX_BYTES={self.max_bytes} bytes"
+                        )
+                    out.write(chunk)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return size
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+async def run_thumbnail_task(
+    downloader: ThumbnailDownloader,
+    recorder: TaskRecorder,
+    *,
+    game_id: int,
+    url: str,
+    trigger: Trigger = "initial",
+    failure_id: int | None = None,
+) -> bool:
+    """Download one thumbnail and record the run; True when it succeeded.
+
+    Never raises, but for cancellation: a download cut short by shutdown is spooled as a
+    failure to retry (the database may already be closing), then the cancellation goes on.
+    """
+    started = utcnow()
+
+    def failed(message: str, error_type: str, attempts: int, exc: BaseException) -> TaskRecord:
+        return TaskRecord(
+            task_type=TASK_TYPE,
+            game_id=game_id,
+            outcome="failure",
+            attempts=attempts,
+            started_at=started,
+            finished_at=utcnow(),
+            trigger=trigger,
+            url=url,
+            error_message=message,
+            error_type=error_type,
+            stack_trace="".join(traceback.format_exception(exc)),
+            failure_id=failure_id,
+        )
+
+    try:
+        stored = await downloader.download(game_id, url)
+    except asyncio.CancelledError as exc:
+        message = "Cancelled: the service shut down during the download"
+        recorder.spool.append_now(failed(message, "ShutdownCancelled", 1, exc).to_json())
+        raise
+    except ThumbnailError as exc:
+        await recorder.record(failed(str(exc), exc.error_type, exc.attempts, exc))
+        return False
+    except Exception as exc:
+        # A bug, not an outage: still recorded, so nothing disappears silently.
+        logger.exception("thumbnail download for game %s crashed", game_id)
+        await recorder.record(
+            failed(f"Unexpected error: {_describe(exc)}", type(exc).__name__, 1, exc)
+        )
+        return False
+    await recorder.record(
+        TaskRecord(
+            task_type=TASK_TYPE,
+            game_id=game_id,
+            outcome="success",
+            attempts=stored.attempts,
+            started_at=started,
+            finished_at=utcnow(),
+            trigger=trigger,
+            url=url,
+            failure_id=failure_id,
+            thumbnail_path=str(stored.path),
+        )
+    )
+    return True

@@ -1,0 +1,157 @@
+"""The BGG client with an in-process transport: requests it makes, errors it maps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from system.bgg.client import BggClient, build_http_client, parse_retry_after
+from system.bgg.errors import (
+    BggAuthError,
+    BggBadResponse,
+    BggRateLimited,
+    BggTimeout,
+    BggTransientError,
+    GameNotFound,
+)
+from system.resilience.breaker import AsyncCircuitBreaker
+from system.resilience.retry import RetryPolicy
+from tests.conftest import FIXTURES
+
+BRASS = (FIXTURES / "bgg" / "thing_28720_brass_lancashire_stats.xml").read_bytes()
+EMPTY = (FIXTURES / "bgg" / "thing_10000000_nonexistent_empty.xml").read_bytes()
+
+
+class NoSleep:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def client(
+    handler: object, *, token: str | None = None, attempts: int = 3, sleep: NoSleep | None = None
+) -> BggClient:
+    http = build_http_client(
+        connect_timeout=1,
+        read_timeout=1,
+        api_token=token,
+        transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
+    )
+    return BggClient(
+        base_url="http://bgg.test/xmlapi2/",
+        http=http,
+        breaker=AsyncCircuitBreaker("BGG API", fail_max=5, reset_timeout=60),
+        policy=RetryPolicy(attempts=attempts, initial_wait=1, max_wait=10, deadline=15),
+        request_timeout=5,
+        max_id=10_000_000,
+        sleep=sleep or NoSleep(),
+    )
+
+
+async def test_request_shape_and_parsed_game() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=BRASS)
+
+    game = await client(handler, token="s3cret").fetch_thing(28720)
+    assert game.title == "Brass: Lancashire"
+    (request,) = seen
+    assert str(request.url) == "http://bgg.test/xmlapi2/thing?id=28720&stats=1"
+    assert request.headers["Authorization"] == "Bearer s3cret"
+    assert request.headers["User-Agent"].startswith("bgg-reliability/")
+
+
+async def test_no_token_no_authorization_header() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=BRASS)
+
+    await client(handler).fetch_thing(28720)
+    assert "Authorization" not in seen[0].headers
+
+
+@pytest.mark.parametrize(
+    ("response", "error", "requests"),
+    [
+        (httpx.Response(200, content=EMPTY), GameNotFound, 1),
+        (httpx.Response(401), BggAuthError, 1),
+        (httpx.Response(403), BggAuthError, 1),
+        (httpx.Response(200, text="<html><body>oops</body></html>"), BggBadResponse, 1),
+        (httpx.Response(404), BggBadResponse, 1),
+        (httpx.Response(500), BggTransientError, 3),
+        (httpx.Response(502), BggTransientError, 3),
+        (httpx.Response(202, text="<message>queued</message>"), BggTransientError, 3),
+        (httpx.Response(429, headers={"Retry-After": "2"}), BggRateLimited, 3),
+    ],
+)
+async def test_status_mapping(
+    response: httpx.Response, error: type[Exception], requests: int
+) -> None:
+    count = 0
+
+    def handler(_request: httpx.Request) -> httpx.Response:
+        nonlocal count
+        count += 1
+        return response
+
+    with pytest.raises(error):
+        await client(handler).fetch_thing(13)
+    assert count == requests
+
+
+async def test_transport_errors_are_transient_and_timeouts_are_504() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    with pytest.raises(BggTransientError) as refused:
+        await client(refuse).fetch_thing(13)
+    assert refused.value.http_status == 502
+    with pytest.raises(BggTimeout) as timed_out:
+        await client(slow).fetch_thing(13)
+    assert timed_out.value.http_status == 504
+
+
+async def test_retry_after_is_waited_out() -> None:
+    answers = [
+        httpx.Response(503, headers={"Retry-After": "4"}),
+        httpx.Response(200, content=BRASS),
+    ]
+    sleeps = NoSleep()
+    game = await client(lambda _r: answers.pop(0), sleep=sleeps).fetch_thing(28720)
+    assert game.bgg_id == 28720
+    assert sleeps.waits == [4]
+
+
+async def test_oversized_body_is_refused() -> None:
+    big = b"<items>" + b" " * 6_000_000 + b"</items>"
+    with pytest.raises(BggBadResponse, match="larger than"):
+        await client(lambda _r: httpx.Response(200, content=big)).fetch_thing(13)
+
+
+@pytest.mark.parametrize("bgg_id", [0, -1, 10_000_001])
+async def test_out_of_range_ids_make_no_call(bgg_id: int) -> None:
+    def handler(_request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no request may be made")
+
+    with pytest.raises(ValueError, match="between 1 and"):
+        await client(handler).fetch_thing(bgg_id)
+
+
+def test_parse_retry_after() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert parse_retry_after("120") == 120
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    later = (now + timedelta(seconds=30)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert parse_retry_after(later, now=now) == 30

@@ -1,0 +1,133 @@
+"""Shared breaker state through a real redis-server, and life without it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError
+from system.resilience.redis_store import (
+    FailoverBreakerStore,
+    RedisBreakerStore,
+    breaker_key,
+    redis_client,
+)
+from tests.services import RedisServer, redis_server
+
+
+class Worker:
+    """One process's view: its own client, store and breaker, as a second worker has."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.client = redis_client(url, timeout=0.05)
+        self.store = FailoverBreakerStore(
+            RedisBreakerStore(self.client, key, timeout=0.05),
+            breaker="BGG API",
+            probe_interval=0.05,
+        )
+        self.breaker = AsyncCircuitBreaker(
+            "BGG API", fail_max=3, reset_timeout=60, store=self.store
+        )
+
+    async def fail(self) -> None:
+        with pytest.raises(ConnectionError):
+            async with self.breaker.guard():
+                raise ConnectionError("down")
+
+    async def close(self) -> None:
+        await self.store.aclose()
+        await self.client.aclose()
+
+
+async def wait_until(predicate: object, what: str) -> None:
+    for _ in range(250):
+        if predicate():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path) as s:
+        yield s
+
+
+@pytest.fixture
+async def workers(server: RedisServer) -> AsyncIterator[tuple[Worker, Worker]]:
+    key = breaker_key("test", "BGG API")
+    a, b = Worker(server.url, key), Worker(server.url, key)
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def test_failures_seen_by_one_worker_open_the_breaker_for_the_other(
+    workers: tuple[Worker, Worker],
+) -> None:
+    a, b = workers
+    await a.fail()
+    await b.fail()
+    await a.fail()  # the third failure between them: exactly fail_max
+    with pytest.raises(CircuitOpenError):
+        async with b.breaker.guard():
+            pass
+    snap = await b.breaker.snapshot()
+    assert (snap.state, snap.failures) == ("open", 3)
+    assert [t.to_state for t in b.breaker.transitions] == ["open"]
+
+
+async def test_without_redis_each_worker_keeps_its_own_state_and_resyncs(
+    server: RedisServer, workers: tuple[Worker, Worker], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = workers
+    await a.fail()
+    server.stop()
+    with caplog.at_level(logging.WARNING):
+        # Redis is gone: the worker carries on from the state it last knew (1 failure).
+        await a.fail()
+        await a.fail()
+    assert a.store.mode == "local"
+    assert (await a.breaker.snapshot()).state == "open", "local breaker must still open"
+    lost = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
+    assert len(lost) == 1, "the loss is logged once"
+    async with b.breaker.guard():  # b knows nothing of a's failures, and keeps serving
+        pass
+    assert b.store.mode == "local"
+
+    server.start()
+    await wait_until(lambda: a.store.mode == "redis" and b.store.mode == "redis", "resync")
+    # a saw the outage: its open state won over Redis's closed one, and b now sees it too.
+    assert (await b.breaker.snapshot()).state == "open"
+    with pytest.raises(CircuitOpenError):
+        async with b.breaker.guard():
+            pass
+
+
+async def test_a_hung_redis_costs_one_short_timeout(tmp_path: Path) -> None:
+    """A Redis that accepts and never answers is given up on after REDIS_TIMEOUT."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    hang = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = hang.sockets[0].getsockname()[1]
+    worker = Worker(f"redis://127.0.0.1:{port}/0", "k")
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with worker.breaker.guard():
+            pass
+        assert loop.time() - started < 1.0
+        assert worker.store.mode == "local"
+    finally:
+        await worker.close()
+        for writer in accepted:
+            writer.close()
+        hang.close()
+        await hang.wait_closed()

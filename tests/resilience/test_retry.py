@@ -1,0 +1,115 @@
+"""Retry loops: only what may be retried, Retry-After honoured, never past the deadline."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from system.resilience.budget import RetryBudget
+from system.resilience.retry import RetryPolicy, build_retrying
+
+LOG = logging.getLogger("test.retry")
+
+
+class Transient(Exception):
+    def __init__(self, retry_after: float | None = None) -> None:
+        super().__init__("transient")
+        self.retry_after = retry_after
+
+
+class Permanent(Exception):
+    pass
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+async def run(policy: RetryPolicy, errors: list[Exception], **kwargs: object) -> tuple[int, Sleeps]:
+    sleeps = Sleeps()
+    retrying = build_retrying(
+        policy,
+        retryable=lambda e: isinstance(e, Transient),
+        logger=LOG,
+        what="call",
+        sleep=sleeps,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    attempts = 0
+    async for attempt in retrying:
+        with attempt:
+            attempts = attempt.retry_state.attempt_number
+            if errors:
+                raise errors.pop(0)
+    return attempts, sleeps
+
+
+async def test_retries_transient_errors_with_full_jitter(caplog: pytest.LogCaptureFixture) -> None:
+    policy = RetryPolicy(attempts=3, initial_wait=1, max_wait=10, deadline=15)
+    with caplog.at_level(logging.WARNING):
+        attempts, sleeps = await run(policy, [Transient(), Transient()])
+    assert attempts == 3
+    assert len(sleeps.waits) == 2 and all(0 <= w <= 10 for w in sleeps.waits)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and "attempt 1 of 3" in warnings[0].getMessage()
+
+
+async def test_gives_up_after_the_attempts_and_reraises() -> None:
+    policy = RetryPolicy(attempts=3, initial_wait=1, max_wait=10, deadline=15)
+    with pytest.raises(Transient):
+        await run(policy, [Transient(), Transient(), Transient(), Transient()])
+
+
+async def test_never_retries_other_errors() -> None:
+    policy = RetryPolicy(attempts=3, initial_wait=1, max_wait=10, deadline=15)
+    errors: list[Exception] = [Permanent()]
+    with pytest.raises(Permanent):
+        await run(policy, errors)
+
+
+async def test_waits_what_retry_after_says() -> None:
+    policy = RetryPolicy(attempts=3, initial_wait=1, max_wait=10, deadline=15)
+    _, sleeps = await run(policy, [Transient(retry_after=7)])
+    assert sleeps.waits == [7]
+
+
+async def test_never_sleeps_past_the_deadline() -> None:
+    policy = RetryPolicy(attempts=3, initial_wait=1, max_wait=10, deadline=15)
+    with pytest.raises(Transient):
+        await run(policy, [Transient(retry_after=20), Transient()])
+
+
+async def test_spec_thumbnail_policy_waits_2_to_10_seconds() -> None:
+    policy = RetryPolicy(attempts=3, initial_wait=1, min_wait=2, max_wait=10, jitter=False)
+    _, sleeps = await run(policy, [Transient(), Transient()])
+    assert sleeps.waits == [2, 2]
+    longer = RetryPolicy(attempts=6, initial_wait=1, min_wait=2, max_wait=10, jitter=False)
+    _, sleeps = await run(longer, [Transient()] * 5)
+    assert sleeps.waits == [2, 2, 4, 8, 10]
+
+
+async def test_budget_caps_retries_under_a_sustained_outage() -> None:
+    """Retries add at most ~ratio of the first attempts once the bucket has drained."""
+    budget = RetryBudget(0.1, capacity=10)
+    policy = RetryPolicy(attempts=3, initial_wait=1, max_wait=10, deadline=15)
+    first_attempts = retries = 0
+    for _ in range(1000):
+        budget.deposit()
+        first_attempts += 1
+        errors: list[Exception] = [Transient(), Transient(), Transient()]
+        with pytest.raises(Transient):
+            await run(policy, errors, budget=budget)
+        retries += 3 - len(errors) - 1
+    assert retries <= 0.1 * first_attempts + 10
+    assert retries >= 0.1 * first_attempts - 1
+    assert budget.exhausted > 0
+
+
+def test_budget_refuses_a_bad_ratio() -> None:
+    with pytest.raises(ValueError, match="ratio"):
+        RetryBudget(1.5)
