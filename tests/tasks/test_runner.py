@@ -1,0 +1,53 @@
+"""The task runner: bounded concurrency, and a shutdown that loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from chaos.fakes import FaultRule
+from system.db.models import BackgroundTaskFailure
+from system.tasks.runner import TaskRunner
+from tests.conftest import ServiceFactory
+from tests.fakes import Upstreams
+
+
+async def test_at_most_concurrency_tasks_run_at_once() -> None:
+    runner = TaskRunner(concurrency=3)
+    running = peak = 0
+    release = asyncio.Event()
+
+    async def work() -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+
+    for n in range(10):
+        runner.submit(work(), name=f"w{n}")
+    await asyncio.sleep(0.01)
+    assert (peak, runner.running, runner.pending) == (3, 3, 10)
+    release.set()
+    await runner.join()
+    assert runner.pending == 0
+
+
+async def test_shutdown_drains_and_records_what_it_had_to_cut(
+    make_service: ServiceFactory, upstreams: Upstreams
+) -> None:
+    upstreams.cdn_app.engine.set_rules([FaultRule(hang=True)])
+    async with make_service(background_drain_seconds=0.1) as service:
+        assert (await service.import_game(28720)).status_code == 201
+        while upstreams.image_requests() == 0:
+            await asyncio.sleep(0.01)
+        spool = service.services.recorder.spool
+    # The lifespan ended: the hanging download was cancelled and spooled, not lost.
+    assert spool.pending() == 1
+    upstreams.cdn_app.engine.clear()
+    async with make_service() as restarted:
+        async with restarted.services.database.session() as session:
+            (failure,) = await session.scalars(select(BackgroundTaskFailure))
+    assert failure.error_type == "ShutdownCancelled"
+    assert spool.pending() == 0
