@@ -35,3 +35,29 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "system", "chaos", "benchmarks")
+
+
+@nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """The main job: fault-injection scenarios against the real service (`python -m chaos run`).
+
+    ARGS go to `python -m chaos run` (scenarios, --seed, --workers, --service-env KEY=VALUE,
+    --target URL, ...). Runs every scenario on SQLite, and the database scenarios on
+    PostgreSQL too when TEST_DATABASE_URL is set.
+    """
+    _install(session, "chaos")
+    session.run("python", "-m", "chaos", "run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def load(session: nox.Session) -> None:
+    """A bounded headless Locust run with pass/fail thresholds (`python -m loadtests`)."""
+    _install(session, "load")
+    session.run("python", "-m", "loadtests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def notebooks(session: nox.Session) -> None:
+    """Execute the notebook reports headless into reports/notebooks/ (`python -m notebooks`)."""
+    _install(session, "notebooks")
+    session.run("python", "-m", "notebooks", *session.posargs)
