@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from pydantic import ValidationError
@@ -93,6 +97,12 @@ def serve_command(settings: Settings, host: str, port: int, workers: int) -> int
     # Migrate once here so several workers do not all race to create the same tables.
     if workers > 1 and settings.auto_migrate and migrate_command(settings) != 0:
         print("warning: starting anyway; workers keep retrying the migration", file=sys.stderr)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metric samples here and /metrics sums them; the folder must
+        # be fresh (old samples would be summed too), so it is made now and removed at exit.
+        directory = tempfile.mkdtemp(prefix="bgg-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
     uvicorn.run(
         "system.app:create_app",
         factory=True,

@@ -9,9 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from system import __version__
-from system.api import admin, health, monitoring, public
+from system.api import admin, failures, health, monitoring, observability, public
 from system.api.errors import install_error_handlers
 from system.config import Settings
+from system.observability.alerts import RequestWindow
+from system.observability.metrics import Metrics, MetricsMiddleware
+from system.observability.sentry import RateLimiter, close_sentry, init_sentry
+from system.resilience.breaker import API_STATE
 from system.services import Overrides, build_services
 from system.tokens import AdminTokens
 
@@ -25,21 +29,33 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
     network, the sleep and DNS); uvicorn calls this with neither.
     """
     settings = settings if settings is not None else Settings()
+    metrics = Metrics()
+    window = RequestWindow(settings.alert_error_rate_window_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = build_services(settings, overrides)
+        services = build_services(settings, overrides, metrics=metrics, window=window)
         app.state.services = services
         app.state.database = services.database
+        breaker = services.bgg_breaker
+        sentry_started = init_sentry(
+            settings,
+            breaker_state=lambda: API_STATE[breaker.last_known_state],
+            transport=overrides.sentry_transport if overrides else None,
+        )
         if settings.auto_migrate:
             await services.database.auto_migrate()
         if services.database.schema_ready:
             # Records spooled while the database was down, by this or an earlier process.
             await services.recorder.replay()
+        services.recovery.start()
+        services.alerter.start()
         try:
             yield
         finally:
             await services.aclose()
+            if sentry_started:
+                close_sentry()
 
     app = FastAPI(
         title="bgg-reliability",
@@ -48,10 +64,15 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.rejection_reports = RateLimiter(60.0)
     app.state.admin_tokens = AdminTokens(settings.admin_tokens)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, window=window)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(public.router)
     app.include_router(admin.router)
     app.include_router(monitoring.router)
+    app.include_router(failures.router)
+    app.include_router(observability.router)
     return app

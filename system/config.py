@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     )
     auto_migrate: bool = Field(True, description="Run Alembic upgrade to head at start-up.")
     database_connect_timeout: float = Field(
-        5.0, gt=0, description="Seconds to wait for a database connection before giving up."
+        5.0,
+        gt=0,
+        description="Seconds to wait for a connection (SQLite: for a lock) before giving up.",
     )
 
     # Identity and deployment
@@ -77,6 +79,9 @@ class Settings(BaseSettings):
     bgg_retry_budget_ratio: float = Field(
         0.1, ge=0, le=1, description="Retries may add at most this share to upstream traffic."
     )
+    bgg_retry_budget_min_per_second: float = Field(
+        2.0, ge=0, description="...plus this many retries a second, so a trickle is retried."
+    )
     bgg_breaker_fail_max: int = Field(5, ge=1)
     bgg_breaker_reset_timeout: float = Field(60.0, gt=0)
     bgg_max_id: int = Field(10_000_000, ge=1, description="Largest bgg_id accepted for import.")
@@ -108,9 +113,25 @@ class Settings(BaseSettings):
         True, description="Only for proving the chaos harness catches lost records."
     )
 
-    # Alerts and recovery
-    alert_webhook_url: str | None = None
-    auto_retry_max: int = Field(3, ge=0)
+    # Recovery
+    auto_retry_max: int = Field(
+        3, ge=0, description="Automatic retries of one failure after outages, at most."
+    )
+    auto_retry_lookback_seconds: float = Field(
+        3600, gt=0, description="Failures younger than this are retried when a breaker closes."
+    )
+    recovery_check_seconds: float = Field(
+        5.0, gt=0, description="How often an open breaker with failures waiting is probed."
+    )
+
+    # Alerts (in the service itself, for those without Prometheus)
+    alert_webhook_url: str | None = Field(None, description="Slack-compatible webhook URL.")
+    alert_check_interval_seconds: float = Field(5.0, gt=0)
+    alert_error_rate_threshold: float = Field(0.01, ge=0, le=1)
+    alert_error_rate_window_seconds: float = Field(300, gt=0)
+    alert_error_rate_min_requests: int = Field(20, ge=1)
+    alert_breaker_open_seconds: float = Field(300, ge=0)
+    alert_unresolved_threshold: int = Field(50, ge=0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -12,12 +12,17 @@ from dataclasses import dataclass, field
 
 import httpx
 from redis.asyncio import Redis
+from sentry_sdk.transport import Transport
 
 from system.bgg.client import BggClient, build_http_client
+from system.bgg.errors import BggUnavailable
 from system.config import Settings
 from system.db.database import Database
+from system.db.tasks import TaskRecord
 from system.importer import GameImporter
-from system.resilience.breaker import AsyncCircuitBreaker
+from system.observability.alerts import Alerter, RequestWindow
+from system.observability.metrics import STATE_VALUES, Metrics
+from system.resilience.breaker import AsyncCircuitBreaker, Transition
 from system.resilience.budget import RetryBudget
 from system.resilience.redis_store import (
     FailoverBreakerStore,
@@ -28,6 +33,7 @@ from system.resilience.redis_store import (
 from system.resilience.retry import RetryPolicy, Sleep
 from system.resilience.store import BreakerStore, MemoryBreakerStore
 from system.tasks.recording import TaskRecorder
+from system.tasks.recovery import Recovery
 from system.tasks.runner import TaskRunner
 from system.tasks.spool import Spool
 from system.tasks.thumbnails import Resolver, ThumbnailDownloader, resolve_host
@@ -40,12 +46,13 @@ CDN_BREAKER = "Image CDN"
 
 @dataclass
 class Overrides:
-    """Test hooks: what a test injects instead of the real network, clock or DNS."""
+    """Test hooks: what a test injects instead of the real network, clock, DNS or Sentry."""
 
     bgg_transport: httpx.AsyncBaseTransport | None = None
     cdn_transport: httpx.AsyncBaseTransport | None = None
     sleep: Sleep | None = None
     resolver: Resolver | None = None
+    sentry_transport: Transport | None = None
 
 
 @dataclass
@@ -60,6 +67,9 @@ class Services:
     runner: TaskRunner
     recorder: TaskRecorder
     importer: GameImporter
+    recovery: Recovery
+    metrics: Metrics
+    alerter: Alerter
     bgg_http: httpx.AsyncClient
     cdn_http: httpx.AsyncClient
     redis: Redis | None = None
@@ -72,6 +82,8 @@ class Services:
 
     async def aclose(self) -> None:
         """Drain background tasks, then close clients, Redis and the database."""
+        await self.alerter.aclose()
+        await self.recovery.aclose()
         await self.runner.drain(self.settings.background_drain_seconds)
         for store in self.stores:
             await store.aclose()
@@ -103,9 +115,17 @@ def thumbnail_retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def build_services(settings: Settings, overrides: Overrides | None = None) -> Services:
+def build_services(
+    settings: Settings,
+    overrides: Overrides | None = None,
+    *,
+    metrics: Metrics | None = None,
+    window: RequestWindow | None = None,
+) -> Services:
     """Build every long-lived object for `settings` (no I/O happens here)."""
     overrides = overrides or Overrides()
+    metrics = metrics or Metrics()
+    window = window or RequestWindow(settings.alert_error_rate_window_seconds)
     sleep = overrides.sleep or asyncio.sleep
     database = Database(settings.database_url, connect_timeout=settings.database_connect_timeout)
 
@@ -153,8 +173,12 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         policy=bgg_retry_policy(settings),
         request_timeout=settings.bgg_request_timeout,
         max_id=settings.bgg_max_id,
-        budget=RetryBudget(settings.bgg_retry_budget_ratio),
+        budget=RetryBudget(
+            settings.bgg_retry_budget_ratio,
+            min_per_second=settings.bgg_retry_budget_min_per_second,
+        ),
         sleep=sleep,
+        on_fetch=lambda attempts, outcome: _count_fetch(metrics, attempts, outcome),
     )
     cdn_http = build_http_client(
         connect_timeout=min(settings.thumbnail_timeout, 5.0),
@@ -174,10 +198,35 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
     )
     runner = TaskRunner(settings.background_concurrency)
     recorder = TaskRecorder(
-        database, Spool(settings.spool_path), record_failures=settings.record_failures
+        database,
+        Spool(settings.spool_path),
+        record_failures=settings.record_failures,
+        on_record=lambda record: _count_record(metrics, record),
     )
+    metrics.watch_spool(recorder.spool.pending)
+    for breaker in (bgg_breaker, cdn_breaker):
+        _watch_breaker(metrics, breaker)
     importer = GameImporter(
         bgg=bgg, database=database, runner=runner, downloader=downloader, recorder=recorder
+    )
+    recovery = Recovery(
+        database=database,
+        downloader=downloader,
+        recorder=recorder,
+        runner=runner,
+        cdn_breaker=cdn_breaker,
+        auto_retry_max=settings.auto_retry_max,
+        lookback_seconds=settings.auto_retry_lookback_seconds,
+        check_seconds=settings.recovery_check_seconds,
+        concurrency=settings.background_concurrency,
+    )
+    alerter = Alerter(
+        settings=settings,
+        window=window,
+        breakers=[bgg_breaker, cdn_breaker],
+        database=database,
+        redis=redis,
+        on_unresolved=metrics.unresolved.set,
     )
     return Services(
         settings=settings,
@@ -188,8 +237,41 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         runner=runner,
         recorder=recorder,
         importer=importer,
+        recovery=recovery,
+        metrics=metrics,
+        alerter=alerter,
         bgg_http=bgg_http,
         cdn_http=cdn_http,
         redis=redis,
         stores=stores,
     )
+
+
+def _count_fetch(metrics: Metrics, attempts: int, outcome: str) -> None:
+    if outcome == BggUnavailable.__name__:
+        attempts -= 1  # the last attempt was the breaker's rejection: nothing was sent
+    if attempts:
+        metrics.bgg_attempts.labels("first").inc()
+        if attempts > 1:
+            metrics.bgg_attempts.labels("retry").inc(attempts - 1)
+    metrics.bgg_fetches.labels(outcome).inc()
+
+
+def _count_record(metrics: Metrics, record: TaskRecord) -> None:
+    metrics.task_runs.labels(record.task_type, record.outcome, record.trigger).inc()
+    if record.outcome == "failure":
+        metrics.failures_recorded.labels(record.task_type, record.error_type or "unknown").inc()
+
+
+def _watch_breaker(metrics: Metrics, breaker: AsyncCircuitBreaker) -> None:
+    metrics.breaker_state.labels(breaker.name).set(STATE_VALUES["closed"])
+
+    def transition(change: Transition) -> None:
+        metrics.breaker_state.labels(change.breaker).set(STATE_VALUES[change.to_state])
+        if change.local:  # each worker counts the changes it made, so the sum is right
+            metrics.breaker_transitions.labels(
+                change.breaker, change.from_state, change.to_state
+            ).inc()
+
+    breaker.on_transition(transition)
+    breaker.on_rejection(lambda _exc: metrics.breaker_rejections.labels(breaker.name).inc())

@@ -16,6 +16,7 @@ import logging
 import math
 from typing import Any
 
+import sentry_sdk
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from system.bgg.errors import BggError, BggUnavailable
+from system.observability.sentry import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -93,18 +95,40 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.message, code=exc.code, headers=exc.headers, **exc.extra)
 
 
+def _report(request: Request, exc: Exception, *, fingerprint: list[str] | None = None) -> None:
+    """Send an error that was answered on purpose (not a crash) to Sentry.
+
+    Building an event (frames, local variables) costs milliseconds, so nothing is built when
+    Sentry is off, and the open breaker's rejections, which come by the thousand and are all
+    one issue, are reported at most once a minute per worker.
+    """
+    if not sentry_sdk.get_client().is_active():
+        return
+    limiter: RateLimiter = request.app.state.rejection_reports
+    if isinstance(exc, BggUnavailable) and not limiter.allow():
+        return
+    with sentry_sdk.new_scope() as scope:
+        if fingerprint:
+            scope.fingerprint = fingerprint
+        sentry_sdk.capture_exception(exc)
+
+
 def _bgg_code(exc: BggError) -> str:
     # BggUnavailable -> bgg_unavailable, GameNotFound -> game_not_found
     name = type(exc).__name__
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
-async def _bgg_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _bgg_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BggError)
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if isinstance(exc, BggUnavailable):
         extra = {"breaker": exc.breaker, "state": exc.state, "retry_after": exc.retry_after}
+        # The designed answer during an outage: not an error for the error-rate alert.
+        request.state.breaker_rejection = True
+    if exc.http_status >= 500:
+        _report(request, exc)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
@@ -140,6 +164,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     logger.warning(
         "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
     )
+    _report(request, exc, fingerprint=["database-unavailable"])
     return error_response(
         503,
         "Database unavailable, try again shortly",

@@ -81,3 +81,39 @@ class BreakerList(BaseModel):
     """Every breaker of the service."""
 
     circuit_breakers: list[BreakerStatus]
+
+
+class FailureOut(BaseModel):
+    """One recorded background task failure (no stack trace: see the table for that)."""
+
+    id: int
+    task_type: str
+    game_id: int | None
+    error_message: str
+    error_type: str | None
+    retry_count: int | None
+    url: str | None
+    resolved: bool
+    created_at: UTCTimestamp | None
+    resolved_at: UTCTimestamp | None
+    #: `transient` (timeouts, network, 5xx, breaker open: worth retrying) or `permanent`.
+    failure_class: str
+
+
+class FailureList(BaseModel):
+    """The spec's monitoring answer, plus paging."""
+
+    total_failures: int
+    unresolved_failures: int
+    task_type_counts: dict[str, int]
+    failures: list[FailureOut]
+    next_cursor: str | None
+    limit: int
+
+
+class ActionResult(BaseModel):
+    """The answer of resolve and retry."""
+
+    success: bool
+    message: str
+    failure: FailureOut | None = None

@@ -197,6 +197,7 @@ class BggClient:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        on_fetch: Callable[[int, str], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http
@@ -208,6 +209,8 @@ class BggClient:
         self._sleep = sleep
         self._clock = clock
         self._max_bytes = max_bytes
+        #: Told `(attempts, outcome)` after every fetch; outcome is `ok` or the error's name.
+        self.on_fetch = on_fetch
 
     def _worth_retrying(self, exc: BaseException) -> bool:
         # Once this failure has opened the breaker, a wait would only end in a rejection.
@@ -233,11 +236,18 @@ class BggClient:
             budget=self.budget,
             sleep=self._sleep,
         )
-        attempts = 0
-        async for attempt in retrying:
-            with attempt:
-                attempts = attempt.retry_state.attempt_number
-                game = await self._request_once(bgg_id, started)
+        attempts, outcome = 0, "ok"
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    game = await self._request_once(bgg_id, started)
+        except BaseException as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            if self.on_fetch is not None:
+                self.on_fetch(attempts, outcome)
         return game, attempts
 
     async def _request_once(self, bgg_id: int, started: float) -> BggGame:

@@ -69,10 +69,18 @@ class Database:
 
     async def check(self) -> str | None:
         """None when the database answers a round trip at head; else a one-line reason."""
+        sqlite = self.engine.dialect.name == "sqlite"
         try:
-            async with asyncio.timeout(self.connect_timeout):
+            async with asyncio.timeout(self.connect_timeout + (1 if sqlite else 0)):
                 async with self.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                    if sqlite:
+                        # SELECT 1 would answer while another process holds the write lock
+                        # and every write fails: ask for the write lock itself.
+                        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                        await conn.exec_driver_sql("ROLLBACK")
+                    else:
+                        await conn.execute(text("SELECT 1"))
                 if not self.schema_ready:
                     current = await migrate.current_revision(self.engine)
                     if current != migrate.head_revision():

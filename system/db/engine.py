@@ -19,7 +19,8 @@ def create_engine(database_url: str, *, connect_timeout: float = 5.0) -> AsyncEn
     """An async engine for `database_url`, with the per-backend settings this service needs.
 
     SQLite: the folder is created, foreign keys are enforced on every connection (otherwise
-    `ON DELETE SET NULL` silently does nothing) and writers wait for a lock instead of failing.
+    `ON DELETE SET NULL` silently does nothing), and a writer waits up to `connect_timeout`
+    for another's lock (sqlite3's busy timeout) before failing.
     PostgreSQL: the session time zone is UTC, so `NOW()` defaults store UTC in `TIMESTAMP`
     columns, and connecting gives up after `connect_timeout` seconds.
     """
@@ -43,7 +44,6 @@ def create_engine(database_url: str, *, connect_timeout: float = 5.0) -> AsyncEn
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 

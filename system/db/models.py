@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -91,6 +92,16 @@ class BackgroundTaskFailure(Base):
         Index("idx_task_failure_resolved", "resolved", "created_at"),
         Index("idx_task_failure_game", "game_id", "task_type"),
     )
+
+
+class BackgroundTaskFailureCount(Base):
+    """How many failures there are per (task_type, resolved); kept by database triggers."""
+
+    __tablename__ = "background_task_failure_counts"
+
+    task_type: Mapped[str] = mapped_column(String(100), primary_key=True)
+    resolved: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    failures: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
 
 class BackgroundTaskRun(Base):

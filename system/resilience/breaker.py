@@ -64,6 +64,9 @@ class Transition:
     from_state: str
     to_state: str
     at: datetime
+    #: True when this process made the change; False when it noticed another worker's
+    #: (through the shared store). Follow-up work (automatic retries) runs only where local.
+    local: bool = True
 
 
 TransitionCallback = Callable[[Transition], None]
@@ -129,7 +132,13 @@ class _TransitionListener(pybreaker.CircuitBreakerListener):
         if old is None or old == new_state.name:
             return
         self.owner._notify(
-            Transition(str(cb.name), API_STATE[old], API_STATE[new_state.name], _now())
+            Transition(
+                str(cb.name),
+                API_STATE[old],
+                API_STATE[new_state.name],
+                _now(),
+                local=self.owner._changing_locally,
+            )
         )
 
 
@@ -165,6 +174,8 @@ class AsyncCircuitBreaker:
         self._is_failure = is_failure or (lambda _exc: True)
         self.transitions: deque[Transition] = deque(maxlen=history)
         self._callbacks: list[TransitionCallback] = []
+        self._rejection_callbacks: list[Callable[[CircuitOpenError], None]] = []
+        self._changing_locally = False
 
     @property
     def name(self) -> str:
@@ -190,13 +201,17 @@ class AsyncCircuitBreaker:
         """Call `callback` on every real state change this process observes."""
         self._callbacks.append(callback)
 
+    def on_rejection(self, callback: Callable[[CircuitOpenError], None]) -> None:
+        """Call `callback` on every call rejected without running (metrics count them)."""
+        self._rejection_callbacks.append(callback)
+
     async def snapshot(self) -> Snapshot:
         """The current (shared) state; also brings the pybreaker mirror up to date."""
-        return self._observe(await self.store.load())
+        return self._observe(await self.store.load(), local=False)
 
     async def reset(self, state: str = CLOSED) -> Snapshot:
         """Force a state; for operators and tests."""
-        return self._observe(await self.store.reset(state, _now().timestamp()))
+        return self._observe(await self.store.reset(state, _now().timestamp()), local=True)
 
     def seconds_until_half_open(self, snap: Snapshot) -> float | None:
         """Seconds left before an open breaker admits a trial; None unless open."""
@@ -211,16 +226,19 @@ class AsyncCircuitBreaker:
         Raises `CircuitOpenError` at once, without running the block, while the breaker is
         open or another caller holds the half-open trial.
         """
-        snap = self._observe(await self.store.load())
+        snap = self._observe(await self.store.load(), local=False)
         token: str | None = None
         if snap.state != CLOSED:
             token = uuid.uuid4().hex
             claimed, snap = await self.store.try_begin_trial(
                 token, self.reset_timeout, _now().timestamp(), self.trial_ttl
             )
-            self._observe(snap)
+            self._observe(snap, local=True)
             if not claimed:
-                raise self._rejection(snap)
+                rejection = self._rejection(snap)
+                for callback in self._rejection_callbacks:
+                    callback(rejection)
+                raise rejection
         generation = snap.generation
         try:
             yield
@@ -228,7 +246,7 @@ class AsyncCircuitBreaker:
             if not isinstance(exc, Exception):
                 # Cancellation (or interpreter exit) says nothing about the upstream.
                 if token is not None:
-                    self._observe(await self.store.release_trial(token))
+                    self._observe(await self.store.release_trial(token), local=True)
                 raise
             failed = self._is_failure(exc)
             await self._record(token, generation, success=not failed)
@@ -244,7 +262,7 @@ class AsyncCircuitBreaker:
             snap = await self.store.record_success(generation)
         else:
             snap = await self.store.record_failure(generation, self.fail_max, now)
-        self._observe(snap)
+        self._observe(snap, local=True)
 
     def _rejection(self, snap: Snapshot) -> CircuitOpenError:
         now = _now().timestamp()
@@ -255,11 +273,15 @@ class AsyncCircuitBreaker:
             wait = 1.0
         return CircuitOpenError(self.name, snap.state, max(1.0, float(math.ceil(wait))))
 
-    def _observe(self, snap: Snapshot) -> Snapshot:
+    def _observe(self, snap: Snapshot, *, local: bool) -> Snapshot:
         self._mirror.snap = snap
         # Reading `state` makes pybreaker notice a change made by any worker and tell the
         # listeners, old state and new.
-        _ = self.pybreaker.state
+        self._changing_locally = local
+        try:
+            _ = self.pybreaker.state
+        finally:
+            self._changing_locally = False
         return snap
 
     def _notify(self, transition: Transition) -> None:

@@ -1,31 +1,54 @@
 """A retry budget: under a sustained outage, retries add at most a fixed share of traffic.
 
-The token-bucket form used by gRPC's retry throttling and the AWS SDKs: every first attempt
-deposits `ratio` tokens, every retry spends one, and retries stop when the bucket is empty.
-A full bucket (`capacity` tokens) lets a short burst of failures be retried normally; once
-it has drained, at most `ratio` retries are made per first attempt.
+A token bucket in the manner of Finagle's RetryBudget, gRPC's retry throttling and the AWS
+SDKs: every first attempt deposits `ratio` tokens, time deposits `min_per_second` tokens a
+second (so a trickle of calls can always be retried), and every retry spends one token. A full
+bucket (`capacity`) lets a burst of failures be retried normally; once it has drained, retries
+are at most `ratio` of the first attempts plus `min_per_second`.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 
 class RetryBudget:
     """Token bucket shared by every call of one client (one per worker)."""
 
-    def __init__(self, ratio: float, *, capacity: float = 10.0) -> None:
+    def __init__(
+        self,
+        ratio: float,
+        *,
+        min_per_second: float = 0.0,
+        capacity: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not 0 <= ratio <= 1:
             raise ValueError("ratio must be between 0 and 1")
+        if min_per_second < 0:
+            raise ValueError("min_per_second must not be negative")
         self.ratio = ratio
+        self.min_per_second = min_per_second
         self.capacity = capacity
         self.tokens = capacity
         self.exhausted = 0
+        self._clock = clock
+        self._last = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self._last) * self.min_per_second)
+        self._last = now
 
     def deposit(self) -> None:
         """A first attempt was made."""
+        self._refill()
         self.tokens = min(self.capacity, self.tokens + self.ratio)
 
     def try_spend(self) -> bool:
         """Take one token for a retry; False (and no retry) when the budget is spent."""
+        self._refill()
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True

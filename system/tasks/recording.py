@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
 
@@ -23,10 +24,19 @@ logger = logging.getLogger(__name__)
 class TaskRecorder:
     """Writes `TaskRecord`s; owns the spool and its replay."""
 
-    def __init__(self, database: Database, spool: Spool, *, record_failures: bool = True) -> None:
+    def __init__(
+        self,
+        database: Database,
+        spool: Spool,
+        *,
+        record_failures: bool = True,
+        on_record: Callable[[TaskRecord], None] | None = None,
+    ) -> None:
         self.database = database
         self.spool = spool
         self.record_failures = record_failures
+        #: Told about every run recorded (to the database or the spool), for metrics.
+        self.on_record = on_record
         self._replay_lock = asyncio.Lock()
         self._db_down_logged = False
 
@@ -36,6 +46,8 @@ class TaskRecorder:
             # RECORD_FAILURES=false exists only so the chaos harness can prove it notices.
             logger.error("failure recording is OFF: dropping %s", record.record_id)
             return
+        if self.on_record is not None:
+            self.on_record(record)
         try:
             await self._write(record)
         except Exception as exc:

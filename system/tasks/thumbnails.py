@@ -89,14 +89,20 @@ class ImageNotFound(ThumbnailError):
 
 
 class CdnHttpError(ThumbnailError):
-    """Any other unexpected status; 5xx ones are transient."""
+    """An unexpected 4xx: asking again will not help."""
 
     error_type = "CdnHttpError"
 
     def __init__(self, message: str, *, status: int, attempts: int = 1) -> None:
         super().__init__(message, attempts=attempts)
         self.status = status
-        self.transient = status >= 500 or status == 429
+
+
+class CdnServerError(CdnHttpError):
+    """5xx or 429: the CDN is failing (counted by its breaker), try again later."""
+
+    error_type = "CdnServerError"
+    transient = True
 
 
 class CdnUnavailable(ThumbnailError):
@@ -221,10 +227,8 @@ class ThumbnailDownloader:
                 except TimeoutError as exc:
                     # The whole attempt (connect, headers, body) ran out of time.
                     raise httpx.ReadTimeout("thumbnail attempt timed out") from exc
-                except CdnHttpError as exc:
-                    if exc.transient:
-                        raise  # the CDN is failing: the breaker should count it
-                    refused = exc
+                except CdnServerError:
+                    raise  # the CDN is failing: its breaker must count it
                 except ThumbnailError as exc:
                     refused = exc  # the CDN answered; the answer is just not usable
         except CircuitOpenError as exc:
@@ -243,9 +247,12 @@ class ThumbnailDownloader:
             if response.status_code in (404, 410):
                 raise ImageNotFound(f"Image not found ({response.status_code})")
             if response.status_code != 200:
-                raise CdnHttpError(
-                    f"CDN answered {response.status_code}", status=response.status_code
+                error = (
+                    CdnServerError
+                    if response.status_code in (429,) or (response.status_code >= 500)
+                    else CdnHttpError
                 )
+                raise error(f"CDN answered {response.status_code}", status=response.status_code)
             content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type not in CONTENT_TYPES:
                 raise UnsupportedContentType(

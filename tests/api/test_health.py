@@ -51,3 +51,30 @@ async def test_readiness_reports_an_unmigrated_schema(tmp_path: Path) -> None:
             response = await client.get("/health/ready")
             assert response.status_code == 503
             assert "schema" in response.json()["reason"]
+
+
+async def test_readiness_fails_while_another_process_holds_the_sqlite_write_lock(
+    tmp_path: Path,
+) -> None:
+    """SELECT 1 would still answer; every write would fail. Readiness must say so."""
+    import sqlite3
+
+    path = tmp_path / "locked.db"
+    settings = make_settings(
+        database_url=f"sqlite+aiosqlite:///{path}", database_connect_timeout=0.2
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/health/ready")).status_code == 200
+            holder = sqlite3.connect(path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                response = await client.get("/health/ready")
+                assert response.status_code == 503
+                assert "locked" in response.json()["reason"]
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            assert (await client.get("/health/ready")).status_code == 200

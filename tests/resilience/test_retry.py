@@ -113,3 +113,18 @@ async def test_budget_caps_retries_under_a_sustained_outage() -> None:
 def test_budget_refuses_a_bad_ratio() -> None:
     with pytest.raises(ValueError, match="ratio"):
         RetryBudget(1.5)
+    with pytest.raises(ValueError, match="min_per_second"):
+        RetryBudget(0.1, min_per_second=-1)
+
+
+def test_budget_floor_refills_with_time() -> None:
+    now = [0.0]
+    budget = RetryBudget(0.0, min_per_second=2, capacity=10, clock=lambda: now[0])
+    for _ in range(10):
+        assert budget.try_spend()
+    assert not budget.try_spend()
+    now[0] += 0.5  # one token's worth of time
+    assert budget.try_spend()
+    assert not budget.try_spend()
+    now[0] += 100  # never more than the capacity
+    assert sum(budget.try_spend() for _ in range(20)) == 10

@@ -81,7 +81,8 @@ async def test_three_timeouts_leave_one_failure_row_and_one_failed_run(
         ({"oversize": 6_000_000}, "ThumbnailTooLarge"),
         ({"oversize": 6_000_000, "chunked": True}, "ThumbnailTooLarge"),
         ({"status": 404}, "ImageNotFound"),
-        ({"status": 503}, "CdnHttpError"),
+        ({"status": 503}, "CdnServerError"),
+        ({"status": 400}, "CdnHttpError"),
     ],
 )
 async def test_refused_answers_are_recorded_and_leave_no_file(
@@ -157,5 +158,5 @@ async def test_cdn_outage_opens_the_cdn_breaker_not_the_bgg_one(
         breakers = (await service.admin_get("/api/admin/monitoring/circuit-breakers")).json()
     states = {b["circuit_breaker"]: b["state"] for b in breakers["circuit_breakers"]}
     assert states == {"BGG API": "closed", "Image CDN": "open"}
-    assert [f.error_type for f in failures] == ["CdnHttpError"] * 5 + ["CircuitBreakerOpen"] * 2
+    assert [f.error_type for f in failures] == ["CdnServerError"] * 5 + ["CircuitBreakerOpen"] * 2
     assert upstreams.image_requests() == 5

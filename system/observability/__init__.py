@@ -1,0 +1,1 @@
+"""Sentry reporting, Prometheus metrics and the service's own alerts."""

@@ -1,0 +1,157 @@
+"""Prometheus metrics: requests, latency, breakers, retries, background tasks, the spool.
+
+Each app owns a `Metrics` with its own registry (tests build many apps). With several
+workers, prometheus-client's multiprocess mode is used: `python -m system serve --workers N`
+sets `PROMETHEUS_MULTIPROC_DIR` before the workers start, each worker writes its samples
+there, and `/metrics` (answered by any worker) aggregates them all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from system.observability.alerts import RequestWindow
+
+STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def multiprocess_dir() -> str | None:
+    """The multiprocess directory when several workers share the metrics."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class _SpoolCollector(Collector):
+    """Reads the spool's length at scrape time (it is a file every worker shares)."""
+
+    def __init__(self, pending: Callable[[], int]) -> None:
+        self.pending = pending
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "failure_spool_pending",
+            "Task records waiting in the spool for the database",
+            value=self.pending(),
+        )
+
+
+class Metrics:
+    """Every metric the service exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "http_requests", "HTTP requests by route template and status",
+            ["method", "route", "status"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "http_request_duration_seconds", "HTTP request latency by route template",
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.breaker_rejections = Counter(
+            "circuit_breaker_rejections", "Calls an open breaker rejected without running",
+            ["breaker"], registry=r,
+        )  # fmt: skip
+        self.breaker_state = Gauge(
+            "circuit_breaker_state", "Breaker state: 0 closed, 1 half-open, 2 open",
+            ["breaker"], registry=r, multiprocess_mode="livemostrecent",
+        )  # fmt: skip
+        self.breaker_transitions = Counter(
+            "circuit_breaker_transitions", "Breaker state changes made by this service",
+            ["breaker", "from_state", "to_state"], registry=r,
+        )  # fmt: skip
+        self.bgg_attempts = Counter(
+            "bgg_fetch_attempts", "Requests sent to BGG, first attempts and retries",
+            ["kind"], registry=r,
+        )  # fmt: skip
+        self.bgg_fetches = Counter(
+            "bgg_fetches", "BGG fetches (imports) by outcome", ["outcome"], registry=r
+        )
+        self.task_runs = Counter(
+            "background_task_runs", "Background task runs by type, outcome and trigger",
+            ["task_type", "outcome", "trigger"], registry=r,
+        )  # fmt: skip
+        self.failures_recorded = Counter(
+            "background_task_failures_recorded", "Failure rows recorded (or spooled)",
+            ["task_type", "error_type"], registry=r,
+        )  # fmt: skip
+        self.unresolved = Gauge(
+            "background_task_failures_unresolved", "Unresolved failures in the table",
+            registry=r, multiprocess_mode="livemostrecent",
+        )  # fmt: skip
+        self._spool: _SpoolCollector | None = None
+
+    def watch_spool(self, pending: Callable[[], int]) -> None:
+        """Report the spool's length at every scrape."""
+        self._spool = _SpoolCollector(pending)
+        if multiprocess_dir() is None:
+            self.registry.register(self._spool)
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition (aggregated over workers in multiprocess mode)."""
+        directory = multiprocess_dir()
+        if directory is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        if self._spool is not None:
+            registry.register(self._spool)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Counts and times every request by its route template (never the raw path, so ids
+    do not explode the label set). Unmatched paths are reported as `unmatched`."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, window: RequestWindow | None = None) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.window = window
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = str(scope.get("method", "GET"))
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+            if self.window is not None and not template.startswith(("/health", "/metrics")):
+                # The open breaker's 503 is the designed answer, not an error.
+                designed = bool(scope.get("state", {}).get("breaker_rejection"))
+                self.window.observe(200 if designed else status)

@@ -1,0 +1,54 @@
+"""The shipped Prometheus rules and Grafana dashboard use metrics the service exports."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import yaml
+
+from system.observability.metrics import Metrics
+from tests.conftest import REPO_ROOT
+
+DEPLOY = REPO_ROOT / "deploy"
+
+
+def exported_names() -> set[str]:
+    names = set()
+    for collector in list(Metrics().registry._collector_to_names):
+        for family in collector.describe():
+            names.add(family.name)
+            names.update({family.name + s for s in ("_total", "_bucket", "_count", "_sum")})
+    return names | {"failure_spool_pending"}
+
+
+LABELS = {"to_state", "from_state", "error_type", "task_type"}
+FUNCTIONS = {"histogram_quantile"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """Series names in a PromQL expression (snake_case words that are not labels)."""
+    quoted = re.sub(r'"[^"]*"', "", expr)
+    words = set(re.findall(r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b", quoted))
+    return words - LABELS - FUNCTIONS
+
+
+def test_alert_rules_cover_the_spec_and_use_real_metrics() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    assert {"HighErrorRate", "CircuitBreakerOpen", "UnresolvedBackgroundFailures"} <= set(alerts)
+    assert "> 0.01" in alerts["HighErrorRate"]["expr"]
+    assert alerts["CircuitBreakerOpen"]["for"] == "5m"
+    assert "> 50" in alerts["UnresolvedBackgroundFailures"]["expr"]
+    known = exported_names()
+    for alert in alerts.values():
+        assert metric_names(alert["expr"]) <= known, alert["alert"]
+
+
+def test_dashboard_queries_use_real_metrics() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboard.json").read_text())
+    known = exported_names()
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    for expr in exprs:
+        assert metric_names(expr) <= known, expr
