@@ -88,7 +88,12 @@ class Settings(BaseSettings):
 
     # Shared breaker state
     redis_url: str | None = Field(None, description="Share breaker state between workers.")
-    redis_timeout: float = Field(0.05, gt=0, description="Seconds per Redis operation.")
+    redis_timeout: float = Field(
+        0.25,
+        gt=0,
+        description="Seconds per Redis operation (loopback answers in well under 1 ms, but a "
+        "loaded machine can stall for tens of ms; a timeout falls back to local state).",
+    )
     redis_namespace: str = Field(
         "bgg-reliability", min_length=1, description="Prefix of every Redis key."
     )

@@ -213,6 +213,9 @@ class FailoverBreakerStore:
         self.probe_interval = probe_interval
         self.connected = True
         self._probe: asyncio.Task[None] | None = None
+        # Trial endings Redis did not take (it went away mid-trial): replayed on reconnection,
+        # or the shared state would wait for a trial that already ended.
+        self._unsent_trial_ends: list[tuple[str, bool | None, float]] = []
 
     @property
     def mode(self) -> str:
@@ -249,6 +252,13 @@ class FailoverBreakerStore:
         while True:
             await asyncio.sleep(self.probe_interval)
             try:
+                while self._unsent_trial_ends:
+                    token, success, now = self._unsent_trial_ends[0]
+                    if success is None:
+                        await self.shared.release_trial(token)
+                    else:
+                        await self.shared.end_trial(token, success, now)
+                    self._unsent_trial_ends.pop(0)
                 remote = await self.shared.load()
                 local = self.local.snapshot
                 if local.state != CLOSED and remote.state == CLOSED:
@@ -291,18 +301,20 @@ class FailoverBreakerStore:
         )
 
     async def end_trial(self, token: str, success: bool, now: float) -> Snapshot:
+        async def local() -> Snapshot:
+            self._unsent_trial_ends.append((token, success, now))
+            return await self.local.end_trial(token, success, now)
+
         return await self._call(
-            lambda: self.shared.end_trial(token, success, now),
-            lambda: self.local.end_trial(token, success, now),
-            lambda s: s,
+            lambda: self.shared.end_trial(token, success, now), local, lambda s: s
         )
 
     async def release_trial(self, token: str) -> Snapshot:
-        return await self._call(
-            lambda: self.shared.release_trial(token),
-            lambda: self.local.release_trial(token),
-            lambda s: s,
-        )
+        async def local() -> Snapshot:
+            self._unsent_trial_ends.append((token, None, 0.0))
+            return await self.local.release_trial(token)
+
+        return await self._call(lambda: self.shared.release_trial(token), local, lambda s: s)
 
     async def reset(self, state: str, now: float) -> Snapshot:
         return await self._call(

@@ -22,10 +22,11 @@ from tests.services import RedisServer, redis_server
 class Worker:
     """One process's view: its own client, store and breaker, as a second worker has."""
 
-    def __init__(self, url: str, key: str) -> None:
-        self.client = redis_client(url, timeout=0.05)
+    def __init__(self, url: str, key: str, *, timeout: float = 0.5) -> None:
+        # Generous: a loaded CI machine must not turn a slow answer into a failover.
+        self.client = redis_client(url, timeout=timeout)
         self.store = FailoverBreakerStore(
-            RedisBreakerStore(self.client, key, timeout=0.05),
+            RedisBreakerStore(self.client, key, timeout=timeout),
             breaker="BGG API",
             probe_interval=0.05,
         )
@@ -117,7 +118,7 @@ async def test_a_hung_redis_costs_one_short_timeout(tmp_path: Path) -> None:
 
     hang = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = hang.sockets[0].getsockname()[1]
-    worker = Worker(f"redis://127.0.0.1:{port}/0", "k")
+    worker = Worker(f"redis://127.0.0.1:{port}/0", "k", timeout=0.05)
     try:
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -131,3 +132,26 @@ async def test_a_hung_redis_costs_one_short_timeout(tmp_path: Path) -> None:
             writer.close()
         hang.close()
         await hang.wait_closed()
+
+
+async def test_a_trial_that_ends_while_redis_is_away_is_not_forgotten(
+    server: RedisServer, workers: tuple[Worker, Worker]
+) -> None:
+    """Otherwise Redis would keep the half-open slot taken until the trial's TTL runs out."""
+    import time_machine
+
+    a, b = workers
+    with time_machine.travel(0, tick=False) as clock:
+        clock.move_to(1_800_000_000)
+        for _ in range(3):
+            await a.fail()
+        clock.shift(61)
+        async with a.breaker.guard():  # the trial...
+            server.stop()  # ...ends while Redis is gone: its ending cannot be written
+        assert a.store.mode == "local"
+        assert (await a.breaker.snapshot()).state == "closed"
+        server.start()
+        await wait_until(lambda: a.store.mode == "redis", "a reconnects")
+        assert (await b.breaker.snapshot()).state == "closed", "the trial's success reached Redis"
+        async with b.breaker.guard():
+            pass

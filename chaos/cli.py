@@ -1,0 +1,327 @@
+"""`python -m chaos list` and `python -m chaos run [SCENARIO ...] [options]`.
+
+Exit codes of `run`: 0 every hypothesis held, 1 a hypothesis deviated, 2 the harness failed
+(bad arguments, a port in use, an unreachable `--target`, a component that would not start,
+an activity that crashed, an interruption), 3 data lost (the set checker found lost,
+duplicated or unexpected tasks). Errors before the run are one line on stderr, and nothing
+is left running: every process and server the harness started is stopped on every path out,
+Ctrl-C and SIGTERM included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+import httpx
+
+from chaos import scenarios
+from chaos.engine import ScenarioResult
+from chaos.events import EventLog, utc_now
+from chaos.meta import git_commit, versions
+from chaos.promises import HARNESS, SPEC
+from chaos.report import exit_code, write
+from chaos.runner import Runner, plan
+from chaos.service import HarnessError
+from chaos.stack import Options, Stack
+from chaos.ui import Terminal, stderr
+
+_ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+MAX_SEED = 2**32 - 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _seed(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}: {seed}")
+    return seed
+
+
+def _workers(value: str) -> int:
+    try:
+        workers = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 1 <= workers <= 8:
+        raise argparse.ArgumentTypeError(f"must be 1-8: {workers}")
+    return workers
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range 1-65535: {port}")
+    return port
+
+
+def _env_pair(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not _ENV_KEY.match(key):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with an upper-case KEY: {value!r}")
+    return key, val
+
+
+def _url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
+    return value.rstrip("/")
+
+
+def _database_url(value: str) -> str:
+    if not value.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
+        raise argparse.ArgumentTypeError(
+            "must start with sqlite+aiosqlite:/// or postgresql+asyncpg://"
+        )
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `python -m chaos` argument parser."""
+    parser = _Parser(prog="python -m chaos", description="Fault-injection scenarios.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("list", help="list the scenarios")
+    run = commands.add_parser("run", help="run scenarios (all by default)")
+    run.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="names (default: all)")
+    run.add_argument("--seed", type=_seed, default=1, help="seed of every fault (default 1)")
+    run.add_argument("--report-dir", type=Path, default=Path("reports/chaos"))
+    run.add_argument(
+        "--database-url",
+        type=_database_url,
+        default=None,
+        help="the service's database (default: SQLite in a temp folder)",
+    )
+    run.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="uvicorn workers per service (more than 1 adds a private Redis)",
+    )
+    run.add_argument(
+        "--service-env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for the service (a candidate config)",
+    )
+    run.add_argument(
+        "--target",
+        type=_url,
+        default=None,
+        help="run against a service someone else started (see docs/chaos.md)",
+    )
+    run.add_argument(
+        "--admin-token",
+        default=os.environ.get("CHAOS_ADMIN_TOKEN"),
+        help="admin token of --target (default $CHAOS_ADMIN_TOKEN)",
+    )
+    run.add_argument("--bgg-port", type=_port, default=None, help="fixed port of the fake BGG")
+    run.add_argument("--cdn-port", type=_port, default=None, help="fixed port of the fake CDN")
+    run.add_argument(
+        "--service-port",
+        type=_port,
+        default=None,
+        help="fixed port of the service the harness starts",
+    )
+    run.add_argument(
+        "--spool-path",
+        type=Path,
+        default=None,
+        help="with --target: the service's SPOOL_PATH, for the set checker",
+    )
+    return parser  # fmt: skip
+
+
+def list_scenarios() -> int:
+    """Print every scenario with its fault and title."""
+    for scenario in scenarios.load_all():
+        print(f"{scenario.name:<18} {scenario.title}")
+        print(f"{'':<18} fault: {scenario.fault}")
+    return 0
+
+
+def _options(args: argparse.Namespace) -> Options:
+    if args.target is not None:
+        if not args.admin_token:
+            raise HarnessError("--target needs --admin-token (or CHAOS_ADMIN_TOKEN)")
+        if args.service_env:
+            raise HarnessError("--service-env applies to services the harness starts, not --target")
+    postgres = os.environ.get("TEST_DATABASE_URL") or None
+    if postgres is not None and not postgres.startswith("postgresql"):
+        postgres = None
+    return Options(
+        seed=args.seed,
+        report_dir=args.report_dir,
+        workers=args.workers,
+        service_env=dict(args.service_env),
+        database_url=args.database_url,
+        postgres_url=postgres,
+        target=args.target,
+        admin_token=args.admin_token,
+        bgg_port=args.bgg_port or (18001 if args.target else 0),
+        cdn_port=args.cdn_port or (18002 if args.target else 0),
+        service_port=args.service_port,
+        spool_path=args.spool_path,
+    )
+
+
+def _check_target(url: str, token: str) -> None:
+    """`--target` must answer `/health` and accept the admin token."""
+    try:
+        with httpx.Client(trust_env=False, timeout=3) as client:
+            client.get(f"{url}/health").raise_for_status()
+            status = client.get(
+                f"{url}/api/admin/monitoring/circuit-breakers",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+    except httpx.HTTPError as exc:
+        raise HarnessError(f"cannot reach --target {url}: {type(exc).__name__}: {exc}") from None
+    if status.status_code in (401, 403):
+        raise HarnessError(f"--target {url} refused the admin token ({status.status_code})")
+    if status.status_code != 200:
+        raise HarnessError(f"--target {url}: breaker status answered {status.status_code}")
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise _Interrupted(signal.Signals(signum).name)
+
+
+async def _run(stack: Stack, runner: Runner, names: list[str]) -> list[ScenarioResult]:
+    loop = asyncio.get_running_loop()
+    items = plan([scenarios.load(n) for n in names], stack)
+    task = asyncio.create_task(runner.run(items))
+
+    def interrupt() -> None:
+        stderr("interrupted: rolling back and stopping everything")
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupt)
+    try:
+        try:
+            return await task
+        except asyncio.CancelledError:
+            runner.interrupted = True
+            return runner.results
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await stack.aclose()
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `run` command."""
+    names = args.scenarios or list(scenarios.NAMES)
+    unknown = [n for n in names if n not in scenarios.NAMES]
+    if unknown:
+        stderr(f"error: unknown scenario {unknown[0]!r} (python -m chaos list shows them)")
+        return 2
+    try:
+        options = _options(args)
+    except HarnessError as exc:
+        stderr(f"error: {exc}")
+        return 2
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    terminal = Terminal()
+    stack = Stack(options)
+    events: EventLog | None = None
+    results: list[ScenarioResult] = []
+    interrupted = False
+    started, wall = utc_now(), time.monotonic()
+    code = 2
+    try:
+        if options.target is not None:
+            _check_target(options.target, options.admin_token or "")
+        stack.start()
+        events = EventLog(options.report_dir / "events.jsonl")
+        events.subscribe(terminal.on_event)
+        if options.target is not None:
+            events.emit("target", url=options.target, env=stack.target_env())
+        runner = Runner(stack, events, options.seed)
+        results = asyncio.run(_run(stack, runner, names))
+        code = exit_code(results)
+        interrupted = runner.interrupted or any(r.interrupted for r in results)
+        if interrupted and code != 3:
+            code = 2
+    except HarnessError as exc:
+        stderr(f"error: {exc}")
+        code = 2
+    except (_Interrupted, KeyboardInterrupt):
+        stderr("interrupted")
+        interrupted, code = True, 2
+    finally:
+        stack.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if events is not None:
+        meta = _meta(options, started, time.monotonic() - wall) | {"interrupted": interrupted}
+        write(options.report_dir, results, meta, code)
+        events.close()
+        terminal.table(results, code, time.monotonic() - wall)
+        terminal.line(
+            f"reports in {options.report_dir}/ (journal.json, events.jsonl, summary.json)"
+        )
+    return code
+
+
+def _meta(options: Options, started: str, duration: float) -> dict[str, Any]:
+    overrides = options.service_env
+    return {
+        "seed": options.seed,
+        "started": started,
+        "finished": utc_now(),
+        "duration_s": round(duration, 3),
+        "versions": versions(),
+        "git": git_commit(),
+        "options": {
+            "workers": options.workers,
+            "database": (options.database_url or "sqlite (temporary)").split("@")[-1],
+            "postgresql_too": options.postgres_url is not None,
+            "target": options.target,
+            "service_env_overrides": overrides,
+        },
+        "harness_settings": HARNESS.service_env(),
+        "spec_promises": {
+            "breaker_fail_max": SPEC.breaker_fail_max,
+            "retry_attempts": SPEC.retry_attempts,
+            "thumbnail_attempts": SPEC.thumbnail_attempts,
+            "rejection_p99_ms": SPEC.rejection_p99_ms,
+            "flaky_import_success": SPEC.flaky_import_success,
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m chaos`."""
+    args = build_parser().parse_args(argv)
+    if args.command == "list":
+        return list_scenarios()
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The declarative core of a scenario, in Chaos Toolkit's terms.
+
+A `Scenario` is data: a steady-state `Hypothesis` (probes with tolerances, checked before the
+fault, continuously during it when a probe says so, and after recovery), a `method` (fault
+actions and measuring probes, each with pauses) and `rollbacks` (always run). The functions
+the activities name do the I/O; `chaos.engine` runs them and writes the journal.
+
+A probe in the method may carry a tolerance too. Chaos Toolkit only records method probes;
+we also judge them, because most of this project's promises are about what happens *during*
+a fault ("the breaker opens after exactly 5 failed requests"), not about a steady state.
+Every tolerance states a promise of the spec or a value the harness itself configured, never
+a value read back from the service.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from chaos.context import Context
+
+ActivityFunc = Callable[["Context"], Awaitable[Any]]
+Phase = Literal["before", "during", "after"]
+Requirement = Literal["own_service", "redis", "two_workers", "restart", "database"]
+
+
+def _lookup(output: Any, path: str | None) -> Any:
+    """`output["a"]["b"]` for `path="a.b"`; the output itself when `path` is None."""
+    if path is None:
+        return output
+    value = output
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """A check on a probe's output (or on one key of it, `path="p99_ms"`)."""
+
+    kind: Literal["equals", "at_most", "at_least", "true"]
+    value: Any = None
+    path: str | None = None
+    unit: str = ""
+
+    def observed(self, output: Any) -> Any:
+        """The part of the output this tolerance looks at."""
+        return _lookup(output, self.path)
+
+    def met(self, output: Any) -> bool:
+        """Whether the output is within tolerance. A missing value never is."""
+        seen = self.observed(output)
+        if self.kind == "true":
+            return seen is True
+        if self.kind == "equals":
+            return bool(seen == self.value)
+        if not isinstance(seen, int | float) or isinstance(seen, bool) or math.isnan(seen):
+            return False
+        if self.kind == "at_most":
+            return bool(seen <= self.value)
+        return bool(seen >= self.value)
+
+    def describe(self) -> str:
+        """`p99_ms <= 50 ms`, `== 5`, ..."""
+        subject = f"{self.path} " if self.path else ""
+        unit = f" {self.unit}" if self.unit else ""
+        if self.kind == "true":
+            return f"{subject}is true".strip()
+        sign = {"equals": "==", "at_most": "<=", "at_least": ">="}[self.kind]
+        return f"{subject}{sign} {self.value}{unit}"
+
+    def to_json(self) -> Any:
+        """The tolerance in Chaos Toolkit's vocabulary (scalar, or a typed object)."""
+        if self.kind == "true" and self.path is None:
+            return True
+        if self.kind == "equals" and self.path is None:
+            return self.value
+        data: dict[str, Any] = {"type": self.kind, "description": self.describe()}
+        if self.kind == "at_most":
+            data.update(type="range", range=[None, self.value])
+        elif self.kind == "at_least":
+            data.update(type="range", range=[self.value, None])
+        elif self.kind == "equals":
+            data["value"] = self.value
+        if self.path is not None:
+            data["target"] = self.path
+        return data
+
+
+def equals(value: Any, path: str | None = None, unit: str = "") -> Tolerance:
+    """The output (or `path` in it) equals `value`."""
+    return Tolerance("equals", value, path, unit)
+
+
+def at_most(value: float, path: str | None = None, unit: str = "") -> Tolerance:
+    """The output (or `path`) is a number no larger than `value`."""
+    return Tolerance("at_most", value, path, unit)
+
+
+def at_least(value: float, path: str | None = None, unit: str = "") -> Tolerance:
+    """The output (or `path`) is a number no smaller than `value`."""
+    return Tolerance("at_least", value, path, unit)
+
+
+def is_true(path: str | None = None) -> Tolerance:
+    """The output (or `path`) is exactly `True`."""
+    return Tolerance("true", True, path)
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """An action (does something) or a probe (measures something) with pauses around it.
+
+    `tolerance` on a probe makes it a hypothesis: when it is not met the scenario deviates,
+    and the probe's `promise` names it in the verdict. `pause_before`/`pause_after` are in
+    seconds (Chaos Toolkit's `pauses`).
+    """
+
+    type: Literal["action", "probe"]
+    name: str
+    func: ActivityFunc
+    promise: str = ""
+    tolerance: Tolerance | None = None
+    pause_before: float = 0.0
+    pause_after: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The activity as Chaos Toolkit declares it."""
+        data: dict[str, Any] = {"type": self.type, "name": self.name}
+        if self.tolerance is not None:
+            data["tolerance"] = self.tolerance.to_json()
+        if self.promise:
+            data["promise"] = self.promise
+        data["provider"] = {
+            "type": "python",
+            "module": self.func.__module__,
+            "func": self.func.__name__,
+        }
+        if self.pause_before or self.pause_after:
+            data["pauses"] = {
+                key: value
+                for key, value in (("before", self.pause_before), ("after", self.pause_after))
+                if value
+            }
+        return data
+
+
+def action(name: str, func: ActivityFunc, *, before: float = 0.0, after: float = 0.0) -> Activity:
+    """An action activity."""
+    return Activity("action", name, func, pause_before=before, pause_after=after)
+
+
+def probe(
+    name: str,
+    func: ActivityFunc,
+    tolerance: Tolerance | None = None,
+    *,
+    promise: str = "",
+    before: float = 0.0,
+    after: float = 0.0,
+) -> Activity:
+    """A probe activity; with a tolerance it is a hypothesis of the method."""
+    return Activity("probe", name, func, promise, tolerance, before, after)
+
+
+@dataclass(frozen=True, slots=True)
+class SteadyProbe:
+    """A probe of the steady-state hypothesis.
+
+    Checked before the method and after the rollbacks. With `during=True` it is also
+    sampled continuously while the method runs (every `interval` seconds); its tolerance
+    then applies to the aggregate of those samples (`func_during` builds it).
+    """
+
+    probe: Activity
+    during: ActivityFunc | None = None
+    during_tolerance: Tolerance | None = None
+    during_promise: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """The steady-state hypothesis: what must hold before, during and after."""
+
+    title: str
+    probes: tuple[SteadyProbe, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One experiment: a fault, the promises it tests, and how to undo it."""
+
+    name: str
+    title: str
+    fault: str
+    description: str
+    hypothesis: Hypothesis
+    method: tuple[Activity, ...]
+    rollbacks: tuple[Activity, ...]
+    tags: tuple[str, ...] = ()
+    #: Which service the scenario runs against (see `chaos.stack.SERVICE_PROFILES`).
+    service: str = "main"
+    #: What it needs beyond the shared service; a `--target` run skips what it cannot do.
+    requires: frozenset[Requirement] = field(default_factory=frozenset)
+    #: Whether it runs once per database backend (SQLite, and PostgreSQL when configured).
+    per_backend: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The experiment as Chaos Toolkit declares it."""
+        return {
+            "version": "1.0.0",
+            "title": self.title,
+            "description": self.description,
+            "tags": list(self.tags),
+            "steady-state-hypothesis": {
+                "title": self.hypothesis.title,
+                "probes": [p.probe.to_json() for p in self.hypothesis.probes],
+            },
+            "method": [a.to_json() for a in self.method],
+            "rollbacks": [a.to_json() for a in self.rollbacks],
+            "dry": None,
+        }

@@ -1,0 +1,265 @@
+"""The service's database from the outside: where it is, how to break it, what it holds.
+
+Two backends, one interface (`Backend`):
+
+- **SQLite** (`SqliteBackend`). An embedded database has no network to cut, and a running
+  service keeps its file open, so renaming or chmod-ing the file changes nothing for the
+  connections it already has. What really takes SQLite away from a service is *another
+  process holding the lock*: a long batch job, a backup or a migration in a transaction. The
+  harness does exactly that: its own connection takes the write lock (`BEGIN IMMEDIATE`) for
+  longer than the service's busy timeout, so every write of the service fails with
+  "database is locked" while reads (WAL) go on. Releasing the lock ends the outage.
+- **PostgreSQL** (`PostgresBackend`). A throw-away database is created next to the one the
+  URL names (that one is never touched) and dropped at the end; the service reaches it
+  through the TCP fault proxy, so an outage is the proxy going down: open connections are
+  closed and new ones refused, as when the server or the network goes away.
+
+Reading the tables uses the stdlib `sqlite3` or `asyncpg` directly, never the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from chaos.proxy import ProxyServer
+from chaos.service import HarnessError
+
+RUNS_SQL = (
+    "SELECT record_id, task_type, game_id, failure_id, outcome, attempts, trigger, "
+    "error_type, started_at, finished_at FROM background_task_runs"
+)
+FAILURES_SQL = (
+    "SELECT id, task_type, game_id, error_type, retry_count, url, resolved, resolved_at, "
+    "created_at FROM background_task_failures"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRows:
+    """The two task tables, as plain dicts (timestamps aware, UTC)."""
+
+    runs: list[dict[str, Any]]
+    failures: list[dict[str, Any]]
+
+
+class Backend(Protocol):
+    """A database the harness gives to a service, can take away, and can read."""
+
+    kind: str
+
+    @property
+    def service_url(self) -> str:
+        """`DATABASE_URL` for the service."""
+        ...
+
+    async def read(self) -> TaskRows:
+        """Every task run and failure row."""
+        ...
+
+    async def outage_start(self) -> None:
+        """Make the database unavailable to the service."""
+        ...
+
+    async def outage_end(self) -> None:
+        """Give it back."""
+        ...
+
+    async def close(self) -> None:
+        """End any outage and drop what the harness created."""
+        ...
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _rows(columns: list[str], rows: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        item = dict(zip(columns, row, strict=True))
+        for key in ("started_at", "finished_at", "resolved_at", "created_at"):
+            if key in item:
+                item[key] = _utc(item[key])
+        if "resolved" in item and item["resolved"] is not None:
+            item["resolved"] = bool(item["resolved"])
+        out.append(item)
+    return out
+
+
+class SqliteBackend:
+    """A SQLite file; an outage is a foreign write lock held longer than the busy timeout."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock: sqlite3.Connection | None = None
+
+    @property
+    def service_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.path}"
+
+    def _read(self) -> TaskRows:
+        if not self.path.exists():
+            return TaskRows([], [])
+        # Read-only and with a busy timeout: the service may be writing right now.
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        try:
+            runs = conn.execute(RUNS_SQL)
+            run_cols = [d[0] for d in runs.description]
+            run_rows = runs.fetchall()
+            failures = conn.execute(FAILURES_SQL)
+            failure_cols = [d[0] for d in failures.description]
+            return TaskRows(_rows(run_cols, run_rows), _rows(failure_cols, failures.fetchall()))
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return TaskRows([], [])
+            raise
+        finally:
+            conn.close()
+
+    async def read(self) -> TaskRows:
+        return await asyncio.to_thread(self._read)
+
+    def _take_lock(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("BEGIN IMMEDIATE")  # the write lock; WAL readers are not blocked
+        self._lock = conn
+
+    def _release_lock(self) -> None:
+        conn, self._lock = self._lock, None
+        if conn is not None:
+            conn.execute("ROLLBACK")
+            conn.close()
+
+    async def outage_start(self) -> None:
+        if self._lock is None:
+            await asyncio.to_thread(self._take_lock)
+
+    async def outage_end(self) -> None:
+        await asyncio.to_thread(self._release_lock)
+
+    async def close(self) -> None:
+        await self.outage_end()
+
+
+def asyncpg_dsn(url: str) -> str:
+    """`postgresql+asyncpg://...` as a plain libpq URL for asyncpg."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in ("postgresql", "postgres"):
+        raise HarnessError(f"not a PostgreSQL URL: {parts.scheme}://...")
+    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+class PostgresBackend:
+    """A throw-away database next to `admin_url`'s, reached by the service through a proxy."""
+
+    kind = "postgresql"
+
+    def __init__(
+        self, admin_url: str, proxies: ProxyServer | None, *, proxy_name: str = "postgres"
+    ) -> None:
+        self.admin_dsn = asyncpg_dsn(admin_url)
+        self.proxies = proxies
+        self.proxy_name = proxy_name
+        self.name = f"chaos_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        self._created = False
+        self._existing: str | None = None
+        parts = urlsplit(self.admin_dsn)
+        self._netloc = parts.netloc
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 5432
+        self._proxy_port = 0
+
+    @classmethod
+    def existing(cls, url: str) -> PostgresBackend:
+        """Read-only access to a database someone else runs (`--target`): no outage, no drop."""
+        backend = cls(url, None)
+        backend._existing = asyncpg_dsn(url)
+        return backend
+
+    async def create(self) -> None:
+        """Create the database and the proxy in front of the server."""
+        assert self.proxies is not None, "an existing database is not created"
+        try:
+            conn = await asyncpg.connect(self.admin_dsn, timeout=5)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise HarnessError(
+                f"cannot reach PostgreSQL at {self._host}:{self._port}: {exc}"
+            ) from None
+        try:
+            await conn.execute(f'CREATE DATABASE "{self.name}"')
+            self._created = True
+        finally:
+            await conn.close()
+        info = self.proxies.create(self.proxy_name, upstream=(self._host, self._port))
+        self._proxy_port = int(str(info["listen"]).rsplit(":", 1)[1])
+
+    @property
+    def direct_dsn(self) -> str:
+        """The throw-away database, not through the proxy (for the harness's reads)."""
+        if self._existing is not None:
+            return self._existing
+        return urlunsplit(("postgresql", self._netloc, f"/{self.name}", "", ""))
+
+    @property
+    def service_url(self) -> str:
+        userinfo = self._netloc.rpartition("@")[0]
+        netloc = (
+            f"{userinfo}@127.0.0.1:{self._proxy_port}"
+            if userinfo
+            else (f"127.0.0.1:{self._proxy_port}")
+        )
+        return urlunsplit(("postgresql+asyncpg", netloc, f"/{self.name}", "", ""))
+
+    async def read(self) -> TaskRows:
+        conn = await asyncpg.connect(self.direct_dsn, timeout=5)
+        try:
+            exists = await conn.fetchval("SELECT to_regclass('background_task_runs') IS NOT NULL")
+            if not exists:
+                return TaskRows([], [])
+            runs = await conn.fetch(RUNS_SQL)
+            failures = await conn.fetch(FAILURES_SQL)
+        finally:
+            await conn.close()
+        return TaskRows(
+            _rows(list(runs[0].keys()) if runs else [], [tuple(r) for r in runs]),
+            _rows(list(failures[0].keys()) if failures else [], [tuple(r) for r in failures]),
+        )
+
+    async def outage_start(self) -> None:
+        if self.proxies is None:
+            raise HarnessError("cannot take down a database the harness does not front")
+        self.proxies.down(self.proxy_name)
+
+    async def outage_end(self) -> None:
+        if self.proxies is not None and self._created:
+            self.proxies.up(self.proxy_name)
+
+    async def close(self) -> None:
+        if not self._created:
+            return
+        with contextlib.suppress(Exception):  # the proxy may be gone; dropping matters more
+            await self.outage_end()
+        conn = await asyncpg.connect(self.admin_dsn, timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            self._created = False
+        finally:
+            await conn.close()

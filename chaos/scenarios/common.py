@@ -1,0 +1,286 @@
+"""Probes and actions several scenarios share: steady-state checks, breaker measurements,
+and the rollback that puts everything back.
+
+Every number a tolerance uses comes from `chaos.promises` (the spec, or what the harness
+configured), never from the service's answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from chaos.client import BGG_BREAKER, CDN_BREAKER, Call, ServiceClient
+from chaos.context import Context, parse_time
+from chaos.core import SteadyProbe, action, at_most, equals, probe
+from chaos.fakes import FaultRule
+from chaos.promises import HARNESS, SPEC
+from chaos.stats import percentile, rounded
+from chaos.watch import quiet
+
+# ---------------------------------------------------------------------- steady state
+
+
+async def public_api_answers(ctx: Context) -> dict[str, Any]:
+    """One public read per service: the status codes."""
+    calls = [await client.public_games() for client in ctx.clients]
+    return {"statuses": [c.status for c in calls], "all_ok": all(c.status == 200 for c in calls)}
+
+
+async def public_api_during(ctx: Context) -> dict[str, Any]:
+    """What the public sampler saw while the method ran."""
+    window = ctx.sampler.window(ctx.state.get("method_start", 0.0), ctx.state.get("method_end", 0))
+    return window.to_json()
+
+
+async def bgg_breaker_state(ctx: Context) -> str:
+    """The BGG breaker's state on every service ("closed" only if closed everywhere)."""
+    return await _state_everywhere(ctx, BGG_BREAKER)
+
+
+async def cdn_breaker_state(ctx: Context) -> str:
+    """The Image CDN breaker's state on every service."""
+    return await _state_everywhere(ctx, CDN_BREAKER)
+
+
+async def _state_everywhere(ctx: Context, name: str) -> str:
+    states = {str((await ctx.breaker(name, client=c)).get("state")) for c in ctx.clients}
+    return states.pop() if len(states) == 1 else "/".join(sorted(states))
+
+
+PUBLIC_API = SteadyProbe(
+    probe(
+        "public-api-answers",
+        public_api_answers,
+        equals(True, "all_ok"),
+        promise="the public catalogue answers 200",
+    ),
+    during=public_api_during,
+    during_tolerance=equals(SPEC.public_error_rate, "error_rate"),
+    during_promise="public endpoints keep a 0 % error rate during the fault",
+)
+
+#: The same check before and after only (when the fault takes the catalogue down too).
+PUBLIC_API_AROUND = SteadyProbe(PUBLIC_API.probe)
+
+PUBLIC_API_FAST = SteadyProbe(
+    probe(
+        "public-api-fast",
+        public_api_answers,
+        equals(True, "all_ok"),
+        promise="the public catalogue answers 200",
+    ),
+    during=public_api_during,
+    during_tolerance=at_most(HARNESS.public_p99_ms, "p99_ms", "ms"),
+    during_promise=f"public p99 stays under {HARNESS.public_p99_ms:g} ms (no worker starvation)",
+)
+
+BGG_CLOSED = SteadyProbe(
+    probe(
+        "bgg-breaker-closed",
+        bgg_breaker_state,
+        equals("closed"),
+        promise="the BGG API breaker is closed",
+    )
+)
+
+CDN_CLOSED = SteadyProbe(
+    probe(
+        "cdn-breaker-closed",
+        cdn_breaker_state,
+        equals("closed"),
+        promise="the Image CDN breaker is closed",
+    )
+)
+
+STEADY = (PUBLIC_API, BGG_CLOSED, CDN_CLOSED)
+
+# ---------------------------------------------------------------------- BGG breaker
+
+
+async def drive_until_open(ctx: Context, max_imports: int = 4) -> dict[str, Any]:
+    """Import fresh ids one by one until the BGG breaker reports open (at most `max_imports`).
+
+    Output: the import statuses, and how many `thing` requests the fake BGG had received
+    when the breaker was first seen open (the spec: exactly `fail_max`).
+    """
+    statuses: list[int | None] = []
+    at_open: int | None = None
+    for _ in range(max_imports):
+        call = await ctx.import_game(time_limit=HARNESS.deadline + 5)
+        statuses.append(call.status)
+        status = await ctx.breaker()
+        if status.get("state") == "open":
+            at_open = ctx.thing_requests()
+            note_mttd(ctx, status)
+            break
+    ctx.state["opened_requests"] = at_open
+    return {
+        "statuses": statuses,
+        "upstream_requests_at_open": at_open,
+        "opened": at_open is not None,
+    }
+
+
+def note_mttd(ctx: Context, status: dict[str, Any]) -> None:
+    """Fault start -> breaker open, by the service's own `opened_at`."""
+    opened = parse_time(status.get("opened_at"))
+    started = ctx.state.get("fault_started_wall")
+    ctx.state["opened_at_wall"] = opened
+    ctx.state["opened_mono"] = time.monotonic()
+    if opened is not None and started is not None:
+        ctx.note(mttd_open_s=rounded(max(0.0, opened - started), 3))
+
+
+async def measure_rejections(ctx: Context) -> dict[str, Any]:
+    """Imports while the breaker is open: status, `Retry-After`, latency, upstream traffic.
+
+    Sequential, for as long as the breaker is sure to stay open: until 0.25 s before the
+    harness's reset timeout runs out (by the service's `opened_at`), so every call is a
+    rejection and none becomes the half-open trial; at most 200 calls.
+    """
+    before = ctx.thing_requests()
+    opened = ctx.state.get("opened_at_wall") or time.time()
+    until = opened + HARNESS.breaker_reset_timeout - 0.25
+    calls: list[Call] = []
+    async with quiet(ctx.sampler, ctx.watcher):
+        while time.time() < until and len(calls) < 200:
+            calls.append(await ctx.service.import_game(ctx.ids.fresh(), time_limit=1))
+    latencies = [c.latency_ms for c in calls if c.status is not None]
+    rejected = [c for c in calls if c.status == 503 and "retry-after" in c.headers]
+    output = {
+        "count": len(calls),
+        "all_rejected": bool(calls) and len(rejected) == len(calls),
+        "codes": sorted({str(c.error_code) for c in calls}),
+        "p50_ms": rounded(percentile(latencies, 50)),
+        "p99_ms": rounded(percentile(latencies, 99)),
+        "max_ms": rounded(max(latencies) if latencies else None),
+        "upstream_requests": ctx.thing_requests() - before,
+    }
+    ctx.state["rejections"] = output
+    ctx.note(rejection_p50_ms=output["p50_ms"], rejection_p99_ms=output["p99_ms"])
+    ctx.events.emit("rejections", **output)
+    return output
+
+
+async def rejections_were_fast(ctx: Context) -> dict[str, Any]:
+    """The figures `measure_rejections` took (judged on p99)."""
+    return dict(ctx.state.get("rejections", {}))
+
+
+REJECTIONS_503 = probe(
+    "rejected-with-503-and-retry-after",
+    measure_rejections,
+    equals(True, "all_rejected"),
+    promise="while open every import is rejected with 503 + Retry-After",
+)
+REJECTIONS_FAST = probe(
+    "rejections-fast",
+    rejections_were_fast,
+    at_most(SPEC.rejection_p99_ms, "p99_ms", "ms"),
+    promise=f"rejections while open: p99 < {SPEC.rejection_p99_ms:g} ms",
+)
+REJECTIONS_NO_UPSTREAM = probe(
+    "no-upstream-request-while-open",
+    rejections_were_fast,
+    equals(0, "upstream_requests"),
+    promise="the fake BGG sees no request while the breaker is open",
+)
+
+
+async def wait_for_half_open(ctx: Context, client: ServiceClient | None = None) -> float:
+    """Sleep until the harness's reset timeout has passed since the breaker opened."""
+    status = await ctx.breaker(client=client)
+    opened = parse_time(status.get("opened_at"))
+    if opened is None:
+        return 0.0
+    wait = opened + HARNESS.breaker_reset_timeout - time.time() + 0.1
+    if wait > 0:
+        await asyncio.sleep(wait)
+    return max(0.0, wait)
+
+
+async def one_trial_closes(ctx: Context) -> dict[str, Any]:
+    """After the reset timeout, many concurrent imports: exactly one may reach BGG.
+
+    The fake holds the first request for 0.3 s (a slow trial), so the other callers all
+    arrive while the breaker is half-open; they must be rejected, and the trial's success
+    must close the breaker.
+    """
+    ctx.bgg_faults(FaultRule(name="slow-trial", path="/thing", delay=0.3, first_n=1))
+    waited = await wait_for_half_open(ctx)
+    before = ctx.thing_requests()
+    clients = ctx.clients
+    calls = await asyncio.gather(
+        *(ctx.import_game(client=clients[i % len(clients)], time_limit=5) for i in range(10))
+    )
+    states = [str((await ctx.breaker(client=c)).get("state")) for c in clients]
+    output = {
+        "waited_s": round(waited, 3),
+        "upstream_requests": ctx.thing_requests() - before,
+        "succeeded": sum(1 for c in calls if c.ok),
+        "rejected": sum(1 for c in calls if c.status == 503),
+        "states": states,
+        "closed": set(states) == {"closed"},
+    }
+    ctx.state["trial"] = output
+    return output
+
+
+async def trial_result(ctx: Context) -> dict[str, Any]:
+    """What `one_trial_closes` saw."""
+    return dict(ctx.state.get("trial", {}))
+
+
+ONE_TRIAL = probe(
+    "one-half-open-trial",
+    one_trial_closes,
+    equals(1, "upstream_requests"),
+    promise=(
+        f"after the reset timeout ({HARNESS.breaker_reset_timeout:g} s, set by the harness) "
+        "exactly one trial request reaches BGG"
+    ),
+)
+TRIAL_CLOSES = probe(
+    "trial-closes-breaker",
+    trial_result,
+    equals(True, "closed"),
+    promise="the successful trial closes the breaker",
+)
+
+# ---------------------------------------------------------------------- rollback
+
+
+async def restore(ctx: Context) -> dict[str, Any]:
+    """Remove every fault, then bring both breakers back to closed (bounded).
+
+    An open breaker only half-opens when called, so once the harness's reset timeout has
+    passed a fresh import is sent as the trial (for the Image CDN breaker its thumbnail
+    download is). Gives up after a few reset timeouts: a service that never recovers is a
+    finding for the next scenario's steady state, not a harness error.
+    """
+    ctx.bgg_faults()
+    ctx.cdn_faults()
+    ctx.proxies.reset()
+    backend = ctx.deployment.backend
+    if backend is not None and not ctx.target_mode:
+        await backend.outage_end()
+    ctx.fault("all", False)
+    deadline = time.monotonic() + 3 * HARNESS.breaker_reset_timeout + 4
+    trials = 0
+    while True:
+        states = {name: await _state_everywhere(ctx, name) for name in (BGG_BREAKER, CDN_BREAKER)}
+        if all(s == "closed" for s in states.values()) or time.monotonic() > deadline:
+            return {
+                "states": states,
+                "trials": trials,
+                "recovered": set(states.values()) == {"closed"},
+            }
+        for client in ctx.clients:
+            await ctx.import_game(client=client, time_limit=HARNESS.deadline + 2)
+        trials += 1
+        await asyncio.sleep(0.3)
+
+
+RESTORE = action("restore-upstreams", restore)

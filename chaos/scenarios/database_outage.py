@@ -1,0 +1,215 @@
+"""database_outage: the database goes away while thumbnail tasks are finishing.
+
+SQLite: the harness's own connection holds the write lock (`BEGIN IMMEDIATE`) for longer
+than the service's busy timeout, what a long batch job, backup or migration does to a real
+SQLite deployment: every write fails with "database is locked", reads go on (WAL).
+PostgreSQL: the TCP proxy in front of the server goes down (connections closed, new ones
+refused). See `chaos.database` for why these are the real outages of each backend.
+
+Promises: readiness reports the outage (503); a write during it answers 503
+`database_unavailable` (never a 500); every task record that falls in the outage is
+spooled; readiness recovers; after the next write every spooled record is in the table
+exactly once (and the set checker finds nothing lost or doubled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from chaos.checker import TASK_TYPE, read_spool
+from chaos.context import Context, Skip
+from chaos.core import Hypothesis, Scenario, SteadyProbe, action, equals, probe
+from chaos.fakes import FaultRule
+from chaos.promises import HARNESS
+from chaos.scenarios import common
+from chaos.stats import rounded
+
+TASKS = 6
+CDN_DELAY = 1.0
+#: The service's SQLite busy timeout (system/db/engine.py): a write waits this long first.
+SQLITE_BUSY = 5.0
+
+
+async def service_ready(ctx: Context) -> int | None:
+    """`/health/ready`'s status."""
+    return (await ctx.service.ready()).status
+
+
+READY = SteadyProbe(
+    probe("service-ready", service_ready, equals(200), promise="readiness answers 200")
+)
+
+
+def _backend(ctx: Context) -> Any:
+    backend = ctx.deployment.backend
+    if backend is None or ctx.target_mode:
+        raise Skip("needs a database the harness controls")
+    return backend
+
+
+async def tasks_in_flight(ctx: Context) -> dict[str, Any]:
+    """Thumbnails that fail (404) after 1 s, so their records land during the outage."""
+    ctx.cdn_faults(FaultRule(name="slow-404", path="/images/*", status=404, delay=CDN_DELAY))
+    calls = await ctx.imports(TASKS, time_limit=HARNESS.deadline + 3)
+    ctx.state["games"] = {
+        c.body["id"] for c in calls if c.status == 201 and isinstance(c.body, dict)
+    }
+    return {"statuses": [c.status for c in calls]}
+
+
+async def database_down(ctx: Context) -> dict[str, Any]:
+    """Take the database away."""
+    backend = _backend(ctx)
+    await backend.outage_start()
+    ctx.fault("database-down", True, backend=backend.kind)
+    return {"backend": backend.kind}
+
+
+async def readiness_goes_503(ctx: Context) -> dict[str, Any]:
+    """Poll readiness until it reports the outage (bounded by the connect timeout)."""
+    bound = HARNESS.database_connect_timeout + HARNESS.slack + 1
+    started = time.monotonic()
+    call = await ctx.service.ready()
+    while call.status != 503 and time.monotonic() - started < bound:
+        await asyncio.sleep(0.1)
+        call = await ctx.service.ready()
+    return {"status": call.status, "seconds": rounded(time.monotonic() - started, 3),
+            "body": call.body}  # fmt: skip
+
+
+async def write_answers_503(ctx: Context) -> dict[str, Any]:
+    """One import during the outage (BGG is fine; storing the game is not)."""
+    call = await ctx.import_game(time_limit=SQLITE_BUSY + HARNESS.deadline + 3)
+    return {"status": call.status, "code": call.error_code,
+            "seconds": rounded(call.latency_ms / 1000, 3)}  # fmt: skip
+
+
+def _our_records(ctx: Context) -> list[dict[str, Any]]:
+    games = ctx.state.get("games", set())
+    return [
+        r
+        for r in read_spool(ctx.deployment.spool_path)
+        if r.get("task_type") == TASK_TYPE and r.get("game_id") in games
+    ]
+
+
+async def records_spooled(ctx: Context) -> dict[str, Any]:
+    """Wait until every task's record is in the spool (the database cannot take them)."""
+    games = ctx.state.get("games", set())
+    deadline = time.monotonic() + CDN_DELAY * 2 + SQLITE_BUSY + 6
+    records = _our_records(ctx)
+    while len({r.get("game_id") for r in records}) < len(games) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        records = _our_records(ctx)
+    ctx.state["spooled"] = {str(r.get("record_id")) for r in records}
+    return {
+        "tasks": len(games),
+        "spooled": len(records),
+        "all_spooled": bool(games) and {r.get("game_id") for r in records} == games,
+    }
+
+
+async def database_up(ctx: Context) -> dict[str, Any]:
+    """Give the database back."""
+    backend = _backend(ctx)
+    await backend.outage_end()
+    ctx.fault("database-down", False, backend=backend.kind)
+    return {"backend": backend.kind}
+
+
+async def readiness_recovers(ctx: Context) -> dict[str, Any]:
+    """Poll readiness until 200 (bounded)."""
+    started = time.monotonic()
+    call = await ctx.service.ready()
+    while call.status != 200 and time.monotonic() - started < HARNESS.database_connect_timeout + 5:
+        await asyncio.sleep(0.1)
+        call = await ctx.service.ready()
+    return {"status": call.status, "seconds": rounded(time.monotonic() - started, 3)}
+
+
+async def next_write(ctx: Context) -> dict[str, Any]:
+    """A healthy import: its task's record is the next write, which replays the spool."""
+    ctx.cdn_faults()
+    call = await ctx.import_game(time_limit=HARNESS.deadline + 3)
+    return {"status": call.status}
+
+
+async def replayed_exactly_once(ctx: Context) -> dict[str, Any]:
+    """Wait until the spool holds none of our records; each must be in the table once."""
+    spooled: set[str] = ctx.state.get("spooled", set())
+    deadline = time.monotonic() + 10
+    # Polling: the spool is a file another process rewrites; there is nothing to await.
+    while _our_records(ctx) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    backend = _backend(ctx)
+    runs = (await backend.read()).runs
+    stored: dict[str, int] = {}
+    for run in runs:
+        key = str(run.get("record_id"))
+        if key in spooled:
+            stored[key] = stored.get(key, 0) + 1
+    missing = sorted(spooled - set(stored))
+    doubled = sorted(k for k, n in stored.items() if n > 1)
+    left = len(_our_records(ctx))
+    return {
+        "spooled": len(spooled),
+        "replayed": len(stored),
+        "spool_left": left,
+        "missing": missing[:10],
+        "duplicated": doubled[:10],
+        "exactly_once": bool(spooled) and not missing and not doubled and left == 0,
+    }
+
+
+SCENARIO = Scenario(
+    name="database_outage",
+    title="The database goes away: readiness 503, records spooled, replayed exactly once",
+    fault="SQLite: a foreign write lock; PostgreSQL: the proxy in front of it goes down",
+    description=__doc__ or "",
+    tags=("database", "spool", "readiness"),
+    hypothesis=Hypothesis(
+        "The service is ready, the catalogue serves and both breakers are closed",
+        (READY, common.PUBLIC_API_AROUND, common.BGG_CLOSED, common.CDN_CLOSED),
+    ),
+    method=(
+        action("tasks-in-flight", tasks_in_flight),
+        action("database-down", database_down),
+        probe(
+            "readiness-goes-503",
+            readiness_goes_503,
+            equals(503, "status"),
+            promise="readiness answers 503 while the database is unavailable",
+        ),
+        probe(
+            "write-answers-503",
+            write_answers_503,
+            equals(503, "status"),
+            promise="a write during the outage answers 503 database_unavailable, never 500",
+        ),
+        probe(
+            "records-spooled",
+            records_spooled,
+            equals(True, "all_spooled"),
+            promise="every task record that cannot be stored is spooled",
+        ),
+        action("database-up", database_up),
+        probe(
+            "readiness-recovers",
+            readiness_recovers,
+            equals(200, "status"),
+            promise="readiness answers 200 again once the database is back",
+        ),
+        action("next-write", next_write),
+        probe(
+            "spool-replayed-exactly-once",
+            replayed_exactly_once,
+            equals(True, "exactly_once"),
+            promise="after recovery every spooled record is in the table exactly once",
+        ),
+    ),
+    rollbacks=(common.RESTORE,),
+    per_backend=True,
+    requires=frozenset({"database"}),
+)

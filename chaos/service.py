@@ -1,0 +1,167 @@
+"""The service under test as a subprocess: `python -m system serve`, started and stopped.
+
+Each process gets its own session (process group), so a Ctrl-C in the terminal reaches only
+the harness, which then stops the service in order: SIGTERM to the group (uvicorn drains
+background tasks), SIGKILL if it is still there after `stop_timeout`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class HarnessError(RuntimeError):
+    """The harness itself could not do its job (exit code 2), with a one-line reason."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """Raise `HarnessError` when `port` cannot be bound (already in use)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise HarnessError(f"port {port} on {host} is not available: {exc.strerror}") from None
+
+
+class ServiceProcess:
+    """One `python -m system serve` process (with `workers` uvicorn workers)."""
+
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        *,
+        log_path: Path,
+        port: int | None = None,
+        workers: int = 1,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        self.name = name
+        self.env = env
+        self.log_path = log_path
+        self.port = port if port is not None else free_port()
+        self.workers = workers
+        self.stop_timeout = stop_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_in: float | None = None
+
+    @property
+    def url(self) -> str:
+        """Where the service answers."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Spawn the process (does not wait; see `wait_ready`)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "system", "serve",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                command,
+                env=self.env,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self._spawned = time.monotonic()
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait until `/health/ready` answers 200; `HarnessError` if it never does."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(trust_env=False, timeout=2.0) as client:
+            while True:
+                if self.process is None or self.process.poll() is not None:
+                    raise HarnessError(
+                        f"service {self.name!r} exited during start-up: {self.last_log_line()}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"{self.url}/health/ready").status_code == 200:
+                        self.started_in = time.monotonic() - self._spawned
+                        return
+                if time.monotonic() > deadline:
+                    raise HarnessError(
+                        f"service {self.name!r} not ready within {timeout:g} s: "
+                        f"{self.last_log_line()}"
+                    )
+                time.sleep(0.05)
+
+    def running(self) -> bool:
+        """Whether the process is still alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM the process group, SIGKILL after `stop_timeout`; idempotent."""
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            self._signal(process, signal.SIGTERM)
+            try:
+                process.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(process, signal.SIGKILL)
+                process.wait()
+        # uvicorn's worker processes share the group: make sure none outlives the parent.
+        self._signal(process, signal.SIGKILL)
+        self.process = None
+
+    @staticmethod
+    def _signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the service process and its workers (Linux /proc)."""
+        if self.process is None:
+            return 0
+        return sum(_rss(pid) for pid in _tree(self.process.pid))
+
+    def last_log_line(self) -> str:
+        """The last non-empty line of the service's log (for one-line error messages)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1][:300] if lines else "no output"
+
+
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    for parent in list(pids):
+        children = Path(f"/proc/{parent}/task/{parent}/children")
+        with contextlib.suppress(OSError):
+            pids.extend(int(child) for child in children.read_text().split())
+    return pids
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0

@@ -1,0 +1,199 @@
+"""The harness must catch a broken service (issue 7, item 7).
+
+Each test runs `python -m chaos run` against the real service started with a deliberately
+broken configuration through `--service-env`, and checks that the right scenario fails with
+exit code 1 or 3 and names the hypothesis that caught it. The same hypotheses hold with the
+default configuration (`default_run`). The harness states its hypotheses against the spec
+and its own settings, never against values read back from the service, which is why an
+override that breaks a promise is caught.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.services import missing
+
+pytestmark = pytest.mark.slow
+
+
+def run_chaos(
+    report_dir: Path, *args: str, timeout: float = 240
+) -> tuple[int, dict[str, Any], str]:
+    """Run the CLI; (exit code, summary.json, stdout)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "chaos", "run", *args, "--report-dir", str(report_dir)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    summary_path = report_dir / "summary.json"
+    assert summary_path.exists(), f"no summary (exit {result.returncode}): {result.stderr}"
+    return result.returncode, json.loads(summary_path.read_text()), result.stdout
+
+
+def hypotheses(summary: dict[str, Any], scenario: str) -> dict[str, bool]:
+    """`{hypothesis name: met}` of one scenario."""
+    (entry,) = [s for s in summary["scenarios"] if s["name"] == scenario]
+    return {h["name"]: h["met"] for h in entry["hypotheses"]}
+
+
+def verdict(summary: dict[str, Any], scenario: str) -> str:
+    (entry,) = [s for s in summary["scenarios"] if s["name"] == scenario]
+    return str(entry["verdict"])
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any]]:
+    """The scenarios the broken configurations are caught by, with the default settings."""
+    code, summary, _ = run_chaos(
+        tmp_path_factory.mktemp("default"), "bgg_outage", "bgg_blackhole", "bgg_flaky",
+        "cdn_outage",
+    )  # fmt: skip
+    return code, summary
+
+
+# The hypotheses each broken configuration must trip, and the scenario that checks them.
+CAUGHT = {
+    "bgg_outage": ["breaker-opens-after-fail-max", "one-half-open-trial"],
+    "bgg_blackhole": ["imports-end-within-deadline"],
+    "bgg_flaky": ["import-success-rate"],
+}
+
+
+def test_default_configuration_keeps_the_promises(default_run: tuple[int, dict[str, Any]]) -> None:
+    code, summary = default_run
+    assert code in (0, 1), summary
+    for scenario, names in CAUGHT.items():
+        held = hypotheses(summary, scenario)
+        for name in names:
+            assert held[name], f"{scenario}: {name} fails with the default configuration"
+    # bgg_flaky passes outright; the latency promises of the others (p99 < 50 ms) also
+    # depend on what else runs on this 2-core machine, so they are not asserted here.
+    assert verdict(summary, "bgg_flaky") == "passed"
+    for entry in summary["scenarios"]:
+        tasks = entry["tasks"]
+        assert tasks["lost"] == tasks["duplicated"] == tasks["unexpected"] == 0
+
+
+def test_breaker_effectively_disabled_is_caught(tmp_path: Path) -> None:
+    code, summary, out = run_chaos(
+        tmp_path, "bgg_outage", "--service-env", "BGG_BREAKER_FAIL_MAX=1000"
+    )
+    assert code == 1
+    assert not hypotheses(summary, "bgg_outage")["breaker-opens-after-fail-max"]
+    assert "✗ breaker-opens-after-fail-max" in out
+
+
+def test_a_breaker_that_never_half_opens_is_caught(tmp_path: Path) -> None:
+    code, summary, out = run_chaos(
+        tmp_path, "bgg_outage", "--service-env", "BGG_BREAKER_RESET_TIMEOUT=3600"
+    )
+    assert code == 1
+    held = hypotheses(summary, "bgg_outage")
+    assert held["breaker-opens-after-fail-max"], "it still opens after 5"
+    assert not held["one-half-open-trial"]
+    assert "✗ one-half-open-trial" in out
+
+
+def test_retries_disabled_are_caught_by_the_flaky_scenario(tmp_path: Path) -> None:
+    code, summary, out = run_chaos(tmp_path, "bgg_flaky", "--service-env", "BGG_RETRY_ATTEMPTS=1")
+    assert code == 1
+    assert not hypotheses(summary, "bgg_flaky")["import-success-rate"]
+    assert "✗ import-success-rate" in out
+
+
+def test_a_deadline_far_too_long_is_caught_by_the_blackhole(tmp_path: Path) -> None:
+    code, summary, out = run_chaos(
+        tmp_path, "bgg_blackhole", "--service-env", "BGG_DEADLINE_SECONDS=60"
+    )
+    assert code == 1
+    assert not hypotheses(summary, "bgg_blackhole")["imports-end-within-deadline"]
+    assert "✗ imports-end-within-deadline" in out
+
+
+def test_failure_records_dropped_is_data_loss(tmp_path: Path) -> None:
+    code, summary, out = run_chaos(tmp_path, "cdn_outage", "--service-env", "RECORD_FAILURES=false")
+    assert code == 3
+    (entry,) = summary["scenarios"]
+    assert entry["verdict"] == "data_lost"
+    tasks = entry["tasks"]
+    # Every failed download vanished; only successes (after recovery) were recorded.
+    assert tasks["lost"] > 0 and tasks["lost"] == tasks["attempted"] - tasks["succeeded"]
+    assert "data_lost" in out
+
+
+def test_the_same_seed_replays_the_same_faults(
+    default_run: tuple[int, dict[str, Any]], tmp_path: Path
+) -> None:
+    _, first = default_run
+    _, again, _ = run_chaos(tmp_path, "bgg_flaky", "--seed", str(first["seed"]))
+
+    def digest(summary: dict[str, Any]) -> str:
+        (entry,) = [s for s in summary["scenarios"] if s["name"] == "bgg_flaky"]
+        return str(entry["figures"]["fault_sequence_sha256"])
+
+    assert digest(again) == digest(first)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/status").read_text().count("State:\tZ")
+
+
+def test_ctrl_c_rolls_back_and_leaves_nothing_running(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos", "run", "bgg_outage", "--report-dir", str(tmp_path)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:  # wait until the fault is on
+            if "fault bgg-503 on" in line:
+                break
+        else:
+            pytest.fail("the scenario never switched its fault on")
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 2, stderr
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    pids = [pid for e in events if e["kind"] == "deployment" for pid in e["pids"]]
+    assert pids, "the service's pid was recorded"
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids), "the service outlived the harness"
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert journal["status"] == "interrupted"
+    (scenario,) = journal["journals"]
+    assert scenario["rollbacks"] and scenario["rollbacks"][0]["status"] == "succeeded"
+
+
+def test_redis_scenarios_need_redis() -> None:
+    """The two-worker scenarios run a private redis-server; CI must have one."""
+    from chaos.redis_server import redis_available
+
+    if not redis_available():
+        missing("redis-server is not installed")
