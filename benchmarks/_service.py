@@ -1,28 +1,18 @@
-"""Start `python -m system serve` on loopback for a benchmark, and stop it afterwards."""
+"""Start the service on loopback for a benchmark (the chaos harness's process wrapper)."""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from chaos.service import ServiceProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["REPO", "Service", "free_port", "running_service"]
 
 
 @dataclass(frozen=True)
@@ -49,34 +39,12 @@ def running_service(env: dict[str, str], *, workers: int = 1) -> Iterator[Servic
             "LOG_LEVEL": "ERROR",
             **env,
         }
-        port = free_port()
-        command = [sys.executable, "-m", "system", "serve", "--port", str(port)]
-        process = subprocess.Popen(
-            [*command, "--workers", str(workers)],
-            env=full_env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        service = ServiceProcess(
+            "benchmark", full_env, log_path=Path(tmp) / "service.log", workers=workers
         )
-        url = f"http://127.0.0.1:{port}"
+        service.start()
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None:
-                    raise RuntimeError("the service exited during start-up")
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the service did not become ready in 60 s")
-                time.sleep(0.1)
-            yield Service(url=url, token=token)
+            service.wait_ready(60)
+            yield Service(url=service.url, token=token)
         finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            service.stop()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from chaos.service import ServiceProcess
+
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("TEST_REQUIRE_SERVICES") == "1"
 
@@ -95,3 +97,18 @@ def redis_server(directory: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def serve(
+    env: dict[str, str], directory: Path, *, workers: int = 1, name: str = "test"
+) -> Iterator[ServiceProcess]:
+    """`python -m system serve` with `env` (plus PATH), ready, stopped at the end."""
+    full_env = {"PATH": os.environ.get("PATH", ""), **env}
+    process = ServiceProcess(name, full_env, log_path=directory / f"{name}.log", workers=workers)
+    process.start()
+    try:
+        process.wait_ready(30)
+        yield process
+    finally:
+        process.stop()

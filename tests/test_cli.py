@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +12,7 @@ import pytest
 
 from system.__main__ import main
 from tests.conftest import REPO_ROOT
+from tests.services import serve
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -31,12 +30,6 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize(
@@ -90,28 +83,6 @@ def test_migrate_unreachable_database_is_one_line(tmp_path: Path) -> None:
 def test_migrate_then_serve(tmp_path: Path) -> None:
     env = _env(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", ADMIN_TOKENS="t")
     assert _run("migrate", env=env).returncode == 0
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "system", "serve", "--port", str(port)],
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, "server exited"
-                assert time.monotonic() < deadline, "server did not answer in 30 s"
-                time.sleep(0.1)
-        assert response.status_code == 200
-        assert httpx.get(f"http://127.0.0.1:{port}/api/public/games").json()["total"] == 0
-    finally:
-        process.terminate()
-        process.wait(10)
-        assert process.stderr is not None
-        process.stderr.close()
+    with serve(env, tmp_path) as process:
+        assert httpx.get(f"{process.url}/health/ready", timeout=5).status_code == 200
+        assert httpx.get(f"{process.url}/api/public/games", timeout=5).json()["total"] == 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,38 +16,20 @@ import httpx
 import pytest
 
 from chaos.fakes import FaultRule
+from chaos.service import ServiceProcess
 from tests.conftest import ADMIN_TOKEN, REPO_ROOT
 from tests.fakes import Upstreams
-from tests.services import RedisServer, free_port, redis_server
+from tests.services import RedisServer, redis_server, serve
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "system", "serve", "--port", str(self.port)],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+    """One `python -m system serve` process, addressed directly."""
 
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, "worker exited"
-            assert time.monotonic() < deadline, "worker not ready in 30 s"
-            time.sleep(0.05)
+    def __init__(self, process: ServiceProcess) -> None:
+        self.url = process.url
 
     def imports(self, bgg_id: int) -> httpx.Response:
         return httpx.post(f"{self.url}/api/admin/games/import/{bgg_id}", headers=AUTH, timeout=10)
@@ -58,15 +39,6 @@ class Worker:
             f"{self.url}/api/admin/monitoring/circuit-breaker-status", headers=AUTH, timeout=5
         )
         return dict(response.json())
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture
@@ -96,15 +68,8 @@ def workers(
         [sys.executable, "-m", "system", "migrate"], env=env, cwd=REPO_ROOT, check=True,
         capture_output=True,
     )  # fmt: skip
-    a = Worker(env, tmp_path / "a.log")
-    b = Worker(env, tmp_path / "b.log")
-    try:
-        a.wait_ready()
-        b.wait_ready()
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+    with serve(env, tmp_path, name="a") as a, serve(env, tmp_path, name="b") as b:
+        yield Worker(a), Worker(b)
 
 
 def test_failures_through_one_worker_open_the_breaker_for_the_other(

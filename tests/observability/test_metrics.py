@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from chaos.fakes import FaultRule
-from tests.conftest import ADMIN_TOKEN, REPO_ROOT, ServiceFactory, ServiceUnderTest
+from tests.conftest import ADMIN_TOKEN, ServiceFactory, ServiceUnderTest
 from tests.fakes import Upstreams
-from tests.services import free_port
+from tests.services import serve
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -99,36 +95,21 @@ async def test_failures_recorded_and_spool_are_counted(
 
 @pytest.mark.slow
 def test_two_workers_report_one_aggregate(tmp_path: Path) -> None:
-    port = free_port()
     env = {
-        "PATH": os.environ.get("PATH", ""),
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'm.db'}",
         "ADMIN_TOKENS": ADMIN_TOKEN,
         "SPOOL_PATH": str(tmp_path / "spool.jsonl"),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "system", "serve", "--port", str(port), "--workers", "2"],
-        env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.1)
+    with serve(env, tmp_path, workers=2) as process:
         for _ in range(40):  # new connections, so both workers get some
-            httpx.get(f"{url}/api/public/games")
+            httpx.get(f"{process.url}/api/public/games")
         totals = {
-            sample(httpx.get(f"{url}/metrics").text, "http_requests_total",
-                   route="/api/public/games", status="200")
+            sample(
+                httpx.get(f"{process.url}/metrics").text,
+                "http_requests_total",
+                route="/api/public/games",
+                status="200",
+            )
             for _ in range(6)
-        }  # fmt: skip
-        assert totals == {40.0}, "every worker's /metrics must report the sum of both"
-    finally:
-        process.terminate()
-        process.wait(15)
+        }
+    assert totals == {40.0}, "every worker's /metrics must report the sum of both"
