@@ -24,17 +24,18 @@ def _install(session: nox.Session, *extras: str) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The test suite. Set TEST_DATABASE_URL to a PostgreSQL URL to test that backend too."""
-    _install(session, "test")
+    # The harness's own tests (chaos, load, notebooks) run here too: they need its extras.
+    _install(session, "test", "chaos", "load", "notebooks")
     session.run("pytest", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff (lint and format check) and mypy (strict on system/, chaos/, benchmarks/)."""
-    _install(session, "lint", "test")
+    """ruff (lint and format check) and mypy (strict on the service and the harness)."""
+    _install(session, "lint", "test", "chaos", "load", "notebooks")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "system", "chaos", "benchmarks")
+    session.run("mypy", "system", "chaos", "benchmarks", "loadtests", "notebooks")
 
 
 @nox.session(python=PYTHON)

@@ -124,7 +124,12 @@ async def _bgg_error(request: Request, exc: Exception) -> JSONResponse:
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if isinstance(exc, BggUnavailable):
-        extra = {"breaker": exc.breaker, "state": exc.state, "retry_after": exc.retry_after}
+        extra = {
+            "breaker": exc.breaker,
+            "state": exc.state,
+            "retry_after": exc.retry_after,
+            "upstream_attempts": exc.upstream_attempts,
+        }
         # The designed answer during an outage: not an error for the error-rate alert.
         request.state.breaker_rejection = True
     if exc.http_status >= 500:

@@ -212,6 +212,18 @@ class BggClient:
         #: Told `(attempts, outcome)` after every fetch; outcome is `ok` or the error's name.
         self.on_fetch = on_fetch
 
+    async def _wait(self, seconds: float) -> None:
+        """The retry wait, cut short when the breaker opens meanwhile (another import
+        opened it): the next attempt is then rejected at once instead of after the wait."""
+        sleeping = asyncio.ensure_future(self._sleep(seconds))
+        opened = asyncio.ensure_future(self.breaker.wait_open())
+        try:
+            await asyncio.wait({sleeping, opened}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeping, opened):
+                task.cancel()
+            await asyncio.gather(sleeping, opened, return_exceptions=True)
+
     def _worth_retrying(self, exc: BaseException) -> bool:
         # Once this failure has opened the breaker, a wait would only end in a rejection.
         return _is_retryable(exc) and self.breaker.last_known_state == CLOSED
@@ -234,7 +246,7 @@ class BggClient:
             logger=logger,
             what=f"BGG thing {bgg_id}",
             budget=self.budget,
-            sleep=self._sleep,
+            sleep=self._wait,
         )
         attempts, outcome = 0, "ok"
         try:
@@ -242,6 +254,13 @@ class BggClient:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     game = await self._request_once(bgg_id, started)
+        except BggUnavailable as exc:
+            # Tell the caller whether this import reached BGG before the breaker stopped it
+            # (it was caught by the opening) or was turned away at once (the breaker's own
+            # fast answer): load tests judge the two differently.
+            exc.upstream_attempts = attempts - 1
+            outcome = type(exc).__name__
+            raise
         except BaseException as exc:
             outcome = type(exc).__name__
             raise

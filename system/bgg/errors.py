@@ -92,3 +92,5 @@ class BggUnavailable(BggError):
         self.state = state
         #: Seconds until the breaker lets a trial request through.
         self.retry_after = retry_after
+        #: Requests this import sent to BGG before the breaker stopped it (0: none at all).
+        self.upstream_attempts = 0

@@ -19,6 +19,7 @@ Redis so that every worker shares one state (`system/resilience/redis_store.py`)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import uuid
@@ -176,6 +177,7 @@ class AsyncCircuitBreaker:
         self._callbacks: list[TransitionCallback] = []
         self._rejection_callbacks: list[Callable[[CircuitOpenError], None]] = []
         self._changing_locally = False
+        self._open = asyncio.Event()
 
     @property
     def name(self) -> str:
@@ -284,7 +286,15 @@ class AsyncCircuitBreaker:
             self._changing_locally = False
         return snap
 
+    async def wait_open(self) -> None:
+        """Return once this process sees the breaker open (at once if it already is)."""
+        await self._open.wait()
+
     def _notify(self, transition: Transition) -> None:
+        if transition.to_state == "open":
+            self._open.set()
+        else:
+            self._open.clear()
         self.transitions.append(transition)
         level = logging.WARNING if transition.to_state == "open" else logging.INFO
         logger.log(

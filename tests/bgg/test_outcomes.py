@@ -237,3 +237,39 @@ def test_readme_shows_the_same_table() -> None:
     rows = re.findall(r"^\| (.+?) \| (.+?) \| (.+?) \| (.+?) \|$", readme, flags=re.MULTILINE)
     table = [r for r in rows if r[0] in {o.upstream for o in OUTCOMES}]
     assert table == [(o.upstream, o.error, o.retried, o.breaker) for o in OUTCOMES]
+
+
+async def test_a_retry_wait_ends_when_another_import_opens_the_breaker(
+    upstreams: Upstreams,
+) -> None:
+    """An import asleep between attempts is rejected as soon as the breaker opens, not after
+    its wait, and the rejection says it had already reached BGG."""
+    http = build_http_client(connect_timeout=1, read_timeout=5)
+    breaker = AsyncCircuitBreaker("BGG API", fail_max=2, reset_timeout=60)
+    client = BggClient(
+        base_url=upstreams.bgg_base_url,
+        http=http,
+        breaker=breaker,
+        policy=RetryPolicy(attempts=3, initial_wait=30, min_wait=30, max_wait=30, jitter=False),
+        request_timeout=5,
+        max_id=10_000_000,
+    )
+    try:
+        upstreams.bgg_app.engine.set_rules([FaultRule(status=503, path="/thing")])
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sleeper = asyncio.create_task(client.fetch_thing(1))  # fails once, waits 30 s
+        while upstreams.thing_requests() == 0:
+            await asyncio.sleep(0.01)
+        with pytest.raises(BggTransientError):
+            await client.fetch_thing(2)  # the second failure opens the breaker
+        with pytest.raises(BggUnavailable) as caught_opening:
+            await sleeper
+        assert loop.time() - started < 5, "the 30 s wait was not cut short"
+        assert caught_opening.value.upstream_attempts == 1
+        with pytest.raises(BggUnavailable) as turned_away:
+            await client.fetch_thing(3)
+        assert turned_away.value.upstream_attempts == 0
+        assert upstreams.thing_requests() == 2
+    finally:
+        await http.aclose()
