@@ -9,6 +9,9 @@ import nox
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_venv = "yes"
+# uv builds the session environments in seconds where pip takes minutes; plain virtualenv and
+# pip are used when uv is not installed.
+nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
@@ -17,7 +20,6 @@ PYTHON = "3.11"
 def _install(session: nox.Session, *extras: str) -> None:
     """Install the project (editable) with the given optional dependency groups."""
     spec = f".[{','.join(extras)}]" if extras else "."
-    session.install("--upgrade", "pip")
     session.install("-e", spec)
 
 
