@@ -204,11 +204,11 @@ async def wait_for_half_open(ctx: Context, client: ServiceClient | None = None) 
 async def one_trial_closes(ctx: Context) -> dict[str, Any]:
     """After the reset timeout, many concurrent imports: exactly one may reach BGG.
 
-    The fake holds the first request for 0.3 s (a slow trial), so the other callers all
-    arrive while the breaker is half-open; they must be rejected, and the trial's success
-    must close the breaker.
+    The fake holds the first request for 1 s (a slow trial, well inside the harness's 2 s
+    deadline), so the other callers all arrive while the breaker is half-open even on a busy
+    machine; they must be rejected, and the trial's success must close the breaker.
     """
-    ctx.bgg_faults(FaultRule(name="slow-trial", path="/thing", delay=0.3, first_n=1))
+    ctx.bgg_faults(FaultRule(name="slow-trial", path="/thing", delay=1.0, first_n=1))
     waited = await wait_for_half_open(ctx)
     before = ctx.thing_requests()
     clients = ctx.clients

@@ -1,4 +1,4 @@
-"""The load-run documentation stays true to the options (docs/load.md, or README once merged)."""
+"""The load-run documentation (docs/load.md) stays true to the options."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ from tests.conftest import REPO_ROOT
 
 
 def load_docs() -> str:
-    for path in (REPO_ROOT / "README.md", REPO_ROOT / "docs" / "load.md"):
-        if path.is_file() and "## Load runs" in (text := path.read_text()):
-            return text
-    raise AssertionError("no '## Load runs' section in README.md or docs/load.md")
+    return (REPO_ROOT / "docs" / "load.md").read_text()
 
 
 def test_every_option_is_documented_with_its_variable_and_default() -> None:

@@ -1,0 +1,246 @@
+"""Which data the notebooks read: a `DataSet`, built from paths by looking at what they hold.
+
+`python -m notebooks PATH...` accepts files and folders in any order; each file is recognised
+by its content (not only its name):
+
+| what | recognised by |
+|---|---|
+| the service's database | a SQLite file (`SQLite format 3` header), or `--database-url` |
+| failure table export | CSV whose header has `task_type` and `created_at` |
+| run table export | CSV whose header has `outcome` and `started_at` |
+| Sentry export | JSON lines with `eventID`; JSON event(s); a Discover CSV (id + timestamp) |
+| chaos summary | JSON with `scenarios` (`summary.json` of `python -m chaos run`) |
+| chaos journal | JSON with `journals`, or `experiment` + `run` (Chaos Toolkit) |
+| harness events | JSON lines with `kind` and `time` (`events.jsonl`) |
+| load run | `*_stats.csv` (Locust) or JSON with `thresholds` and `error_rate`: its folder |
+| test report | JUnit XML, `tests.json`, or saved `pytest --collect-only -q` output (`.txt`) |
+
+A folder is searched one level deep (so `reports/` finds `chaos/` and `load/`). A file that is
+none of these is an `InputError` that lists what is accepted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from notebooks.reliability.errors import InputError
+
+ACCEPTED = (
+    "expected a SQLite database, a CSV export of background_task_failures or "
+    "background_task_runs, a Sentry export (.jsonl, .json, Discover .csv), a chaos "
+    "summary.json / journal.json / events.jsonl, a Locust *_stats.csv or load summary.json, "
+    "or a JUnit XML / tests.json"
+)
+
+
+@dataclass
+class DataSet:
+    """Paths (as text, "" when absent) the notebooks get as parameters."""
+
+    database_url: str = ""
+    failures_csv: str = ""
+    runs_csv: str = ""
+    sentry_paths: list[str] = field(default_factory=list)
+    events_path: str = ""
+    chaos_summary: str = ""
+    chaos_journal: str = ""
+    chaos_events: str = ""
+    load_dir: str = ""
+    tests_path: str = ""
+    generated: bool = False
+
+    def parameters(self) -> dict[str, Any]:
+        """The notebooks' data-source parameters."""
+        return {
+            "database_url": self.database_url,
+            "failures_csv": self.failures_csv,
+            "runs_csv": self.runs_csv,
+            "sentry_paths": list(self.sentry_paths),
+            "events_path": self.events_path or self.chaos_events,
+            "chaos_summary": self.chaos_summary,
+            "chaos_journal": self.chaos_journal,
+            "chaos_events": self.chaos_events,
+            "load_dir": self.load_dir,
+            "tests_path": self.tests_path,
+        }
+
+    def describe(self) -> list[str]:
+        """One line per source, for the command line's output."""
+        lines = []
+        for name, value in self.parameters().items():
+            if value:
+                shown = ", ".join(value) if isinstance(value, list) else value
+                lines.append(f"  {name}: {shown}")
+        return lines
+
+    def missing_tables(self) -> bool:
+        """True when there is neither a database nor a failure export."""
+        return not (self.database_url or self.failures_csv)
+
+
+def _head(path: Path, size: int = 4096) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(size)
+
+
+def _csv_header(path: Path) -> list[str]:
+    text = _head(path).decode("utf-8-sig", errors="replace")
+    first = text.splitlines()[0] if text.strip() else ""
+    return [h.strip() for h in next(csv.reader([first]), [])]
+
+
+def _first_json_line(path: Path) -> Any:
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if line.strip():
+                try:
+                    return json.loads(line)
+                except json.JSONDecodeError:
+                    return None
+    return None
+
+
+def classify(path: Path) -> str:
+    """What `path` holds: `database`, `failures_csv`, `runs_csv`, `sentry`, `chaos_summary`,
+    `chaos_journal`, `chaos_events`, `load`, `tests`; `InputError` otherwise."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    head = _head(path)
+    if not head.strip():
+        raise InputError(f"{path} is empty: {ACCEPTED}")
+    suffix = path.suffix.lower()
+    if head.startswith(b"SQLite format 3\x00"):
+        return "database"
+    if suffix == ".xml" or head.lstrip().startswith(b"<"):
+        return "tests"
+    if suffix == ".csv":
+        header = {h.lower() for h in _csv_header(path)}
+        if {"task_type", "created_at"} <= header:
+            return "failures_csv"
+        if {"outcome", "started_at"} <= header:
+            return "runs_csv"
+        if {"name", "request count"} <= header or {"occurrences", "error"} <= header:
+            return "load"
+        if header & {"id", "event_id", "eventid"} and header & {"timestamp", "datecreated"}:
+            return "sentry"
+        raise InputError(
+            f"{path}: a CSV with the columns {', '.join(sorted(header)[:8])}: {ACCEPTED}"
+        )
+    if suffix in (".jsonl", ".ndjson"):
+        first = _first_json_line(path)
+        if isinstance(first, dict) and "kind" in first and "time" in first:
+            return "chaos_events"
+        if isinstance(first, dict) and ({"eventID", "event_id", "id"} & set(first)):
+            return "sentry"
+        raise InputError(
+            f"{path}: JSON lines that are neither events nor harness events: {ACCEPTED}"
+        )
+    if suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path} is not JSON ({exc}): {ACCEPTED}") from None
+        if isinstance(data, dict):
+            if "journals" in data or ("experiment" in data and "run" in data):
+                return "chaos_journal"
+            if isinstance(data.get("scenarios"), list):
+                return "chaos_summary"
+            if "thresholds" in data and "error_rate" in data:
+                return "load"
+            if isinstance(data.get("collected"), int):
+                return "tests"
+            if isinstance(data.get("data"), list) or {"eventID", "event_id"} & set(data):
+                return "sentry"
+        if isinstance(data, list):
+            # A list of events, or of something else (a Sentry issues list, say), which the
+            # Sentry loader refuses with its own message.
+            return "sentry"
+        raise InputError(f"{path}: a JSON object of no known kind: {ACCEPTED}")
+    if suffix == ".txt" and b"collected" in _head(path, 1 << 20):
+        return "tests"
+    raise InputError(f"{path}: cannot tell what it holds: {ACCEPTED}")
+
+
+def _add(data: DataSet, kind: str, path: Path) -> None:
+    text = str(path)
+    if kind == "database":
+        data.database_url = f"sqlite+aiosqlite:///{path.resolve()}"
+    elif kind == "sentry":
+        data.sentry_paths.append(text)
+    elif kind == "load":
+        data.load_dir = str(path.parent)
+    elif kind in (
+        "failures_csv",
+        "runs_csv",
+        "chaos_summary",
+        "chaos_journal",
+        "chaos_events",
+        "tests",
+    ):
+        attribute = "tests_path" if kind == "tests" else kind
+        setattr(data, attribute, text)
+
+
+def _scan(folder: Path, data: DataSet, *, depth: int) -> int:
+    found = 0
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") or entry.name == "logs":
+            continue
+        if entry.is_dir():
+            if depth > 0:
+                found += _scan(entry, data, depth=depth - 1)
+            continue
+        if entry.suffix.lower() not in (
+            ".db",
+            ".sqlite",
+            ".sqlite3",
+            ".csv",
+            ".json",
+            ".jsonl",
+            ".ndjson",
+            ".xml",
+        ):
+            continue
+        if entry.name.startswith("journal-"):  # one scenario's copy of journal.json
+            continue
+        try:
+            kind = classify(entry)
+        except InputError:
+            continue  # inside a folder, files we do not know are skipped
+        _add(data, kind, entry)
+        found += 1
+    return found
+
+
+def from_paths(paths: list[str]) -> DataSet:
+    """A `DataSet` from files and folders (see the module docstring)."""
+    data = DataSet()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            if _scan(path, data, depth=1) == 0:
+                raise InputError(f"{path} holds nothing the notebooks can read: {ACCEPTED}")
+        elif path.is_file():
+            _add(data, classify(path), path)
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return data
+
+
+def reports_dir(data: DataSet, reports: Path) -> None:
+    """Fill what `data` lacks from the harness's own reports (`reports/chaos`, `reports/load`)
+    when they are there."""
+    chaos = reports / "chaos"
+    if not data.chaos_summary and (chaos / "summary.json").is_file():
+        data.chaos_summary = str(chaos / "summary.json")
+    if not data.chaos_journal and (chaos / "journal.json").is_file():
+        data.chaos_journal = str(chaos / "journal.json")
+    if not data.chaos_events and (chaos / "events.jsonl").is_file():
+        data.chaos_events = str(chaos / "events.jsonl")
+    load = reports / "load"
+    if not data.load_dir and ((load / "summary.json").is_file() or any(load.glob("*_stats.csv"))):
+        data.load_dir = str(load)
