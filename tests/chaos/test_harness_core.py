@@ -280,7 +280,7 @@ async def test_an_interruption_still_runs_the_rollbacks(tmp_path: Path) -> None:
 
     async def hang(ctx: Any) -> None:
         started.set()
-        await asyncio.sleep(3600)
+        await asyncio.Event().wait()  # until cancelled
 
     events = EventLog(None)
     ctx = _Ctx(events)

@@ -188,6 +188,10 @@ def test_sigterm_stops_everything_it_started(tmp_path: Path) -> None:
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "interrupted" in err
-    time.sleep(0.5)
+    # Children may take a moment to be reaped after the parent returned: poll, bounded.
+    deadline = time.monotonic() + 5
     alive = {pid for pid in children if Path(f"/proc/{pid}").exists()}
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = {pid for pid in alive if Path(f"/proc/{pid}").exists()}
     assert not alive, f"left running: {alive}"
