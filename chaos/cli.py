@@ -31,11 +31,10 @@ from chaos.meta import git_commit, versions
 from chaos.promises import HARNESS, SPEC
 from chaos.report import exit_code, write
 from chaos.runner import Runner, plan
-from chaos.service import HarnessError
+from chaos.service import HarnessError, env_pair
 from chaos.stack import Options, Stack
 from chaos.ui import Terminal, stderr
 
-_ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 MAX_SEED = 2**32 - 1
 
 
@@ -75,10 +74,10 @@ def _port(value: str) -> int:
 
 
 def _env_pair(value: str) -> tuple[str, str]:
-    key, sep, val = value.partition("=")
-    if not sep or not _ENV_KEY.match(key):
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with an upper-case KEY: {value!r}")
-    return key, val
+    try:
+        return env_pair(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _url(value: str) -> str:

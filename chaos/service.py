@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -40,6 +41,17 @@ def check_port_free(port: int, host: str = "127.0.0.1") -> None:
             sock.bind((host, port))
         except OSError as exc:
             raise HarnessError(f"port {port} on {host} is not available: {exc.strerror}") from None
+
+
+_ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def env_pair(text: str) -> tuple[str, str]:
+    """`KEY=VALUE` with an upper-case variable name (`--service-env`); ValueError otherwise."""
+    key, sep, value = text.partition("=")
+    if not sep or not _ENV_KEY.match(key):
+        raise ValueError(f"expected KEY=VALUE with an upper-case KEY: {text!r}")
+    return key, value
 
 
 class ServiceProcess:

@@ -18,7 +18,6 @@ from loadtests import settings
 from loadtests.stack import REPO
 
 PROG = "python -m loadtests"
-_ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,11 +65,13 @@ def spawn_rate(text: str) -> float:
 
 
 def env_pair(text: str) -> tuple[str, str]:
-    """`KEY=VALUE` with an upper-case variable name."""
-    key, sep, value = text.partition("=")
-    if not sep or not _ENV_KEY.match(key):
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (KEY in upper case), got {text!r}")
-    return key, value
+    """`KEY=VALUE` with an upper-case variable name (the chaos harness's rule)."""
+    from chaos.service import env_pair as parse
+
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def loopback_url(text: str) -> str:

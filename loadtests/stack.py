@@ -13,11 +13,8 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -63,13 +60,6 @@ class Stack:
     service_env: Mapping[str, str]
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def redis_answers(url: str = DEFAULT_REDIS_URL, timeout: float = 0.3) -> bool:
     """True if a Redis server answers PING at `url`."""
     client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
@@ -110,54 +100,23 @@ def seed_catalogue(url: str, token: str, count: int) -> None:
             )
 
 
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
-    return lines[-1].strip()[:300] if lines else ""
-
-
 @contextmanager
 def _service(
     env: Mapping[str, str], workers: int, log_path: Path, start_timeout: float
 ) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "system", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [*command, "--workers", str(workers)],
-            env=dict(env),
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it
-        )
-        try:
-            _wait_ready(process, url, log_path, start_timeout)
-            yield url
-        finally:
-            stop_process(process)
+    """The service as the chaos harness runs it (its own process group, stopped in order)."""
+    from chaos.service import HarnessError, ServiceProcess
 
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        code = process.poll()
-        if code is not None:
-            raise StackError(
-                f"the service exited during start-up (exit {code}): {_last_line(log)} [log: {log}]"
-            )
+    service = ServiceProcess("loadtest", dict(env), log_path=log_path, workers=workers)
+    service.start()
+    try:
         try:
-            if call("GET", f"{url}{names.READY}", timeout=1).status == 200:
-                return
-        except Unreachable:
-            pass
-        if time.monotonic() > deadline:
-            raise StackError(f"the service was not ready within {timeout:g} s [log: {log}]")
-        time.sleep(0.1)
+            service.wait_ready(start_timeout)
+        except HarnessError as exc:
+            raise StackError(f"{exc} [log: {log_path}]") from None
+        yield service.url
+    finally:
+        service.stop()
 
 
 def stop_process(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.service import ServiceProcess
+from chaos.service import ServiceProcess, free_port
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("TEST_REQUIRE_SERVICES") == "1"
@@ -28,13 +28,6 @@ def missing(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"required service missing: {reason}")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
