@@ -182,6 +182,12 @@ class RedisBreakerStore:
     async def reset(self, state: str, now: float) -> Snapshot:
         return (await self._run("reset", state, repr(now)))[1]
 
+    async def drop_connections(self) -> None:
+        """Close every pooled connection: after an outage they may be dead (cut while idle),
+        and a command on a dead one fails after it may have been sent, so it cannot be
+        retried safely. New connections are opened on the next command."""
+        await self.client.connection_pool.disconnect()
+
     async def put(self, snap: Snapshot) -> Snapshot:
         """Write a worker's state back after an outage (a new generation begins)."""
         return (
@@ -252,6 +258,7 @@ class FailoverBreakerStore:
         while True:
             await asyncio.sleep(self.probe_interval)
             try:
+                await self.shared.drop_connections()
                 while self._unsent_trial_ends:
                     token, success, now = self._unsent_trial_ends[0]
                     if success is None:

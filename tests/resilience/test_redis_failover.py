@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos.proxy import ProxyServer
 from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError
 from system.resilience.redis_store import (
     FailoverBreakerStore,
@@ -155,3 +156,24 @@ async def test_a_trial_that_ends_while_redis_is_away_is_not_forgotten(
         assert (await b.breaker.snapshot()).state == "closed", "the trial's success reached Redis"
         async with b.breaker.guard():
             pass
+
+
+async def test_no_dead_connection_survives_a_network_cut(
+    server: RedisServer, proxies: ProxyServer
+) -> None:
+    """Connections cut while idle in the pool must not fail the first commands afterwards
+    (a command on a dead connection cannot be retried safely, so it would fall back)."""
+    proxies.create("redis-cut", ("127.0.0.1", server.port))
+    host, port = proxies.address("redis-cut")
+    worker = Worker(f"redis://{host}:{port}/0", breaker_key("cut", "BGG API"))
+    try:
+        await asyncio.gather(*(worker.breaker.snapshot() for _ in range(4)))  # 4 pooled
+        proxies.down("redis-cut")
+        await worker.breaker.snapshot()
+        assert worker.store.mode == "local"
+        proxies.up("redis-cut")
+        await wait_until(lambda: worker.store.mode == "redis", "reconnection")
+        await asyncio.gather(*(worker.breaker.snapshot() for _ in range(8)))
+        assert worker.store.mode == "redis", "a stale pooled connection failed a command"
+    finally:
+        await worker.close()
