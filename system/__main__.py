@@ -1,4 +1,4 @@
-"""Command line: `python -m system serve` and `python -m system migrate`.
+"""Command line: `python -m system serve` and `python -m system migrate [--to REVISION]`.
 
 Bad arguments and bad settings end with a one-line message and exit code 2, never a traceback.
 """
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from system.config import Settings
+from system.db import migrate
 from system.db.database import Database
 
 
@@ -51,7 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=_workers, default=1, help="worker processes (default 1)")
-    commands.add_parser("migrate", help="upgrade the database to the newest schema")
+    migrate_parser = commands.add_parser(
+        "migrate",
+        help="upgrade the database to the newest schema, or move it to --to REVISION",
+    )
+    migrate_parser.add_argument(
+        "--to",
+        default="head",
+        metavar="REVISION",
+        help="target revision: head (default), base, or a revision id; older than the "
+        "database's means a downgrade (the rollback plan)",
+    )
     return parser
 
 
@@ -67,18 +78,26 @@ def _load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
-async def _migrate(settings: Settings) -> None:
+async def _migrate(settings: Settings, revision: str) -> tuple[str | None, str]:
     database = Database(settings.database_url, connect_timeout=settings.database_connect_timeout)
     try:
-        await database.migrate()
+        async with asyncio.timeout(settings.database_connect_timeout * 4):
+            return await migrate.migrate_to(database.engine, revision)
     finally:
         await database.close()
 
 
-def migrate_command(settings: Settings) -> int:
-    """Upgrade to head; a one-line error and exit 1 when the database cannot be reached."""
+def migrate_command(settings: Settings, revision: str = "head") -> int:
+    """Move the schema to `revision` (head by default).
+
+    Exit 1 with one line when the database cannot be reached, 2 for an unknown revision.
+    """
+    if revision not in {"head", "base", *migrate.revisions()}:
+        known = ", ".join(["base", *migrate.revisions(), "head"])
+        print(f"error: unknown revision {revision!r}; known: {known}", file=sys.stderr)
+        return 2
     try:
-        asyncio.run(_migrate(settings))
+        before, direction = asyncio.run(_migrate(settings, revision))
     except Exception as exc:
         text = str(exc).strip().splitlines()
         print(
@@ -86,7 +105,11 @@ def migrate_command(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
-    print("database at the newest schema")
+    target = migrate.head_revision() if revision == "head" else revision
+    if direction == "none":
+        print(f"database already at {target}")
+    else:
+        print(f"database at {target} ({direction}d from {before or 'an empty database'})")
     return 0
 
 
@@ -121,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = _load_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "migrate":
-        return migrate_command(settings)
+        return migrate_command(settings, args.to)
     return serve_command(settings, args.host, args.port, args.workers)
 
 

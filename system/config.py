@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from system.tokens import HASH_PREFIX, parse_hashed_token
 
@@ -161,6 +162,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
+        try:
+            url = make_url(value)
+        except ValueError as exc:
+            # A typo such as a non-numeric port must stop the start here with one line, not
+            # crash the lifespan later with a traceback.
+            raise ValueError(f"DATABASE_URL is not a valid URL: {exc}") from None
+        if url.port is not None and not 0 < url.port <= 65535:
+            raise ValueError(f"DATABASE_URL port out of range 1-65535: {url.port}")
+        if url.get_backend_name() == "postgresql" and not url.database:
+            raise ValueError("DATABASE_URL names no database (postgresql+asyncpg://.../NAME)")
         return value
 
     @field_validator("bgg_base_url")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +68,21 @@ def test_bad_settings_exit_2_with_one_line(tmp_path: Path) -> None:
     assert "DATABASE_URL" in lines[0] and "BGG_RETRY_ATTEMPTS" in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql+asyncpg://postgres@127.0.0.1:notaport/test", "not a valid URL"),
+        ("postgresql+asyncpg://postgres@127.0.0.1:70000/test", "port out of range"),
+        ("postgresql+asyncpg://postgres@127.0.0.1:5432", "names no database"),
+    ],
+)
+def test_malformed_database_url_stops_serve_with_one_line(url: str, message: str) -> None:
+    result = _run("serve", "--port", "0", env=_env(DATABASE_URL=url))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "DATABASE_URL" in lines[0] and message in lines[0]
+
+
 def test_migrate_unreachable_database_is_one_line(tmp_path: Path) -> None:
     result = _run(
         "migrate",
@@ -86,3 +103,37 @@ def test_migrate_then_serve(tmp_path: Path) -> None:
     with serve(env, tmp_path) as process:
         assert httpx.get(f"{process.url}/health/ready", timeout=5).status_code == 200
         assert httpx.get(f"{process.url}/api/public/games", timeout=5).json()["total"] == 0
+
+
+def test_migrate_to_rolls_back_and_forward(tmp_path: Path) -> None:
+    """The spec's rollback plan as a user runs it: `migrate --to`, then `migrate` again."""
+    database = tmp_path / "rollback.db"
+    env = _env(DATABASE_URL=f"sqlite+aiosqlite:///{database}")
+    assert _run("migrate", env=env).returncode == 0
+
+    down = _run("migrate", "--to", "0001_boardgames", env=env)
+    assert down.returncode == 0, down.stderr
+    assert "downgraded from 0004_failure_counts" in down.stdout
+    assert _tables(database) == {"alembic_version", "boardgames"}
+
+    again = _run("migrate", "--to", "0001_boardgames", env=env)
+    assert "already at 0001_boardgames" in again.stdout
+
+    up = _run("migrate", env=env)
+    assert up.returncode == 0 and "upgraded from 0001_boardgames" in up.stdout
+    assert "background_task_failures" in _tables(database)
+
+
+def test_migrate_to_an_unknown_revision_exits_2_and_lists_them(tmp_path: Path) -> None:
+    env = _env(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    result = _run("migrate", "--to", "0009_nothing", env=env)
+    assert result.returncode == 2
+    assert "unknown revision '0009_nothing'" in result.stderr
+    assert "0001_boardgames" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.db").exists() or _tables(tmp_path / "x.db") == set()
+
+
+def _tables(database: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name for (name,) in rows}

@@ -65,6 +65,10 @@ class ApiError(Exception):
         self.extra = extra
 
 
+#: Seconds a caller should wait after a storage outage answer (the migrator retries every 2 s).
+DATABASE_RETRY_AFTER = "5"
+
+
 def error_response(
     status: int,
     message: str,
@@ -74,9 +78,20 @@ def error_response(
     **extra: Any,
 ) -> JSONResponse:
     """A JSONResponse in the shared error shape."""
-    body = {"status": status, "code": code or _CODES.get(status, "error"), "message": message}
-    body.update(extra)
+    body = error_body(status, message, code=code, **extra)
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def error_body(
+    status: int, message: str, *, code: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The value of the shared shape's `error` key."""
+    return {
+        "status": status,
+        "code": code or _CODES.get(status, "error"),
+        "message": message,
+        **extra,
+    }
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -174,7 +189,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
         503,
         "Database unavailable, try again shortly",
         code="database_unavailable",
-        headers={"Retry-After": "5"},
+        headers={"Retry-After": DATABASE_RETRY_AFTER},
     )
 
 

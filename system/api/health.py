@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from system.api.deps import DatabaseDep
+from system.api.errors import DATABASE_RETRY_AFTER, error_body
 
 router = APIRouter(tags=["health"])
 
@@ -25,8 +26,15 @@ async def ready(database: DatabaseDep) -> JSONResponse:
     """200 when the database answers at the newest schema, else 503 with the reason."""
     reason = await database.check()
     if reason is not None:
+        # The keys load balancers and the harness probe, plus the shared error shape.
         return JSONResponse(
-            {"status": "unavailable", "checks": {"database": "failed"}, "reason": reason},
+            {
+                "status": "unavailable",
+                "checks": {"database": "failed"},
+                "reason": reason,
+                "error": error_body(503, reason, code="database_unavailable"),
+            },
             status_code=503,
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
         )
     return JSONResponse({"status": "ok", "checks": {"database": "ok"}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,10 @@ def create_engine(database_url: str, *, connect_timeout: float = 5.0) -> AsyncEn
     engine_args: dict[str, Any] = {"pool_pre_ping": True}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            # A folder that cannot be made is left for the first connection to report:
+            # the app still starts, and readiness says why the database is unusable.
+            with contextlib.suppress(OSError):
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         connect_args["timeout"] = connect_timeout
     else:
         connect_args["timeout"] = connect_timeout

@@ -40,6 +40,35 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
         await conn.run_sync(_run, "downgrade", revision)
 
 
+def revisions() -> list[str]:
+    """Every revision in the code, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+async def migrate_to(engine: AsyncEngine, revision: str) -> tuple[str | None, str]:
+    """Move the database to `revision` ("head", "base" or an id), up or down as needed.
+
+    Returns the revision before and the direction taken ("upgrade", "downgrade" or "none").
+    Raises ValueError for a revision the code does not know.
+    """
+    known = revisions()
+    if revision not in {"head", "base", *known}:
+        raise ValueError(f"unknown revision {revision!r}; known: base, {', '.join(known)}, head")
+    before = await current_revision(engine)
+    target = known[-1] if revision == "head" else None if revision == "base" else revision
+    position = {rev: index for index, rev in enumerate(known)}
+    here = -1 if before is None else position.get(before, len(known))
+    there = -1 if target is None else position[target]
+    if there == here:
+        return before, "none"
+    if there > here:
+        await upgrade(engine, target or "head")
+        return before, "upgrade"
+    await downgrade(engine, target or "base")
+    return before, "downgrade"
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at, or None when it was never migrated."""
     async with engine.connect() as conn:

@@ -33,11 +33,30 @@ async def test_unreachable_database_keeps_liveness_and_fails_readiness(tmp_path:
             body = response.json()
             assert body["status"] == "unavailable"
             assert body["reason"].startswith("database unreachable")
+            assert body["error"]["code"] == "database_unavailable"
+            assert body["error"]["status"] == 503
+            assert response.headers["Retry-After"] == "5"
             # The public API answers in the shared error shape, not a traceback.
             games = await client.get("/api/public/games")
             assert games.status_code == 503
             assert games.headers["Retry-After"] == "5"
             assert games.json()["error"]["code"] == "database_unavailable"
+
+
+async def test_unusable_sqlite_folder_keeps_liveness_and_fails_readiness(tmp_path: Path) -> None:
+    # A file where the folder should be: mkdir fails even for root, as a read-only mount would.
+    (tmp_path / "not-a-folder").write_text("")
+    settings = make_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'not-a-folder' / 'var' / 'x.db'}"
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/health")).status_code == 200
+            response = await client.get("/health/ready")
+            assert response.status_code == 503
+            assert response.json()["reason"].startswith("database unreachable")
 
 
 async def test_readiness_reports_an_unmigrated_schema(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -84,5 +85,22 @@ async def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
     try:
         await migrate.upgrade(engine)
         assert await migrate.current_revision(engine) == migrate.head_revision()
+    finally:
+        await engine.dispose()
+
+
+async def test_migrate_to_picks_the_direction(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
+    try:
+        assert await migrate.migrate_to(engine, "0002_task_failures") == (None, "upgrade")
+        assert await migrate.migrate_to(engine, "head") == ("0002_task_failures", "upgrade")
+        head = migrate.head_revision()
+        assert await migrate.migrate_to(engine, head) == (head, "none")
+        assert await migrate.migrate_to(engine, "0001_boardgames") == (head, "downgrade")
+        assert await migrate.current_revision(engine) == "0001_boardgames"
+        assert await migrate.migrate_to(engine, "base") == ("0001_boardgames", "downgrade")
+        assert await migrate.current_revision(engine) is None
+        with pytest.raises(ValueError, match="unknown revision"):
+            await migrate.migrate_to(engine, "0009_nothing")
     finally:
         await engine.dispose()
