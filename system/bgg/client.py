@@ -65,7 +65,8 @@ OUTCOMES: tuple[Outcome, ...] = (
     ),
     Outcome(
         "200 with `<error message=...>` inside `<items>`",
-        "`BggRequestError` (422)",
+        "`BggRequestError` (422, not 400: our request was well-formed, "
+        "BGG refused what it asked for)",
         "no",
         "success",
     ),
@@ -73,7 +74,8 @@ OUTCOMES: tuple[Outcome, ...] = (
     Outcome(
         "429 / 503 with `Retry-After`",
         "`BggRateLimited` / `BggTransientError`",
-        "yes, after what `Retry-After` says (capped by the deadline)",
+        "yes, after what `Retry-After` says; one that ends past the deadline gives up at once "
+        "(the wait could only end in a timeout)",
         "failure",
     ),
     Outcome(

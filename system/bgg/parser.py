@@ -197,6 +197,8 @@ def _select_item(root: Element, bgg_id: int) -> Element:
     # <versions> have ids of their own and must never be mistaken for the game.
     items = root.findall("item")
     if not items:
+        # BGG nests <error> in an <item>; an <error> straight under <items> is the same answer.
+        _raise_item_error(root, bgg_id)
         raise GameNotFound(f"BGG has no item {bgg_id}", bgg_id=bgg_id)
     for item in items:
         if _parse_int(item.get("id")) == bgg_id:

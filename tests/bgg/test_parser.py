@@ -463,6 +463,12 @@ def test_error_inside_the_matching_item_is_a_request_error() -> None:
         parse_thing(body, bgg_id=5)
 
 
+def test_error_directly_inside_items_is_a_request_error() -> None:
+    body = '<items termsofuse="x"><error message="Bad request" /></items>'
+    with pytest.raises(BggRequestError, match="Bad request"):
+        parse_thing(body, bgg_id=5)
+
+
 @pytest.mark.parametrize("name", ["", '<name type="alternate" value="Alt" />'])
 def test_missing_primary_name_is_a_bad_response(name: str) -> None:
     body = (
