@@ -245,6 +245,9 @@ class FailoverBreakerStore:
         return await local()
 
     def _lost(self, exc: BaseException) -> None:
+        # Every call in flight when Redis went away ends up here: one warning per outage.
+        if not self.connected:
+            return
         self.connected = False
         logger.warning(
             "Redis unreachable (%s): breaker %r keeps this worker's own state until it is back",

@@ -110,6 +110,19 @@ async def test_without_redis_each_worker_keeps_its_own_state_and_resyncs(
             pass
 
 
+async def test_calls_in_flight_when_redis_goes_log_the_loss_once(
+    server: RedisServer, workers: tuple[Worker, Worker], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, _ = workers
+    await a.breaker.snapshot()
+    server.stop()
+    with caplog.at_level(logging.WARNING):
+        await asyncio.gather(*(a.store.load() for _ in range(10)))
+    lost = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
+    assert len(lost) == 1, [r.getMessage() for r in lost]
+    assert a.store.mode == "local"
+
+
 async def test_a_hung_redis_costs_one_short_timeout(tmp_path: Path) -> None:
     """A Redis that accepts and never answers is given up on after REDIS_TIMEOUT."""
     accepted: list[asyncio.StreamWriter] = []
