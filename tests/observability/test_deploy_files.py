@@ -52,3 +52,34 @@ def test_dashboard_queries_use_real_metrics() -> None:
     assert len(exprs) >= 10
     for expr in exprs:
         assert metric_names(expr) <= known, expr
+
+
+def _squeezed(expr: str) -> str:
+    return re.sub(r"\s+", "", expr)
+
+
+def test_the_error_rate_panel_plots_what_the_alert_measures() -> None:
+    """Only the BGG breaker's rejections are HTTP answers (503s of the import route); the
+    Image CDN breaker rejects background downloads, so subtracting its rejections too would
+    hide real 5xx answers."""
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    alert_expr = _squeezed(alerts["HighErrorRate"]["expr"])
+    assert alert_expr.endswith(">0.01")
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboard.json").read_text())
+    (panel,) = [p for p in dashboard["panels"] if p["title"].startswith("Error rate")]
+    (target,) = panel["targets"]
+    assert _squeezed(target["expr"]) == alert_expr.removesuffix(">0.01")
+
+
+def test_every_error_rate_subtracts_only_the_bgg_breakers_rejections() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboard.json").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    exprs += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    error_rates = [e for e in exprs if re.search(r'status=~"5\.\."', e)]
+    assert len(error_rates) >= 2
+    for expr in error_rates:
+        rejections = re.findall(r"circuit_breaker_rejections_total(\{[^}]*\})?", expr)
+        assert rejections, expr
+        assert all(selector == '{breaker="BGG API"}' for selector in rejections), expr
