@@ -47,7 +47,10 @@ class TaskRecorder:
             logger.error("failure recording is OFF: dropping %s", record.record_id)
             return
         if self.on_record is not None:
-            self.on_record(record)
+            try:
+                self.on_record(record)
+            except Exception:  # a metrics bug must not cost the record
+                logger.exception("on_record hook failed for %s", record.record_id)
         try:
             await self._write(record)
         except Exception as exc:
@@ -56,7 +59,12 @@ class TaskRecorder:
         if self._db_down_logged:
             logger.info("database reachable again: replaying spooled task records")
             self._db_down_logged = False
-        if self.spool.pending():
+        try:
+            pending = self.spool.pending()
+        except OSError:
+            logger.exception("could not look at the spool %s", self.spool.path)
+            return
+        if pending:
             await self.replay()
 
     async def _write(self, record: TaskRecord) -> bool:

@@ -9,8 +9,11 @@ Files are named by the service (`<game_id>-<hash of the URL>.<ext from the conte
 streamed to a temporary file in the same folder and renamed into place, so a reader never
 sees half an image and a refused download leaves nothing behind. Only http(s) URLs on hosts
 in `IMAGE_ALLOWED_HOSTS` are fetched; a host name that resolves to a private, loopback or
-link-local address is refused (DNS rebinding), unless the allow-list names that address
-itself (the chaos harness allow-lists its loopback CDN as `127.0.0.1`).
+link-local address is refused, unless the allow-list names that address itself (the chaos
+harness allow-lists its loopback CDN as `127.0.0.1`). The name is resolved once per attempt
+and the connection goes to the address that was checked (`Host` header and TLS SNI keep the
+name), so a DNS answer that changes between the check and the connect (rebinding) cannot
+reach a private address. A failed lookup is a network error: retried like any other.
 """
 
 from __future__ import annotations
@@ -112,6 +115,10 @@ class CdnUnavailable(ThumbnailError):
     transient = True
 
 
+class DNSError(httpx.ConnectError):
+    """The CDN's host name did not resolve: a network error, retried as the spec's are."""
+
+
 class ThumbnailNetworkError(ThumbnailError):
     """Timeouts and network errors that outlasted the retries."""
 
@@ -120,6 +127,16 @@ class ThumbnailNetworkError(ThumbnailError):
     def __init__(self, message: str, *, error_type: str, attempts: int) -> None:
         super().__init__(message, attempts=attempts)
         self.error_type = error_type
+
+
+@dataclass(frozen=True, slots=True)
+class Pinned:
+    """A request for `url` that connects to `connect_to`, an address already checked."""
+
+    url: str
+    connect_to: httpx.URL
+    headers: dict[str, str]
+    extensions: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +188,7 @@ class ThumbnailDownloader:
 
     async def download(self, game_id: int, url: str) -> Downloaded:
         """Fetch `url` for `game_id`; raises a `ThumbnailError` when it cannot."""
-        await self._check_url(url)
+        self._check_url(url)
         retrying = build_retrying(
             self.policy,
             retryable=lambda exc: isinstance(exc, httpx.TimeoutException | httpx.NetworkError),
@@ -191,39 +208,58 @@ class ThumbnailDownloader:
             ) from exc
         raise AssertionError("unreachable: the retry loop returns or raises")
 
-    async def _check_url(self, url: str) -> None:
+    def _check_url(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise RefusedUrl(f"Refused URL scheme {parts.scheme!r}: only http and https")
         host = (parts.hostname or "").lower()
         if not host or host not in self.allowed_hosts:
             raise RefusedUrl(f"Refused host {host!r}: not in IMAGE_ALLOWED_HOSTS")
+
+    async def _pin(self, url: str) -> Pinned:
+        """Where to connect for `url`: a checked address, the name kept for Host and SNI."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
         try:
             ipaddress.ip_address(host)
         except ValueError:
             pass
         else:
-            return  # an address the operator allow-listed by name is trusted as it is
+            # An address the operator allow-listed as such is trusted as it is.
+            return Pinned(url, httpx.URL(url), {}, {})
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
             addresses = await self._resolve(host, port)
         except OSError as exc:
-            raise ThumbnailNetworkError(
-                f"Network error: cannot resolve {host}: {exc}", error_type="DNSError", attempts=1
-            ) from exc
+            raise DNSError(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise DNSError(f"cannot resolve {host}: no address")
         for address in addresses:
             ip = ipaddress.ip_address(address.split("%")[0])
             if not ip.is_global:
                 raise RefusedUrl(f"Refused host {host!r}: it resolves to non-public {ip}")
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+        connect_to = httpx.URL(url).copy_with(host=addresses[0])
+        return Pinned(url, connect_to, {"Host": netloc}, extensions)
 
     async def _attempt(self, game_id: int, url: str, attempt: int) -> Downloaded:
         refused: ThumbnailError | None = None
         stored: Downloaded | None = None
+        # Resolved outside the breaker: a refused address is not a CDN answer, good or bad.
+        try:
+            async with asyncio.timeout(self.attempt_timeout):
+                pinned = await self._pin(url)
+        except TimeoutError as exc:
+            raise DNSError(f"cannot resolve {urlsplit(url).hostname}: timed out") from exc
+        except RefusedUrl as exc:
+            exc.attempts = attempt
+            raise
         try:
             async with self.breaker.guard():
                 try:
                     async with asyncio.timeout(self.attempt_timeout):
-                        stored = await self._fetch(game_id, url, attempt)
+                        stored = await self._fetch(game_id, pinned, attempt)
                 except TimeoutError as exc:
                     # The whole attempt (connect, headers, body) ran out of time.
                     raise httpx.ReadTimeout("thumbnail attempt timed out") from exc
@@ -242,8 +278,10 @@ class ThumbnailDownloader:
         assert stored is not None
         return stored
 
-    async def _fetch(self, game_id: int, url: str, attempt: int) -> Downloaded:
-        async with self.http.stream("GET", url) as response:
+    async def _fetch(self, game_id: int, pinned: Pinned, attempt: int) -> Downloaded:
+        async with self.http.stream(
+            "GET", pinned.connect_to, headers=pinned.headers, extensions=pinned.extensions
+        ) as response:
             if response.status_code in (404, 410):
                 raise ImageNotFound(f"Image not found ({response.status_code})")
             if response.status_code != 200:
@@ -264,7 +302,7 @@ class ThumbnailDownloader:
                     f"Image is {declared} bytes, more than THUMBNAIL_MAX_BYTES={self.max_bytes}"
                 )
             self.directory.mkdir(parents=True, exist_ok=True)
-            target = self.directory / thumbnail_name(game_id, url, content_type)
+            target = self.directory / thumbnail_name(game_id, pinned.url, content_type)
             size = await self._stream_to(response, target)
         return Downloaded(path=target, attempts=attempt, bytes=size)
 

@@ -66,6 +66,18 @@ async def test_records_go_to_the_database(database: Database, tmp_path: Path) ->
     assert recorder.spool.pending() == 0
 
 
+async def test_a_failing_metrics_hook_does_not_cost_the_record(
+    database: Database, tmp_path: Path
+) -> None:
+    def broken(_record: TaskRecord) -> None:
+        raise RuntimeError("metrics bug")
+
+    recorder = TaskRecorder(database, Spool(tmp_path / "spool.jsonl"), on_record=broken)
+    game_id = await make_game(database)
+    await recorder.record(failure(game_id, 1))
+    assert await counts(database) == (1, 1)
+
+
 async def test_replaying_a_record_already_stored_does_not_double_it(
     database: Database, tmp_path: Path
 ) -> None:

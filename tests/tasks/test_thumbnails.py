@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from chaos.fakes import FaultRule
 from system.db.models import BackgroundTaskFailure, BackgroundTaskRun, BoardGame
+from system.resilience.breaker import AsyncCircuitBreaker
+from system.resilience.retry import RetryPolicy
 from system.services import Overrides, build_services
-from system.tasks.thumbnails import run_thumbnail_task
+from system.tasks.thumbnails import (
+    Resolver,
+    ThumbnailDownloader,
+    ThumbnailNetworkError,
+    run_thumbnail_task,
+    thumbnail_name,
+)
 from tests.conftest import NoSleep, ServiceFactory, ServiceUnderTest
 from tests.fakes import Upstreams
 
@@ -160,3 +169,84 @@ async def test_cdn_outage_opens_the_cdn_breaker_not_the_bgg_one(
     assert states == {"BGG API": "closed", "Image CDN": "open"}
     assert [f.error_type for f in failures] == ["CdnServerError"] * 5 + ["CircuitBreakerOpen"] * 2
     assert upstreams.image_requests() == 5
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+PUBLIC = "93.184.216.34"
+IMAGE_URL = "https://cf.geekdo-images.com/pic/x.png"
+
+
+def downloader_with(
+    handler: Callable[[httpx.Request], httpx.Response], resolver: FakeDns | Resolver, tmp: Path
+) -> tuple[ThumbnailDownloader, NoSleep]:
+    """A downloader whose CDN is `handler`: no socket, so the request itself can be read."""
+    sleeps = NoSleep()
+    downloader = ThumbnailDownloader(
+        http=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        breaker=AsyncCircuitBreaker("Image CDN", fail_max=5, reset_timeout=60),
+        directory=tmp,
+        max_bytes=1_000_000,
+        allowed_hosts=["cf.geekdo-images.com"],
+        policy=RetryPolicy(attempts=3, initial_wait=1.0, min_wait=2, max_wait=10, jitter=False),
+        attempt_timeout=5.0,
+        sleep=sleeps,
+        resolver=resolver,
+    )
+    return downloader, sleeps
+
+
+async def test_the_connection_goes_to_the_address_that_was_checked(tmp_path: Path) -> None:
+    """DNS rebinding: a second lookup at connect time could answer 127.0.0.1. There is none."""
+    seen: list[httpx.Request] = []
+
+    def cdn(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=PNG, headers={"content-type": "image/png"})
+
+    answers = iter([[PUBLIC], ["127.0.0.1"]])
+
+    async def rebinding(_host: str, _port: int) -> Sequence[str]:
+        return next(answers)
+
+    downloader, _ = downloader_with(cdn, rebinding, tmp_path)
+    stored = await downloader.download(7, IMAGE_URL)
+    (request,) = seen
+    assert request.url.host == PUBLIC
+    assert request.headers["Host"] == "cf.geekdo-images.com"
+    assert request.extensions["sni_hostname"] == "cf.geekdo-images.com"
+    # Named after the URL asked for, not the address it was fetched from.
+    assert stored.path.name == thumbnail_name(7, IMAGE_URL, "image/png")
+
+
+async def test_a_failed_lookup_is_a_network_error_and_retried(tmp_path: Path) -> None:
+    calls = 0
+
+    async def flaky_dns(_host: str, _port: int) -> Sequence[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("Temporary failure in name resolution")
+        return [PUBLIC]
+
+    def cdn(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=PNG, headers={"content-type": "image/png"})
+
+    downloader, sleeps = downloader_with(cdn, flaky_dns, tmp_path)
+    stored = await downloader.download(7, IMAGE_URL)
+    assert (stored.attempts, calls, sleeps.waits) == (2, 2, [2])
+
+
+async def test_a_lookup_that_keeps_failing_is_recorded_as_dns_error(tmp_path: Path) -> None:
+    async def no_dns(_host: str, _port: int) -> Sequence[str]:
+        raise OSError("Name or service not known")
+
+    def cdn(_request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no request without an address")
+
+    downloader, _ = downloader_with(cdn, no_dns, tmp_path)
+    with pytest.raises(ThumbnailNetworkError) as failed:
+        await downloader.download(7, IMAGE_URL)
+    assert (failed.value.error_type, failed.value.attempts) == ("DNSError", 3)
+    assert failed.value.transient
+    # A lookup failure is not the CDN answering: its breaker saw nothing.
+    assert (await downloader.breaker.snapshot()).failures == 0
