@@ -79,7 +79,19 @@ def test_every_error_rate_subtracts_only_the_bgg_breakers_rejections() -> None:
     exprs += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     error_rates = [e for e in exprs if re.search(r'status=~"5\.\."', e)]
     assert len(error_rates) >= 2
+    subtracted = '-(sum(rate(circuit_breaker_rejections_total{breaker="BGGAPI"}[5m]))orvector(0))'
     for expr in error_rates:
         rejections = re.findall(r"circuit_breaker_rejections_total(\{[^}]*\})?", expr)
         assert rejections, expr
         assert all(selector == '{breaker="BGG API"}' for selector in rejections), expr
+        # The series appears only with the first rejection; without `or vector(0)` the
+        # subtraction (and so the alert) has no value until the breaker has rejected once.
+        assert subtracted in _squeezed(expr), expr
+
+
+def test_the_rejection_series_is_missing_until_a_first_rejection() -> None:
+    """Why the error-rate expressions need `or vector(0)`."""
+    metrics = Metrics()
+    assert "circuit_breaker_rejections_total{" not in metrics.render()[0].decode()
+    metrics.breaker_rejections.labels("BGG API").inc()
+    assert 'circuit_breaker_rejections_total{breaker="BGG API"} 1.0' in metrics.render()[0].decode()
