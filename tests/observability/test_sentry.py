@@ -14,7 +14,9 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from chaos.fakes import FaultRule
+from system.api.deps import get_database
 from system.app import create_app
+from system.db.database import Database
 from system.observability.sentry import EventFilter, traces_sampler
 from system.services import Overrides
 from tests.conftest import ADMIN_TOKEN, NoSleep, make_settings
@@ -195,3 +197,52 @@ async def test_export_without_a_dsn_writes_api_shaped_events(
     frames = exception["data"]["values"][-1]["stacktrace"]["frames"]
     assert frames and {"absPath", "lineNo", "function", "inApp", "context"} <= set(frames[-1])
     assert ADMIN_TOKEN not in line
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("readiness crashed"), ConnectionRefusedError("database refused")],
+    ids=["crash", "database-down"],
+)
+async def test_a_failing_health_check_sends_no_event_through_the_real_sdk(
+    settings: Any, error: Exception
+) -> None:
+    """The app as deployed (a DSN, the real SDK and its integrations): a failing /health
+    request is dropped by before_send, the same failure on an API route is reported.
+
+    Both kinds of failure go through a different path: a crash is captured by the SDK's
+    Starlette integration, the database outage by the app's own `capture_exception`.
+    """
+    transport = CapturingTransport()
+    app = create_app(
+        make_settings(
+            database_url=settings.database_url,
+            thumbnail_dir=settings.thumbnail_dir,
+            spool_path=settings.spool_path,
+            environment="production",
+            sentry_dsn="https://publickey@o0.ingest.sentry.io/1",
+        ),
+        overrides=Overrides(sleep=NoSleep(), sentry_transport=transport),
+    )
+
+    def broken_database() -> Database:
+        raise error
+
+    app.dependency_overrides[get_database] = broken_database
+    async with app.router.lifespan_context(app):
+        assert sentry_sdk.get_client().is_active()
+        # Starlette re-raises a crash after answering 500; the client must not re-raise it.
+        asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=asgi, base_url="http://testserver") as client:
+            health = await client.get("/health/ready")
+            sentry_sdk.flush()
+            assert health.status_code in (500, 503)
+            assert transport.events == []
+
+            games = await client.get("/api/public/games")
+            sentry_sdk.flush()
+            assert games.status_code == health.status_code
+    (event,) = transport.events
+    assert event["exception"]["values"][-1]["type"] == type(error).__name__
+    assert event["request"]["url"].endswith("/api/public/games")
+    assert _tags(event)["endpoint_type"] == "api"
