@@ -223,8 +223,9 @@ OPTIONS: tuple[Option, ...] = (
            "probes' interval, seconds", "MIN-MAX"),
     Option("--opening-rejections", "LOADTEST_OPENING_REJECTIONS",
            _choice(("separate", "together")), "separate",
-           "separate: rejections of imports sent before this load generator had seen the "
-           "breaker open go to 'import (breaker opening)'; together: all rejections count as "
+           "separate: rejections of imports that had already called BGG (upstream_attempts "
+           "> 0; without that field, sent before this load generator had seen the breaker "
+           "open) go to 'import (breaker opening)'; together: all rejections count as "
            "'import (breaker open)'", "{separate,together}"),
     Option("--request-timeout", "LOADTEST_REQUEST_TIMEOUT", seconds, "20",
            "the run's patience: a request without an answer after this many seconds fails "
@@ -240,7 +241,8 @@ OPTIONS: tuple[Option, ...] = (
            "threshold: p99 of 'import (breaker open)' below this many ms; auto = 50 with the "
            "outage shape, off otherwise", "MS"),
     Option("--slo-public-p95-ms", "LOADTEST_SLO_PUBLIC_P95_MS", slo_ms, "500",
-           "threshold: p95 of the public reads (list, search, detail together) in ms", "MS"),
+           "threshold: each public read's p95 (list, search, detail; the slowest is judged) "
+           "in ms", "MS"),
     Option("--slo-breaker-health-ratio", "LOADTEST_SLO_BREAKER_HEALTH_RATIO", slo_ratio, "off",
            "threshold: p99 of 'import (breaker open)' / p99 of GET /health (off by default; "
            "always reported)", "X"),

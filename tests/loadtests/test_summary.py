@@ -29,6 +29,8 @@ def test_build_has_the_contract_keys_and_phase_figures(tmp_path: Path) -> None:
         40.0,
         {
             (names.PUBLIC_LIST, "GET"): counts(200, 1, 10),
+            (names.PUBLIC_SEARCH, "GET"): counts(10, 0, 12),
+            (names.PUBLIC_DETAIL, "GET"): counts(10, 0, 8),
             (names.IMPORT_BREAKER_OPEN, "POST"): counts(50, 0, 6),
             (names.IMPORT_BREAKER_OPENING, "POST"): counts(2, 0, 900),
             (names.HEALTH, "GET"): counts(40, 0, 3),
@@ -50,9 +52,9 @@ def test_build_has_the_contract_keys_and_phase_figures(tmp_path: Path) -> None:
         phases=records,
     )
     assert result["passed"] is True
-    assert result["requests"] == 292
-    assert result["error_rate"] == round(1 / 292, 6)
-    assert result["rps"] == 7.3
+    assert result["requests"] == 312
+    assert result["error_rate"] == round(1 / 312, 6)
+    assert result["rps"] == 7.8
     assert result["breaker_rejection_p99_ms"] == 6
     assert result["health_p99_ms"] == 3
     assert result["breaker_to_health_p99_ratio"] == 2.0
@@ -67,7 +69,7 @@ def test_build_has_the_contract_keys_and_phase_figures(tmp_path: Path) -> None:
     warm_phase, outage_phase = result["phases"]
     assert warm_phase["all"]["requests"] == 100
     assert (warm_phase["start_s"], warm_phase["end_s"]) == (0.0, 20.0)
-    assert outage_phase["all"]["requests"] == 192
+    assert outage_phase["all"]["requests"] == 212
     assert outage_phase["breaker_rejection"]["requests"] == 50
     assert outage_phase["breaker_at_end"] == "open"
     assert result["started_at"] == "1970-01-01T00:00:00Z"
