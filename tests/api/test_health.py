@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 
 from system.app import create_app
+from system.config import Settings
 from tests.conftest import make_settings
+
+
+@asynccontextmanager
+async def running_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client to an app built from `settings`, its lifespan running."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield client
 
 
 async def test_health_and_ready(client: httpx.AsyncClient) -> None:
@@ -23,24 +36,21 @@ async def test_unreachable_database_keeps_liveness_and_fails_readiness(tmp_path:
         database_url="postgresql+asyncpg://postgres@127.0.0.1:9/none",
         database_connect_timeout=0.5,
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            assert (await client.get("/health")).status_code == 200
-            response = await client.get("/health/ready")
-            assert response.status_code == 503
-            body = response.json()
-            assert body["status"] == "unavailable"
-            assert body["reason"].startswith("database unreachable")
-            assert body["error"]["code"] == "database_unavailable"
-            assert body["error"]["status"] == 503
-            assert response.headers["Retry-After"] == "5"
-            # The public API answers in the shared error shape, not a traceback.
-            games = await client.get("/api/public/games")
-            assert games.status_code == 503
-            assert games.headers["Retry-After"] == "5"
-            assert games.json()["error"]["code"] == "database_unavailable"
+    async with running_client(settings) as client:
+        assert (await client.get("/health")).status_code == 200
+        response = await client.get("/health/ready")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "unavailable"
+        assert body["reason"].startswith("database unreachable")
+        assert body["error"]["code"] == "database_unavailable"
+        assert body["error"]["status"] == 503
+        assert response.headers["Retry-After"] == "5"
+        # The public API answers in the shared error shape, not a traceback.
+        games = await client.get("/api/public/games")
+        assert games.status_code == 503
+        assert games.headers["Retry-After"] == "5"
+        assert games.json()["error"]["code"] == "database_unavailable"
 
 
 async def test_unusable_sqlite_folder_keeps_liveness_and_fails_readiness(tmp_path: Path) -> None:
@@ -49,27 +59,21 @@ async def test_unusable_sqlite_folder_keeps_liveness_and_fails_readiness(tmp_pat
     settings = make_settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'not-a-folder' / 'var' / 'x.db'}"
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            assert (await client.get("/health")).status_code == 200
-            response = await client.get("/health/ready")
-            assert response.status_code == 503
-            assert response.json()["reason"].startswith("database unreachable")
+    async with running_client(settings) as client:
+        assert (await client.get("/health")).status_code == 200
+        response = await client.get("/health/ready")
+        assert response.status_code == 503
+        assert response.json()["reason"].startswith("database unreachable")
 
 
 async def test_readiness_reports_an_unmigrated_schema(tmp_path: Path) -> None:
     settings = make_settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}", auto_migrate=False
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            response = await client.get("/health/ready")
-            assert response.status_code == 503
-            assert "schema" in response.json()["reason"]
+    async with running_client(settings) as client:
+        response = await client.get("/health/ready")
+        assert response.status_code == 503
+        assert "schema" in response.json()["reason"]
 
 
 async def test_readiness_fails_while_another_process_holds_the_sqlite_write_lock(
@@ -82,18 +86,15 @@ async def test_readiness_fails_while_another_process_holds_the_sqlite_write_lock
     settings = make_settings(
         database_url=f"sqlite+aiosqlite:///{path}", database_connect_timeout=0.2
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            assert (await client.get("/health/ready")).status_code == 200
-            holder = sqlite3.connect(path, isolation_level=None)
-            holder.execute("BEGIN IMMEDIATE")
-            try:
-                response = await client.get("/health/ready")
-                assert response.status_code == 503
-                assert "locked" in response.json()["reason"]
-            finally:
-                holder.execute("ROLLBACK")
-                holder.close()
-            assert (await client.get("/health/ready")).status_code == 200
+    async with running_client(settings) as client:
+        assert (await client.get("/health/ready")).status_code == 200
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            response = await client.get("/health/ready")
+            assert response.status_code == 503
+            assert "locked" in response.json()["reason"]
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert (await client.get("/health/ready")).status_code == 200
