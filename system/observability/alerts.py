@@ -11,17 +11,34 @@ Every `ALERT_CHECK_INTERVAL_SECONDS`:
 - `unresolved_failures`: more than `ALERT_UNRESOLVED_THRESHOLD` unresolved failures.
 
 A rule posts a Slack-compatible JSON message to `ALERT_WEBHOOK_URL` once when it fires and
-once when it resolves. With Redis the fired/resolved state is shared, so several workers send
-one message between them. A message that cannot be delivered is tried again next check.
+once when it resolves. A message the webhook refuses (or that cannot reach it) is sent again
+at the next check, firing or resolved alike.
+
+Per rule the status last *delivered* is kept: `firing` or `ok` (the start: nothing fired). A
+worker whose verdict differs from it posts the message, and only a delivered message changes
+it. So a refused message is tried again at the next check, and a resolution whose firing
+message was never delivered is not sent (there is nothing to resolve).
+
+With Redis, the delivered status is shared (`<ns>:alert:<rule>`, absent meaning `ok`), so
+several workers send one message between them: a worker posts only after taking the claim
+`<ns>:alert:<rule>:sending` (its token; it expires after `CLAIM_SECONDS` in case the worker
+dies mid-post), checking the delivered status and claiming in one atomic step (a Lua script);
+it releases the claim whether the post worked or not, recording the new status when it did.
+A worker that finds the status already delivered, or another worker's claim, sends nothing
+and reports nothing as sent; in the second case it looks again at its next check, so a post
+the other worker fails to deliver is still sent. When Redis is unreachable a worker posts
+anyway: better a duplicate than a silent alert.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import math
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +58,35 @@ from system.resilience.store import OPEN
 logger = logging.getLogger(__name__)
 
 RULES = ("error_rate", "breaker_open", "unresolved_failures")
+
+#: Seconds a webhook post may take (the whole post, not each phase of it).
+SEND_TIMEOUT = 5.0
+#: Seconds a worker's claim to post a message lasts if it is never released (the worker
+#: died mid-post); longer than any post can take.
+CLAIM_SECONDS = 6 * SEND_TIMEOUT
+
+# KEYS: delivered status, claim. ARGV: the status to announce, token, claim ms.
+# 0: already delivered (nothing to send); 1: claimed, post it; 2: another worker posts now.
+_CLAIM = """
+local delivered = redis.call('GET', KEYS[1]) or 'ok'
+if delivered == ARGV[1] then return 0 end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', tonumber(ARGV[3])) then return 1 end
+return 2
+"""
+# KEYS: delivered status, claim. ARGV: the delivered status ('' when the post failed), token.
+_RELEASE = """
+if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1]) end
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+
+class Delivery(enum.Enum):
+    """What became of a rule's message at one check."""
+
+    SENT = "sent"  # this worker posted it and the webhook took it
+    NOT_NEEDED = "not_needed"  # delivered already (by another worker), or nothing to resolve
+    PENDING = "pending"  # refused, unreachable, or another worker is posting: next check
 
 
 class RequestWindow:
@@ -107,6 +153,8 @@ class Alerter:
     on_unresolved: Callable[[int], None] | None = None
     states: dict[str, RuleState] = field(init=False)
     _http: httpx.AsyncClient | None = field(default=None, init=False)
+    #: Without Redis: the status last delivered per rule (Redis holds it otherwise).
+    _delivered: dict[str, str] = field(default_factory=dict, init=False)
     _loop: asyncio.Task[None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -160,7 +208,8 @@ class Alerter:
         return results
 
     async def check_once(self) -> list[str]:
-        """Evaluate and notify; returns the messages sent (`rule:firing|resolved`)."""
+        """Evaluate and notify; returns the messages this worker delivered
+        (`rule:firing|resolved`), not those another worker delivered or is posting."""
         sent = []
         for name, verdict in (await self.evaluate()).items():
             state = self.states[name]
@@ -173,48 +222,76 @@ class Alerter:
                 state.firing = verdict.firing
                 state.since = utcnow()
                 state.notified = False
-            if not state.notified and await self._notify(state):
+            if state.notified:
+                continue
+            delivery = await self._notify(state)
+            if delivery is not Delivery.PENDING:
                 state.notified = True
+            if delivery is Delivery.SENT:
                 sent.append(f"{name}:{'firing' if state.firing else 'resolved'}")
         return sent
 
-    async def _claim(self, state: RuleState) -> bool:
-        """Whether this worker sends the message (Redis: the first worker to flip it)."""
-        if self.redis is None:
-            return True
+    def _keys(self, state: RuleState) -> list[str]:
         key = f"{self.settings.redis_namespace}:alert:{state.name}"
-        status = "firing" if state.firing else "ok"
-        try:
-            previous = await self.redis.getset(key, status)
-        except REDIS_DOWN:
-            return True  # better a duplicate message than a silent alert
-        previous_status = previous.decode() if isinstance(previous, bytes) else previous
-        return previous_status != status and not (previous_status is None and status == "ok")
+        return [key, f"{key}:sending"]
 
-    async def _notify(self, state: RuleState) -> bool:
+    async def _claim(self, state: RuleState, token: str) -> Delivery | None:
+        """None when this worker posts the message; else why it does not (see the module
+        docstring for the protocol)."""
+        status = "firing" if state.firing else "ok"
+        if self.redis is None:
+            return Delivery.NOT_NEEDED if self._delivered.get(state.name, "ok") == status else None
+        try:
+            verdict = await self.redis.eval(
+                _CLAIM, 2, *self._keys(state), status, token, int(CLAIM_SECONDS * 1000)
+            )
+        except REDIS_DOWN:
+            return None  # better a duplicate message than a silent alert
+        if int(verdict) == 1:
+            return None
+        return Delivery.NOT_NEEDED if int(verdict) == 0 else Delivery.PENDING
+
+    async def _release(self, state: RuleState, token: str, *, delivered: bool) -> None:
+        """Give the claim back; record the status as delivered when the post succeeded."""
+        status = ("firing" if state.firing else "ok") if delivered else ""
+        if self.redis is None:
+            if status:
+                self._delivered[state.name] = status
+            return
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.redis.eval(_RELEASE, 2, *self._keys(state), status, token)
+
+    async def _notify(self, state: RuleState) -> Delivery:
         if not self.settings.alert_webhook_url:
-            return True
-        if not await self._claim(state):
-            return True
+            return Delivery.NOT_NEEDED
+        token = uuid.uuid4().hex
+        declined = await self._claim(state, token)
+        if declined is not None:
+            return declined
         try:
             if self._http is None:
-                self._http = httpx.AsyncClient(timeout=5.0)
-            response = await self._http.post(
-                self.settings.alert_webhook_url, json=self.message(state)
-            )
+                self._http = httpx.AsyncClient(timeout=SEND_TIMEOUT)
+            async with asyncio.timeout(SEND_TIMEOUT):
+                response = await self._http.post(
+                    self.settings.alert_webhook_url, json=self.message(state)
+                )
             response.raise_for_status()
-        except httpx.HTTPError as exc:
-            logger.warning("alert %s could not be delivered (%s): will retry", state.name, exc)
-            if self.redis is not None:
-                # Let the next check (here or in another worker) claim it again.
-                key = f"{self.settings.redis_namespace}:alert:{state.name}"
-                with contextlib.suppress(*REDIS_DOWN):
-                    await self.redis.delete(key)
-            return False
+        except (httpx.HTTPError, TimeoutError) as exc:
+            logger.warning(
+                "alert %s could not be delivered (%s): will retry",
+                state.name,
+                str(exc) or type(exc).__name__,
+            )
+            await self._release(state, token, delivered=False)
+            return Delivery.PENDING
+        except BaseException:
+            await self._release(state, token, delivered=False)
+            raise
+        await self._release(state, token, delivered=True)
         logger.warning(
             "alert %s %s: %s", state.name, "FIRING" if state.firing else "resolved", state.summary
         )
-        return True
+        return Delivery.SENT
 
     def message(self, state: RuleState) -> dict[str, object]:
         """The Slack-compatible webhook payload (plus an `alert` object for machines)."""

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from chaos.fakes import FaultRule, RunningServer, run_in_thread
-from system.observability.alerts import RequestWindow
-from tests.conftest import ServiceFactory
+from system.config import Settings
+from system.db.database import Database
+from system.observability.alerts import Alerter, RequestWindow
+from system.resilience.breaker import AsyncCircuitBreaker
+from system.resilience.redis_store import redis_client
+from system.resilience.store import OPEN, MemoryBreakerStore, Snapshot
+from tests.conftest import ServiceFactory, make_settings
 from tests.fakes import Upstreams
 
 
@@ -23,10 +31,15 @@ class Receiver:
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
+        self.refused: list[dict[str, Any]] = []
         self.refuse = False
+        #: Refuse this many posts, then take them again.
+        self.refuse_next = 0
 
         async def hook(request: Request) -> JSONResponse:
-            if self.refuse:
+            if self.refuse or self.refuse_next:
+                self.refuse_next = max(0, self.refuse_next - 1)
+                self.refused.append(await request.json())
                 return JSONResponse({"ok": False}, status_code=500)
             self.messages.append(await request.json())
             return JSONResponse({"ok": True})
@@ -144,3 +157,186 @@ async def test_the_open_breakers_503s_do_not_count_as_errors(
         requests, errors = service.services.alerter.window.totals()
     assert requests == 20
     assert errors == 5  # the five 502s that opened the breaker; the fifteen 503s are designed
+
+
+class Workers:
+    """Alerters as several workers build them: one shared breaker state (in production it
+    is shared through Redis), their own request windows, one Redis (or none)."""
+
+    def __init__(self, settings: Settings, redis: Redis | None) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.store = MemoryBreakerStore()
+        self.breaker = AsyncCircuitBreaker(
+            "Image CDN", fail_max=1, reset_timeout=60, store=self.store
+        )
+        self.database = Database(settings.database_url)
+        self.alerters: list[Alerter] = []
+
+    def worker(self) -> Alerter:
+        alerter = Alerter(
+            settings=self.settings,
+            window=RequestWindow(300),
+            breakers=[self.breaker],
+            database=self.database,
+            redis=self.redis,
+        )
+        self.alerters.append(alerter)
+        return alerter
+
+    def open_breaker(self) -> None:
+        """Open for ten minutes: past any ALERT_BREAKER_OPEN_SECONDS the tests set."""
+        self.store.adopt(Snapshot(state=OPEN, opened_at=time.time() - 600, generation=1))
+
+    def close_breaker(self) -> None:
+        self.store.adopt(Snapshot(generation=2))
+
+    async def aclose(self) -> None:
+        for alerter in self.alerters:
+            await alerter.aclose()
+        await self.database.close()
+
+
+@pytest.fixture
+async def shared_redis(redis_url: str, redis_namespace: str) -> AsyncIterator[Redis]:
+    client = redis_client(redis_url, timeout=2.0)
+    yield client
+    keys = [key async for key in client.scan_iter(f"{redis_namespace}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@asynccontextmanager
+async def workers(
+    settings: Settings, server: RunningServer, redis: Redis | None, namespace: str = "test"
+) -> AsyncIterator[Workers]:
+    built = Workers(
+        make_settings(
+            database_url=settings.database_url,
+            alert_webhook_url=f"{server.url}/hook",
+            alert_breaker_open_seconds=60,
+            redis_namespace=namespace,
+        ),
+        redis,
+    )
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+async def test_a_refused_resolution_is_sent_at_the_next_check_by_any_worker(
+    settings: Settings,
+    receiver: tuple[Receiver, RunningServer],
+    shared_redis: Redis,
+    redis_namespace: str,
+) -> None:
+    hook, server = receiver
+    async with workers(settings, server, shared_redis, redis_namespace) as built:
+        a, b = built.worker(), built.worker()
+        built.open_breaker()
+        assert await a.check_once() == ["breaker_open:firing"]
+        assert await b.check_once() == []  # a delivered it: nothing to send, nothing "sent"
+
+        built.close_breaker()
+        hook.refuse_next = 1
+        assert await a.check_once() == []  # refused
+        assert [m["alert"]["status"] for m in hook.refused] == ["resolved"]
+        assert await b.check_once() == ["breaker_open:resolved"]  # the next check, b's
+        assert await a.check_once() == []  # b delivered it
+        assert await b.check_once() == []
+    assert hook.statuses() == [("breaker_open", "firing"), ("breaker_open", "resolved")]
+
+
+async def test_a_refused_message_is_sent_again_by_the_same_worker(
+    settings: Settings,
+    receiver: tuple[Receiver, RunningServer],
+    shared_redis: Redis,
+    redis_namespace: str,
+) -> None:
+    hook, server = receiver
+    async with workers(settings, server, shared_redis, redis_namespace) as built:
+        a = built.worker()
+        built.open_breaker()
+        hook.refuse_next = 1
+        assert await a.check_once() == []
+        assert await a.check_once() == ["breaker_open:firing"]
+        built.close_breaker()
+        hook.refuse_next = 1
+        assert await a.check_once() == []
+        assert await a.check_once() == ["breaker_open:resolved"]
+        assert await a.check_once() == []
+    assert hook.statuses() == [("breaker_open", "firing"), ("breaker_open", "resolved")]
+    assert [m["alert"]["status"] for m in hook.refused] == ["firing", "resolved"]
+
+
+async def test_workers_checking_at_once_send_each_message_once(
+    settings: Settings,
+    receiver: tuple[Receiver, RunningServer],
+    shared_redis: Redis,
+    redis_namespace: str,
+) -> None:
+    hook, server = receiver
+    async with workers(settings, server, shared_redis, redis_namespace) as built:
+        alerters = [built.worker() for _ in range(4)]
+
+        async def all_check() -> list[str]:
+            rounds = await asyncio.gather(*(alerter.check_once() for alerter in alerters))
+            return [message for sent in rounds for message in sent]
+
+        built.open_breaker()
+        hook.refuse_next = 1  # whoever posts first is refused; another check sends it again
+        assert await all_check() + await all_check() == ["breaker_open:firing"]
+        assert len(hook.refused) == 1
+        assert await all_check() == []
+        built.close_breaker()
+        assert await all_check() == ["breaker_open:resolved"]
+        assert await all_check() == []
+    assert hook.statuses() == [("breaker_open", "firing"), ("breaker_open", "resolved")]
+
+
+async def test_without_redis_a_refused_resolution_is_sent_again(
+    settings: Settings, receiver: tuple[Receiver, RunningServer]
+) -> None:
+    hook, server = receiver
+    async with workers(settings, server, None) as built:
+        a = built.worker()
+        built.open_breaker()
+        assert await a.check_once() == ["breaker_open:firing"]
+        built.close_breaker()
+        hook.refuse_next = 1
+        assert await a.check_once() == []
+        assert await a.check_once() == ["breaker_open:resolved"]
+        assert await a.check_once() == []
+    assert hook.statuses() == [("breaker_open", "firing"), ("breaker_open", "resolved")]
+
+
+async def _never_delivered_firing(
+    settings: Settings, hook: Receiver, server: RunningServer, redis: Redis | None, namespace: str
+) -> None:
+    async with workers(settings, server, redis, namespace) as built:
+        a = built.worker()
+        built.open_breaker()
+        hook.refuse = True
+        assert await a.check_once() == []
+        built.close_breaker()
+        hook.refuse = False
+        assert await a.check_once() == []  # nothing to resolve: the firing never arrived
+        assert await a.check_once() == []
+    assert hook.messages == []
+
+
+async def test_no_resolution_for_a_firing_message_never_delivered(
+    settings: Settings, receiver: tuple[Receiver, RunningServer]
+) -> None:
+    await _never_delivered_firing(settings, *receiver, None, "test")
+
+
+async def test_no_resolution_for_a_firing_message_never_delivered_redis(
+    settings: Settings,
+    receiver: tuple[Receiver, RunningServer],
+    shared_redis: Redis,
+    redis_namespace: str,
+) -> None:
+    await _never_delivered_firing(settings, *receiver, shared_redis, redis_namespace)
