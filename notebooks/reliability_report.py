@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -23,7 +24,9 @@
 #   `reports/load/`);
 # - **background task success**: the service's `background_task_runs` table;
 # - **MTTD** (fault start to breaker open, and to the alert): the chaos run
-#   (`nox -s chaos`, `reports/chaos/`), or the events of the generated data set;
+#   (`nox -s chaos`, `reports/chaos/`: its summary, else its events), or the events of the
+#   generated data set, else a Chaos Toolkit journal alone (first method action to the first
+#   probe that saw the breaker open: an upper bound);
 # - **tests**: a JUnit report, or the test collection made while generating the data.
 #
 # A metric whose source is missing says "not available" and how to measure it.
@@ -47,7 +50,7 @@ failures_csv = ""  # ... or CSV exports of the tables
 runs_csv = ""
 events_path = ""  # events.jsonl of the data set (breaker transitions, faults, alerts)
 chaos_summary = ""  # reports/chaos/summary.json
-chaos_journal = ""  # reports/chaos/journal.json
+chaos_journal = ""  # reports/chaos/journal.json (or a folder of journal-*.json)
 chaos_events = ""  # reports/chaos/events.jsonl
 load_dir = ""  # reports/load (Locust CSVs and summary.json)
 tests_path = ""  # JUnit XML, tests.json, or saved `pytest --collect-only -q` output
@@ -84,6 +87,7 @@ harness_events = sources.chaos_events(chaos_events)
 data_events = sources.chaos_events(events_path) if events_path != chaos_events else None
 timeline_events = data_events if data_events is not None else harness_events
 detection = chaos.detection_times(timeline_events) if timeline_events is not None else None
+journal_detection = chaos.journal_detection(journal[1]) if journal is not None else None
 load = sources.load_results(load_dir)
 tests = sources.test_count(tests_path)
 table = metrics.success_metrics(
@@ -91,6 +95,7 @@ table = metrics.success_metrics(
     success=success,
     chaos_summary=summary,
     detection=detection,
+    journal_detection=journal_detection,
     tests=tests,
     targets=targets,
 )
@@ -152,10 +157,12 @@ else:
 # ## Time to detection
 #
 # From a fault switched on to the breaker opening (and to the alert firing). The chaos
-# summary measures it per scenario; the events give it per fault, for the data set too.
+# summary measures it per scenario; the events give it per fault, for the data set too; a
+# journal alone gives it per experiment, from the first method action to the first probe
+# whose output saw the breaker open (`probe end`: an upper bound) or the alert.
 
 # %%
-if summary is None and detection is None:
+if summary is None and detection is None and journal_detection is None:
     show.not_available("no chaos run", "Run `nox -s chaos` (it writes reports/chaos/).")
 if summary is not None and "mttd_open_s" in summary.columns:
     measured = summary.dropna(subset=["mttd_open_s"])
@@ -172,6 +179,19 @@ if summary is not None and "mttd_open_s" in summary.columns:
     show.show(summary[columns])
 if detection is not None:
     show.show(show.durations(detection, ["mttd_open_s", "mttd_alert_s"]))
+if journal_detection is not None and journal_detection["mttd_open_s"].notna().any():
+    if summary is None or "mttd_open_s" not in summary.columns:
+        seen = journal_detection.dropna(subset=["mttd_open_s"])
+        show.show(
+            plots.target_bars(
+                list(seen["scenario"]),
+                list(seen["mttd_open_s"]),
+                target=target_mttd_s,
+                title="Chaos journal: first method action to a probe seeing the breaker open",
+                unit="s",
+            )
+        )
+    show.show(show.durations(journal_detection, ["mttd_open_s", "mttd_alert_s"]))
 if timeline_events is not None:
     show.show(
         plots.timeline_chart(

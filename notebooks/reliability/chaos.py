@@ -9,6 +9,17 @@ From the events: the breakers' transitions (with the service's own timestamps wh
 has them), outage windows (a breaker open, through half-open, until closed again, for
 shading timelines), fault windows, and the time to detection: from a fault switched on to the
 first breaker opening (and the first alert firing) after it.
+
+From a journal alone (any Chaos Toolkit journal, `journal_detection`): the time to detection
+per experiment, from the start of the first method action (the fault) to the first method or
+during probe whose output records the breaker open or an alert fired.
+
+`journal.json` of `python -m chaos run` is read in any of its layouts: with `journals` (one
+journal per scenario; the older wrapper, or the run-wide Chaos Toolkit journal that carries
+them too), which are read; a run-wide Chaos Toolkit journal without them, next to the run's
+per-scenario `journal-<scenario>.json` files, which are then read instead; or that journal
+alone, one experiment whose activities keep the `scenario` each result is marked with. A
+folder means its `journal-*.json` files (else its `journal.json`).
 """
 
 from __future__ import annotations
@@ -79,6 +90,9 @@ def load_chaos_summary(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+JOURNAL_WHAT = "a Chaos Toolkit journal (journal.json)"
+
+
 def _journals(data: Mapping[str, Any], path: Path) -> Iterator[Mapping[str, Any]]:
     if isinstance(data.get("journals"), list):
         yield from (j for j in data["journals"] if isinstance(j, Mapping))
@@ -89,6 +103,31 @@ def _journals(data: Mapping[str, Any], path: Path) -> Iterator[Mapping[str, Any]
             f"{path} is not a Chaos Toolkit journal: expected `experiment` and `run` (one "
             "experiment) or `journals` (a `python -m chaos run` journal)"
         )
+
+
+def _scenario_journals(folder: Path) -> list[Path]:
+    """The per-scenario journals `python -m chaos run` writes next to `journal.json`."""
+    return sorted(p for p in folder.glob("journal-*.json") if p.is_file())
+
+
+def _journal_documents(path: Path) -> list[tuple[Path, Mapping[str, Any]]]:
+    """(file, journal) for every experiment `path` stands for (see the module docstring)."""
+    if path.is_dir():
+        files = _scenario_journals(path) or [path / "journal.json"]
+        if not files[0].is_file():
+            raise InputError(
+                f"{path} holds no journal-*.json or journal.json: expected {JOURNAL_WHAT}"
+            )
+        return [doc for f in files for doc in _journal_documents(f)]
+    data = _read_json(path, JOURNAL_WHAT)
+    if not isinstance(data, Mapping):
+        raise InputError(f"{path} is not a Chaos Toolkit journal: expected a JSON object")
+    if not isinstance(data.get("journals"), list) and not path.name.startswith("journal-"):
+        siblings = _scenario_journals(path.parent)
+        if siblings and "experiment" in data and "run" in data:
+            # A run-wide journal: its scenarios are the journals beside it.
+            return [doc for s in siblings for doc in _journal_documents(s)]
+    return [(path, journal) for journal in _journals(data, path)]
 
 
 def _activities(journal: Mapping[str, Any], scenario: str) -> Iterator[dict[str, Any]]:
@@ -111,35 +150,54 @@ def _activities(journal: Mapping[str, Any], scenario: str) -> Iterator[dict[str,
 
 
 def _activity(item: Mapping[str, Any], scenario: str, phase: str) -> dict[str, Any]:
+    # A run-wide journal of `python -m chaos run` marks each result with its `scenario` and
+    # names its activities `<scenario>: <name>`.
     activity = item.get("activity") or {}
+    scenario = str(item.get("scenario") or scenario)
+    name = activity.get("name")
+    if isinstance(name, str) and item.get("scenario") and name.startswith(f"{scenario}: "):
+        name = name[len(scenario) + 2 :]
     return {
         "scenario": scenario,
         "phase": phase,
-        "name": activity.get("name"),
+        "name": name,
         "type": activity.get("type"),
         "status": item.get("status"),
         "tolerance_met": item.get("tolerance_met"),
         "start": item.get("start"),
         "end": item.get("end"),
         "duration_s": item.get("duration"),
+        "output": item.get("output"),
     }
 
 
+ACTIVITY_COLUMNS = (
+    "scenario",
+    "phase",
+    "name",
+    "type",
+    "status",
+    "tolerance_met",
+    "start",
+    "end",
+    "duration_s",
+    "output",
+)
+
+
 def load_chaos_journal(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A journal as (experiments, activities).
+    """A journal (or a run's per-scenario journals) as (experiments, activities).
 
     experiments: one row per scenario (`scenario`, `title`, `status`, `deviated`, `start`,
     `end`, `duration_s`); activities: every probe and action (`scenario`, `phase`
     before/during/after/method/rollback, `name`, `type`, `status`, `tolerance_met`, `start`,
-    `end`, `duration_s`), times aware UTC.
+    `end`, `duration_s`, `output` as the journal has it), times aware UTC.
     """
     path = Path(path)
-    data = _read_json(path, "a Chaos Toolkit journal (journal.json)")
-    if not isinstance(data, Mapping):
-        raise InputError(f"{path} is not a Chaos Toolkit journal: expected a JSON object")
     experiments = []
     activities: list[dict[str, Any]] = []
-    for journal in _journals(data, path):
+    sources: list[str] = []
+    for source, journal in _journal_documents(path):
         experiment = journal.get("experiment") or {}
         scenario = str(journal.get("scenario") or experiment.get("title") or "experiment")
         experiments.append(
@@ -153,31 +211,27 @@ def load_chaos_journal(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "duration_s": journal.get("duration"),
             }
         )
-        activities.extend(_activities(journal, scenario))
+        found = list(_activities(journal, scenario))
+        activities.extend(found)
+        sources.extend([str(source)] * len(found))
     exp = pd.DataFrame(
         experiments,
         columns=["scenario", "title", "status", "deviated", "start", "end", "duration_s"],
     )
-    act = pd.DataFrame(
-        activities,
-        columns=[
-            "scenario",
-            "phase",
-            "name",
-            "type",
-            "status",
-            "tolerance_met",
-            "start",
-            "end",
-            "duration_s",
-        ],
-    )
-    for frame, label in ((exp, "scenario"), (act, "name")):
-        labels = frame[label].astype(str)
+    act = pd.DataFrame(activities, columns=list(ACTIVITY_COLUMNS))
+    where = pd.Series(sources, index=act.index, dtype=object)
+    for frame, labels in (
+        (exp, "scenario " + exp["scenario"].astype(str)),
+        (act, where + " activity " + act["name"].astype(str)),
+    ):
         for column in ("start", "end"):
             frame[column] = utc_series(
-                frame[column], source=str(path), column=column, labels=labels
+                frame[column],
+                source=str(path) if frame is exp else "",
+                column=column,
+                labels=labels,
             )
+    exp.attrs["source"] = str(path)
     return exp, act
 
 
@@ -387,4 +441,138 @@ def detection_times(events: pd.DataFrame, *, grace_s: float = 60.0) -> pd.DataFr
                 row["alert"], row["mttd_alert_s"] = item["rule"], seconds
     frame = pd.DataFrame(rows, columns=[*columns, "end"])[columns]
     frame["fault_start"] = frame["fault_start"].astype(UTC_DTYPE)
+    return frame.astype({"mttd_open_s": "float64", "mttd_alert_s": "float64"})
+
+
+#: Output keys of a probe that say the breaker was seen open (`{"state": "open"}`,
+#: `{"open": true}`, `{"opened": true}`, `{"states": ["open", "open"]}`), and an alert fired.
+_OPEN_FLAGS = ("open", "opened")
+_ALERT_FLAGS = ("fired", "firing")
+
+
+def records_open(output: object) -> bool:
+    """Whether a probe's output records a breaker seen open: the output `"open"` itself (a
+    breaker-state probe, as in Chaos Toolkit's examples), or an object with `state` "open",
+    `open` / `opened` true, or `states` (one per worker) that include "open"."""
+    if isinstance(output, str):
+        return output.strip().lower() == "open"
+    if not isinstance(output, Mapping):
+        return False
+    if isinstance(output.get("state"), str) and output["state"].strip().lower() == "open":
+        return True
+    if any(output.get(flag) is True for flag in _OPEN_FLAGS):
+        return True
+    states = output.get("states")
+    if isinstance(states, Mapping):
+        states = list(states.values())
+    return isinstance(states, list | tuple) and "open" in [str(v).lower() for v in states]
+
+
+def records_alert(output: object) -> bool:
+    """Whether a probe's output records an alert fired (`fired` / `firing` exactly true)."""
+    return isinstance(output, Mapping) and any(output.get(flag) is True for flag in _ALERT_FLAGS)
+
+
+def _instant(value: object) -> pd.Timestamp | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        stamp: object = pd.Timestamp(value.strip())
+    except ValueError:
+        return None
+    if not isinstance(stamp, pd.Timestamp):  # NaT
+        return None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    return float(value)
+
+
+JOURNAL_DETECTION_COLUMNS = (
+    "scenario",
+    "fault",
+    "fault_start",
+    "breaker",
+    "mttd_open_s",
+    "open_probe",
+    "open_basis",
+    "alert",
+    "mttd_alert_s",
+    "alert_basis",
+)
+
+
+def journal_detection(activities: pd.DataFrame) -> pd.DataFrame:
+    """Time to detection per experiment from a journal's activities (`load_chaos_journal`).
+
+    The fault starts with the first action of the method (its `start`); an experiment whose
+    method has no action has no fault start and no row. Detection is the first probe of the
+    method or of the steady state *during* it (started at or after the fault) whose output
+    records the breaker open (`records_open`) or an alert fired (`records_alert`):
+
+    - `mttd_open_s`: to the output's `opened_at` (the service's time, `open_basis`
+      "opened_at") when the output has one, else to the probe's `end` (`open_basis`
+      "probe end": when the probe had seen it open, an upper bound);
+    - `mttd_alert_s`: the output's own `mttd_alert_s` when it has one (`alert_basis`
+      "measured"), else to the probe's `end`.
+
+    Columns `JOURNAL_DETECTION_COLUMNS`: `breaker` is the breaker the fault's name points to
+    (`breaker_of`; None when it could be any), `open_probe` / `alert` the probes' names.
+    """
+    rows: list[dict[str, Any]] = []
+    if len(activities):
+        for scenario, part in activities.groupby("scenario", sort=False):
+            part = part.sort_values("start", kind="stable")
+            actions = part[(part["phase"] == "method") & (part["type"] == "action")]
+            actions = actions[actions["start"].notna()]
+            if actions.empty:
+                continue
+            fault = actions.iloc[0]
+            start = fault["start"]
+            probes = part[
+                part["phase"].isin(["method", "during"])
+                & (part["type"] == "probe")
+                & (part["start"] >= start)
+            ]
+            row: dict[str, Any] = dict.fromkeys(JOURNAL_DETECTION_COLUMNS)
+            row.update(
+                scenario=str(scenario),
+                fault=fault["name"],
+                fault_start=start,
+                breaker=breaker_of(str(fault["name"] or "")),
+            )
+            for probe in _records(probes.sort_values("end", kind="stable")):
+                output = probe["output"]
+                if row["mttd_open_s"] is None and records_open(output):
+                    opened = (
+                        _instant(output.get("opened_at")) if isinstance(output, Mapping) else None
+                    )
+                    seen = opened if opened is not None else probe["end"]
+                    if pd.notna(seen):
+                        row.update(
+                            mttd_open_s=(seen - start).total_seconds(),
+                            open_probe=probe["name"],
+                            open_basis="opened_at" if opened is not None else "probe end",
+                        )
+                if row["mttd_alert_s"] is None and records_alert(output):
+                    measured = _seconds(output.get("mttd_alert_s"))
+                    if measured is not None:
+                        row.update(
+                            mttd_alert_s=measured, alert=probe["name"], alert_basis="measured"
+                        )
+                    elif pd.notna(probe["end"]):
+                        row.update(
+                            mttd_alert_s=(probe["end"] - start).total_seconds(),
+                            alert=probe["name"],
+                            alert_basis="probe end",
+                        )
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(JOURNAL_DETECTION_COLUMNS))
+    frame["fault_start"] = frame["fault_start"].astype(UTC_DTYPE)
+    for column in ("breaker", "open_probe", "open_basis", "alert", "alert_basis"):
+        values = frame[column].astype(object)
+        frame[column] = values.where(values.notna(), None)
     return frame.astype({"mttd_open_s": "float64", "mttd_alert_s": "float64"})

@@ -11,7 +11,7 @@ import pytest
 
 from notebooks import cli
 from notebooks.execute import CellError
-from tests.notebooks.support import Generated
+from tests.notebooks.support import FIXTURES, Generated
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -110,6 +110,25 @@ def test_a_failing_cell_is_exit_1(
         "python -m notebooks: sentry_analysis.ipynb: cell 3 (`x = 1 / 0`) failed: "
         "ZeroDivisionError: division\n"
     )
+
+
+@pytest.mark.slow
+def test_the_report_measures_mttd_from_a_chaos_toolkit_journal_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = FIXTURES / "chaostoolkit" / "journal-ok.json"
+    monkeypatch.setattr(cli, "REPO", tmp_path)  # no reports/chaos of this checkout's own
+    out = tmp_path / "out"
+    code, err = run_cli(
+        capsys, "--data", str(journal), "--only", "reliability_report", "--output", str(out)
+    )
+    assert code == 0, err
+    metrics = {m["metric"]: m for m in json.loads((out / "success_metrics.json").read_text())}
+    opened = metrics["MTTD: fault to breaker open"]
+    assert opened["passed"] is True and 0 < opened["value"] < 0.01
+    assert opened["source"].startswith("chaos journal (worst: BGG outage opens the breaker")
+    assert "upper bound" in opened["source"]
+    assert metrics["MTTD: fault to alert"]["value"] is None
 
 
 @pytest.mark.slow

@@ -70,3 +70,37 @@ def test_detection_from_events_and_custom_targets() -> None:
     row = table.set_index("metric").loc["MTTD: fault to breaker open"]
     assert bool(row["passed"]) is True
     assert row["target"] == "< 10.0 min"
+
+
+def test_detection_from_a_journal_alone_comes_last_and_says_how() -> None:
+    journal = pd.DataFrame(
+        {
+            "scenario": ["bgg_outage", "bgg_blackhole"],
+            "mttd_open_s": [0.152, 2.023],
+            "open_basis": ["probe end", "opened_at"],
+            "mttd_alert_s": [1.258, None],
+            "alert_basis": ["measured", None],
+        }
+    )
+    rows = {r["metric"]: r for r in to_records(success_metrics(journal_detection=journal))}
+    opened = rows["MTTD: fault to breaker open"]
+    assert (opened["value"], opened["passed"]) == (2.023, True)
+    assert opened["source"] == "chaos journal (worst: bgg_blackhole)"
+    alert = rows["MTTD: fault to alert"]
+    assert alert["source"] == "chaos journal (worst: bgg_outage)"
+    slow = journal.assign(open_basis=["opened_at", "probe end"])
+    rows = {r["metric"]: r for r in to_records(success_metrics(journal_detection=slow))}
+    assert rows["MTTD: fault to breaker open"]["source"] == (
+        "chaos journal (worst: bgg_blackhole; by probe end, an upper bound)"
+    )
+    # The summary and the events win over the journal.
+    events = pd.DataFrame({"scenario": ["generated"], "mttd_open_s": [9.0], "mttd_alert_s": [None]})
+    rows = {
+        r["metric"]: r
+        for r in to_records(success_metrics(detection=events, journal_detection=journal))
+    }
+    assert rows["MTTD: fault to breaker open"]["value"] == 9.0
+    assert rows["MTTD: fault to alert"]["source"] == "chaos journal (worst: bgg_outage)"
+    nothing = journal.assign(mttd_open_s=[None, None], mttd_alert_s=[None, None])
+    rows = {r["metric"]: r for r in to_records(success_metrics(journal_detection=nothing))}
+    assert rows["MTTD: fault to breaker open"]["measured"].startswith("not available")
