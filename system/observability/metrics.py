@@ -25,7 +25,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from system.db.tasks import TaskRecord
 from system.observability.alerts import RequestWindow
+from system.tasks.thumbnails import TASK_TYPE as THUMBNAIL_TASK
+from system.tasks.thumbnails import CdnUnavailable
 
 STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -89,6 +92,11 @@ class Metrics:
         self.bgg_fetches = Counter(
             "bgg_fetches", "BGG fetches (imports) by outcome", ["outcome"], registry=r
         )
+        self.thumbnail_retries = Counter(
+            "thumbnail_download_retries",
+            "Thumbnail download attempts after the first (timeouts and network errors)",
+            registry=r,
+        )
         self.task_runs = Counter(
             "background_task_runs", "Background task runs by type, outcome and trigger",
             ["task_type", "outcome", "trigger"], registry=r,
@@ -102,6 +110,19 @@ class Metrics:
             registry=r, multiprocess_mode="livemostrecent",
         )  # fmt: skip
         self._spool: _SpoolCollector | None = None
+
+    def count_thumbnail_retries(self, record: TaskRecord) -> None:
+        """Count the retries one recorded thumbnail run made; other runs are ignored.
+
+        Called with every run recorded (the recorder's `on_record`). `attempts` counts the
+        retry loop's attempts; one the open breaker rejected was not tried (as for BGG's
+        `bgg_fetch_attempts_total`), and a rejection always ends the loop, so it is the last.
+        """
+        if record.task_type != THUMBNAIL_TASK:
+            return
+        tried = record.attempts - (1 if record.error_type == CdnUnavailable.error_type else 0)
+        if tried > 1:
+            self.thumbnail_retries.inc(tried - 1)
 
     def watch_spool(self, pending: Callable[[], int]) -> None:
         """Report the spool's length at every scrape."""

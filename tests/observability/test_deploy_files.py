@@ -95,3 +95,10 @@ def test_the_rejection_series_is_missing_until_a_first_rejection() -> None:
     assert "circuit_breaker_rejections_total{" not in metrics.render()[0].decode()
     metrics.breaker_rejections.labels("BGG API").inc()
     assert 'circuit_breaker_rejections_total{breaker="BGG API"} 1.0' in metrics.render()[0].decode()
+
+
+def test_the_dashboard_shows_the_retries_of_both_upstreams() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    names = set().union(*(metric_names(expr) for expr in exprs))
+    assert {"bgg_fetch_attempts_total", "thumbnail_download_retries_total"} <= names

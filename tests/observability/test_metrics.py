@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from chaos.fakes import FaultRule
-from tests.conftest import ADMIN_TOKEN, ServiceFactory, ServiceUnderTest
+from system.db.database import Database
+from system.db.tasks import TaskRecord
+from system.observability.metrics import Metrics
+from system.resilience.breaker import AsyncCircuitBreaker
+from system.resilience.retry import RetryPolicy
+from system.tasks.recording import TaskRecorder
+from system.tasks.spool import Spool
+from system.tasks.thumbnails import ThumbnailDownloader, run_thumbnail_task
+from tests.conftest import ADMIN_TOKEN, NoSleep, ServiceFactory, ServiceUnderTest
 from tests.fakes import Upstreams
 from tests.services import serve
 
@@ -113,3 +123,84 @@ def test_two_workers_report_one_aggregate(tmp_path: Path) -> None:
             for _ in range(6)
         }
     assert totals == {40.0}, "every worker's /metrics must report the sum of both"
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+IMAGE_URL = "https://cf.geekdo-images.com/pic/x.png"
+
+
+async def _public_dns(_host: str, _port: int) -> Sequence[str]:
+    return ["93.184.216.34"]
+
+
+@pytest.mark.parametrize(
+    ("answers", "fail_max", "retries", "outcome"),
+    [
+        (["connect", "connect", 200], 5, 2, "success"),
+        (["connect", "connect", "connect"], 5, 2, "three network errors"),
+        ([404], 5, 0, "a refusal is not retried"),
+        (["connect", "connect"], 2, 1, "the third attempt is rejected by the open breaker"),
+        (["connect"], 1, 0, "the second attempt is rejected by the open breaker"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+async def test_thumbnail_retries_are_counted_from_real_downloads(
+    database_url: str,
+    tmp_path: Path,
+    answers: list[str | int],
+    fail_max: int,
+    retries: int,
+    outcome: str,
+) -> None:
+    """The spec's thumbnail policy against a CDN that fails as told, recorded by a real
+    recorder whose `on_record` is the metrics hook (as `build_services` wires it)."""
+    pending = list(answers)
+
+    def cdn(request: httpx.Request) -> httpx.Response:
+        answer = pending.pop(0)
+        if answer == "connect":
+            raise httpx.ConnectError("connection refused", request=request)
+        assert isinstance(answer, int)
+        return httpx.Response(answer, content=PNG, headers={"content-type": "image/png"})
+
+    metrics = Metrics()
+    database = Database(database_url)
+    recorder = TaskRecorder(
+        database, Spool(tmp_path / "spool.jsonl"), on_record=metrics.count_thumbnail_retries
+    )
+    downloader = ThumbnailDownloader(
+        http=httpx.AsyncClient(transport=httpx.MockTransport(cdn)),
+        breaker=AsyncCircuitBreaker("Image CDN", fail_max=fail_max, reset_timeout=60),
+        directory=tmp_path / "thumbnails",
+        max_bytes=1_000_000,
+        allowed_hosts=["cf.geekdo-images.com"],
+        policy=RetryPolicy(attempts=3, initial_wait=1.0, min_wait=2, max_wait=10, jitter=False),
+        attempt_timeout=5.0,
+        sleep=NoSleep(),
+        resolver=_public_dns,
+    )
+    try:
+        await run_thumbnail_task(downloader, recorder, game_id=7, url=IMAGE_URL)
+    finally:
+        await downloader.http.aclose()
+        await database.close()
+    assert pending == []  # every answer was asked for: the attempts happened
+    text = metrics.render()[0].decode()
+    assert sample(text, "thumbnail_download_retries_total") == retries, outcome
+
+
+def test_only_thumbnail_runs_count_as_thumbnail_retries() -> None:
+    metrics = Metrics()
+    now = datetime.now(UTC)
+    for task_type in ("bgg_import", "thumbnail_download"):
+        metrics.count_thumbnail_retries(
+            TaskRecord(
+                task_type=task_type,
+                game_id=None,
+                outcome="success",
+                attempts=3,
+                started_at=now,
+                finished_at=now,
+            )
+        )
+    assert sample(metrics.render()[0].decode(), "thumbnail_download_retries_total") == 2
