@@ -5,11 +5,16 @@ An export made by `psql -c "\\copy background_task_failures TO 'f.csv' CSV HEADE
 and typed (`frames.failure_frame` / `frames.run_frame`: booleans as t/f, true/false, 1/0;
 NULL as an empty field or `\\N`; times with or without a zone, naive = UTC) and written to
 an in-memory SQLite database with the service's table names, so `TaskTables` runs the same
-queries on an export as on the database itself. A broken row is an error naming its record.
+queries on an export as on the database itself. A broken row is an error naming its record
+(`id=42`, or `record 7` without an id column); a line with more fields than the header is
+named by its line (`line 9: has 12 fields, the header 11`), the first one too (pandas would
+take its first field as an index and shift the rest).
 """
 
 from __future__ import annotations
 
+import csv
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +24,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import StaticPool
 
 from notebooks.reliability.db import FAILURES_TABLE, RUNS_TABLE
-from notebooks.reliability.errors import InputError
+from notebooks.reliability.errors import InputError, MalformedRowError
 from notebooks.reliability.frames import (
     FAILURE_COLUMNS,
     FAILURE_REQUIRED,
@@ -55,6 +60,27 @@ def _sqlite_values(frame: pd.DataFrame, columns: dict[str, str]) -> list[dict[st
     return out.to_dict("records")  # type: ignore[return-value]
 
 
+_FIELD_COUNT = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _too_many_fields(path: Path, expected: int, line: int, seen: int) -> MalformedRowError:
+    return MalformedRowError(str(path), f"line {line}", f"has {seen} fields, the header {expected}")
+
+
+def _check_first_record(path: Path) -> None:
+    """A first record with one field more than the header would become pandas' index (every
+    value shifted one column left, silently); refuse it as pandas refuses any later one."""
+    with path.open(newline="", encoding="utf-8") as lines:
+        reader = csv.reader(lines)
+        try:
+            header = next(reader, None)
+            first = next(reader, None)
+        except csv.Error:
+            return  # pandas says what is wrong with it
+        if header is not None and first is not None and len(first) > len(header):
+            raise _too_many_fields(path, len(header), reader.line_num, len(first))
+
+
 def _load(
     engine: Engine,
     path: Path,
@@ -74,6 +100,7 @@ def _load(
                 f"{path} is not a CSV export of {table}: it has the columns "
                 f"{', '.join(header[:8]) or '(none)'}; expected at least {', '.join(required)}"
             )
+        _check_first_record(path)
         names = ", ".join(f'"{c}"' for c in columns)
         marks = ", ".join(f":{c}" for c in columns)
         loaded = 0
@@ -97,6 +124,10 @@ def _load(
         ) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         reason = str(exc).strip().splitlines()[0]
+        counted = _FIELD_COUNT.search(reason)
+        if counted:
+            expected, line, seen = (int(n) for n in counted.groups())
+            raise _too_many_fields(path, expected, line, seen) from None
         raise InputError(f"{path} is not readable as CSV: {reason}") from None
     return loaded
 

@@ -356,6 +356,11 @@ def _csv_events(path: Path) -> Iterator[tuple[str, object, str]]:
         )
     for index, row in enumerate(reader, 1):
         where = f"{path} record {index}"
+        surplus = row.pop(None, None)
+        if surplus:
+            raise MalformedRowError(
+                where, "", f"has {len(header) + len(surplus)} fields, the header {len(header)}"
+            )
         yield where, _discover_event(row, where=where), "discover_csv"
 
 

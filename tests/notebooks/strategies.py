@@ -34,10 +34,10 @@ milliseconds = st.integers(0, int((NOW - START).total_seconds() * 1000) + 2 * 36
 
 
 @st.composite
-def failure_rows(draw: st.DrawFn, *, max_size: int = 25) -> list[dict[str, Any]]:
+def failure_rows(draw: st.DrawFn, *, min_size: int = 0, max_size: int = 25) -> list[dict[str, Any]]:
     """Failure rows as the service writes them (naive UTC), some oddities included: rows from
     the future (after NOW), `resolved` NULL, resolved without a time, everything resolved."""
-    count = draw(st.integers(0, max_size))
+    count = draw(st.integers(min_size, max_size))
     all_resolved = draw(st.booleans())
     rows = []
     for i in range(1, count + 1):
@@ -69,9 +69,9 @@ def failure_rows(draw: st.DrawFn, *, max_size: int = 25) -> list[dict[str, Any]]
 
 
 @st.composite
-def run_rows(draw: st.DrawFn, *, max_size: int = 25) -> list[dict[str, Any]]:
+def run_rows(draw: st.DrawFn, *, min_size: int = 0, max_size: int = 25) -> list[dict[str, Any]]:
     """Task run rows: first runs and retries, successes and failures."""
-    count = draw(st.integers(0, max_size))
+    count = draw(st.integers(min_size, max_size))
     rows = []
     for i in range(1, count + 1):
         started = START + timedelta(milliseconds=draw(milliseconds))
