@@ -15,6 +15,7 @@ a value read back from the service.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -75,21 +76,44 @@ class Tolerance:
         return f"{subject}{sign} {self.value}{unit}"
 
     def to_json(self) -> Any:
-        """The tolerance in Chaos Toolkit's vocabulary (scalar, or a typed object)."""
-        if self.kind == "true" and self.path is None:
-            return True
-        if self.kind == "equals" and self.path is None:
-            return self.value
-        data: dict[str, Any] = {"type": self.kind, "description": self.describe()}
+        """The tolerance in a form Chaos Toolkit accepts and judges the same way.
+
+        CTK's tolerances: a bool, an int or a string (equal to the output), a list, or an
+        object of `type` `range` (`range: [low, high]`, both numbers, on the output or on its
+        key `target`), `regex`, `jsonpath` or `probe`. So: `equals` on the whole output is the
+        scalar itself (a float becomes the range `[v, v]`); a number compared on a key is a
+        `range` with `target` (an open end is the largest float, as JSON has no infinity);
+        a bool or a string on a key is a `jsonpath` with `expect`. Each object also carries a
+        `description` (`p99_ms <= 50 ms`), which CTK ignores.
+        """
+        value = self.value
+        whole = self.path is None
+        if self.kind == "true":
+            value = True
+        if self.kind in ("true", "equals") and whole:
+            if isinstance(value, bool | int | str):
+                return value
+            if _is_number(value):
+                return {"type": "range", "range": [value, value],
+                        "description": self.describe()}  # fmt: skip
+        data: dict[str, Any]
         if self.kind == "at_most":
-            data.update(type="range", range=[None, self.value])
+            data = {"type": "range", "range": [-sys.float_info.max, value]}
         elif self.kind == "at_least":
-            data.update(type="range", range=[self.value, None])
-        elif self.kind == "equals":
-            data["value"] = self.value
-        if self.path is not None:
+            data = {"type": "range", "range": [value, sys.float_info.max]}
+        elif _is_number(value):
+            data = {"type": "range", "range": [value, value]}
+        else:
+            data = {"type": "jsonpath", "path": "$" if whole else f"$.{self.path}",
+                    "expect": value}  # fmt: skip
+            return data | {"description": self.describe()}
+        if not whole:
             data["target"] = self.path
-        return data
+        return data | {"description": self.describe()}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def equals(value: Any, path: str | None = None, unit: str = "") -> Tolerance:
@@ -98,13 +122,21 @@ def equals(value: Any, path: str | None = None, unit: str = "") -> Tolerance:
 
 
 def at_most(value: float, path: str | None = None, unit: str = "") -> Tolerance:
-    """The output (or `path`) is a number no larger than `value`."""
-    return Tolerance("at_most", value, path, unit)
+    """The output (or `path`, one key) is a number no larger than `value`."""
+    return Tolerance("at_most", value, _one_key(path), unit)
 
 
 def at_least(value: float, path: str | None = None, unit: str = "") -> Tolerance:
-    """The output (or `path`) is a number no smaller than `value`."""
-    return Tolerance("at_least", value, path, unit)
+    """The output (or `path`, one key) is a number no smaller than `value`."""
+    return Tolerance("at_least", value, _one_key(path), unit)
+
+
+def _one_key(path: str | None) -> str | None:
+    # CTK's range tolerance looks up one key (`target`), so a bound on a nested value could
+    # not be written down in its vocabulary.
+    if path is not None and "." in path:
+        raise ValueError(f"a range tolerance reads one key of the output, not {path!r}")
+    return path
 
 
 def is_true(path: str | None = None) -> Tolerance:

@@ -59,6 +59,8 @@ class ScenarioResult:
     judgements: list[Judgement] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
     tasks: TaskCheck | None = None
+    #: Hypotheses that could not be judged here (`Skip`), with why: reported, never "held".
+    skipped: list[dict[str, str]] = field(default_factory=list)
     journal: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
     interrupted: bool = False
@@ -70,11 +72,16 @@ class ScenarioResult:
 
 
 def skipped(scenario: Scenario, name: str, reason: str, backend: str | None) -> ScenarioResult:
-    """A scenario that could not run here, with why."""
+    """A scenario that could not run here, with why.
+
+    Its journal's status is CTK's `aborted` (the experiment did not run to its end; here it
+    never started) with `skipped: true` and the reason beside it.
+    """
     result = ScenarioResult(name, scenario, backend, verdict="skipped", reason=reason)
     result.journal = _journal_head(scenario, name, 0) | {
-        "status": "skipped",
+        "status": "aborted",
         "deviated": False,
+        "skipped": True,
         "reason": reason,
         "steady_states": {"before": None, "after": None, "during": []},
         "run": [],
@@ -136,8 +143,15 @@ class _Run:
         try:
             output = await activity.func(self.ctx)
         except Skip as exc:
-            entry.update(status="skipped", output={"skipped": str(exc)})
-            self.ctx.events.emit("skipped", activity=activity.name, reason=str(exc))
+            # CTK knows only `succeeded` and `failed`: the activity did its job, which was to
+            # find that it cannot judge here; `skipped` says so and why.
+            entry.update(status="succeeded", output={"skipped": str(exc)}, skipped=str(exc))
+            if (tolerance or activity.tolerance) is not None:
+                self.result.skipped.append(
+                    {"name": activity.name, "phase": phase,
+                     "promise": activity.promise or activity.name, "reason": str(exc)}
+                )  # fmt: skip
+            self.ctx.events.emit("skipped", activity=activity.name, phase=phase, reason=str(exc))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -161,6 +175,14 @@ class _Run:
         return {"steady_state_met": met, "probes": probes}
 
     async def during(self) -> list[dict[str, Any]]:
+        """The continuous checks, as CTK records them: a list of steady-state checks."""
+        entries = await self._during_probes()
+        if not entries:
+            return []
+        met = all(p.get("tolerance_met", True) and p["status"] != "failed" for p in entries)
+        return [{"steady_state_met": met, "probes": entries}]
+
+    async def _during_probes(self) -> list[dict[str, Any]]:
         entries = []
         for steady in self.scenario.hypothesis.probes:
             if steady.during is None or steady.during_tolerance is None:
@@ -233,6 +255,9 @@ async def run_scenario(
     result.duration_s = round(time.monotonic() - started, 3)
     result.interrupted = interrupted
     _decide(result, run.errors, interrupted)
+    if result.skipped and not result.reason:
+        names = ", ".join(s["name"] for s in result.skipped)
+        result.reason = f"not judged here: {names} ({result.skipped[0]['reason']})"
     journal.update(
         deviated=bool(result.failed_hypotheses),
         end=utc_now(),
@@ -240,6 +265,7 @@ async def run_scenario(
         verdict=result.verdict,
         reason=result.reason,
         hypotheses=[j.to_json() for j in result.judgements],
+        skipped_hypotheses=result.skipped,
         figures=result.figures,
     )
     if run.errors and journal["status"] == "completed":

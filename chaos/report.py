@@ -1,12 +1,10 @@
 """The files a run leaves in the report folder.
 
-- `journal.json`: the whole run in Chaos Toolkit's journal layout. One CTK journal describes
-  one experiment, and a run is several, so its top level carries the run-wide CTK fields
-  (`chaoslib-version`, `platform`, `node`, `start`, `end`, `duration`, `status`, `deviated`)
-  plus our `seed`, `versions`, `git`, `exit_code`, and `journals`: one complete CTK journal per
-  scenario (`experiment`, `steady_states` before/during/after, `run`, `rollbacks`, ...).
-- `journal-<scenario>.json`: each of those journals on its own, so CTK's reporting tools
-  (which read one experiment's journal) can render any scenario as it is.
+- `journal.json`: the whole run as one Chaos Toolkit journal (see `journal()`): one
+  experiment made of every scenario, its steady states, `run` and `rollbacks`, so CTK's
+  reporting tools read it; plus our `seed`, `versions`, `git`, `exit_code`, and `journals`
+  (each scenario's own journal).
+- `journal-<scenario>.json`: each scenario's journal on its own (one experiment each).
 - `summary.json`: per scenario the verdict, each hypothesis (promise, expected, observed,
   met) and the measured figures (MTTD, rejection p50/p99, error rates, task success, lost and
   duplicated counts), plus seed, versions and git commit.
@@ -51,6 +49,7 @@ def summary(results: list[ScenarioResult], meta: dict[str, Any], code: int) -> d
                 "reason": r.reason or None,
                 "duration_s": r.duration_s,
                 "hypotheses": [j.to_json() for j in r.judgements],
+                "skipped_hypotheses": r.skipped,
                 "held": sum(1 for j in r.judgements if j.met),
                 "total": len(r.judgements),
                 "figures": r.figures,
@@ -62,32 +61,114 @@ def summary(results: list[ScenarioResult], meta: dict[str, Any], code: int) -> d
 
 
 def journal(results: list[ScenarioResult], meta: dict[str, Any], code: int) -> dict[str, Any]:
-    """The combined `journal.json` document."""
+    """The `journal.json` document: the whole run as one Chaos Toolkit journal.
+
+    The run is one experiment whose steady-state hypothesis is every scenario's probes and
+    whose method and rollbacks are every scenario's activities, in the order they ran; each
+    declared activity is named `<scenario>: <activity>` and carries `scenario`. The results
+    follow CTK: `steady_states.before` / `after` gather each scenario's check before its
+    fault / after its rollbacks (met when every scenario's was), `during` is each scenario's
+    continuous check, and `run` / `rollbacks` are every activity's result in order.
+
+    Beside CTK's keys: the run's `seed`, `versions`, `git`, `exit_code`, ...; `skipped` (the
+    scenarios that did not run, with why); `journal_files` (each scenario's journal,
+    `journal-<scenario>.json`); and `journals`, those journals themselves, which is what the
+    notebooks read per scenario.
+    """
+    ran = [r for r in results if r.verdict != "skipped"]
     statuses = {r.journal.get("status") for r in results}
     status = "completed"
     if "interrupted" in statuses or meta.get("interrupted"):
         status = "interrupted"
-    elif statuses & {"failed"} or code == 2:
+    elif "failed" in statuses or code == 2:
         status = "failed"
+    elif results and not ran:
+        status = "aborted"  # nothing could run here
+    steady = {
+        "before": _combined_check(results, "before"),
+        "after": _combined_check(results, "after"),
+        "during": [
+            {**check, "scenario": r.name, "probes": _tagged(r.name, check.get("probes"))}
+            for r in results
+            for check in (r.journal.get("steady_states") or {}).get("during") or []
+        ],
+    }
     return {
         "chaoslib-version": HARNESS_VERSION,
         "platform": platform.platform(),
         "node": platform.node(),
-        "experiment": {
-            "version": "1.0.0",
-            "title": "bgg-reliability chaos run",
-            "description": "Every scenario of the run; each has its own journal in `journals`.",
-            "tags": ["bgg-reliability"],
-            "scenarios": [r.name for r in results],
-        },
+        "experiment": _experiment(results),
         "start": meta.get("started"),
         "end": meta.get("finished"),
         "duration": meta.get("duration_s"),
         "status": status,
         "deviated": any(r.journal.get("deviated") for r in results),
+        "steady_states": steady,
+        "run": [e for r in results for e in _tagged(r.name, r.journal.get("run"))],
+        "rollbacks": [e for r in results for e in _tagged(r.name, r.journal.get("rollbacks"))],
         **meta,
         "exit_code": code,
+        "skipped": [
+            {"scenario": r.name, "reason": r.reason} for r in results if r.verdict == "skipped"
+        ],
+        "journal_files": [f"journal-{r.name}.json" for r in results],
         "journals": [r.journal | _provenance(meta) for r in results],
+    }
+
+
+def _experiment(results: list[ScenarioResult]) -> dict[str, Any]:
+    """Every scenario's experiment as one (activities renamed `<scenario>: <name>`)."""
+    parts = [(r.name, r.journal.get("experiment") or r.scenario.to_json()) for r in results]
+    tags: list[str] = []
+    for _, experiment in parts:
+        tags += [t for t in experiment.get("tags", []) if t not in tags]
+    return {
+        "version": "1.0.0",
+        "title": f"bgg-reliability chaos run: {', '.join(r.name for r in results) or 'nothing'}",
+        "description": (
+            "Every scenario of the run as one experiment, in the order they ran: the "
+            "steady-state hypothesis is each scenario's probes, the method and rollbacks "
+            "each scenario's activities, named `<scenario>: <activity>`. Each scenario's "
+            "own journal is in `journal-<scenario>.json` (and in `journals`)."
+        ),
+        "tags": tags,
+        "steady-state-hypothesis": {
+            "title": "Each scenario's steady state holds before its fault and after recovery",
+            "probes": [
+                _declared(name, probe)
+                for name, experiment in parts
+                for probe in experiment["steady-state-hypothesis"]["probes"]
+            ],
+        },
+        "method": [_declared(name, a) for name, e in parts for a in e.get("method", [])],
+        "rollbacks": [_declared(name, a) for name, e in parts for a in e.get("rollbacks", [])],
+        "dry": None,
+    }
+
+
+def _declared(scenario: str, activity: dict[str, Any]) -> dict[str, Any]:
+    return {**activity, "name": f"{scenario}: {activity['name']}", "scenario": scenario}
+
+
+def _tagged(scenario: str, entries: Any) -> list[dict[str, Any]]:
+    """Activity results of one scenario, with the activity declared as in `_experiment`."""
+    return [
+        {**entry, "activity": _declared(scenario, entry["activity"]), "scenario": scenario}
+        for entry in entries or []
+    ]
+
+
+def _combined_check(results: list[ScenarioResult], phase: str) -> dict[str, Any] | None:
+    checks = [
+        (r.name, check)
+        for r in results
+        if (check := (r.journal.get("steady_states") or {}).get(phase)) is not None
+    ]
+    if not checks:
+        return None
+    return {
+        "steady_state_met": all(c.get("steady_state_met") for _, c in checks),
+        "probes": [p for name, c in checks for p in _tagged(name, c.get("probes"))],
     }
 
 

@@ -98,7 +98,7 @@ class Runner:
             self.events.emit("harness_error", error=str(exc))
             result = skipped(item.scenario, item.name, str(exc), item.backend)
             result.verdict, result.reason = "error", str(exc)
-            result.journal["status"] = "failed"
+            result.journal.update(status="failed", skipped=False)
             return result
         self.events.emit(
             "deployment",

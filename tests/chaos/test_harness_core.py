@@ -22,6 +22,7 @@ from chaos.core import (
     Hypothesis,
     Scenario,
     SteadyProbe,
+    Tolerance,
     action,
     at_least,
     at_most,
@@ -30,13 +31,14 @@ from chaos.core import (
     probe,
 )
 from chaos.database import TaskRows
-from chaos.engine import run_scenario
+from chaos.engine import run_scenario, skipped
 from chaos.events import EventLog
 from chaos.report import exit_code, journal, summary
 from chaos.runner import derive_seed
 from chaos.scenarios import NAMES, load_all
 from chaos.stats import percentile
 from chaos.watch import PublicSampler
+from tests.chaos import ctk
 from tests.conftest import FIXTURES
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -58,8 +60,43 @@ def test_tolerances_judge_values_and_paths() -> None:
 def test_tolerances_describe_themselves_in_ctk_terms() -> None:
     assert at_most(50, "p99_ms", "ms").describe() == "p99_ms <= 50 ms"
     assert equals("closed").to_json() == "closed"  # CTK's scalar tolerance
+    assert is_true().to_json() is True
     assert at_most(50, "p99_ms").to_json()["type"] == "range"
     assert at_most(50, "p99_ms").to_json()["target"] == "p99_ms"
+    assert equals(True, "fired").to_json()["type"] == "jsonpath"
+    with pytest.raises(ValueError, match="one key"):
+        at_most(50, "a.b")  # CTK's range reads one key: a nested bound has no CTK form
+
+
+CASES = [
+    (equals("closed"), ["closed", "open", None]),
+    (equals(200), [200, 503, None]),
+    (equals(0.5), [0.5, 0.4, None]),
+    (equals(5, "n"), [{"n": 5}, {"n": 6}, {"n": None}]),
+    (equals(0.0, "rate"), [{"rate": 0.0}, {"rate": 0.01}, {"rate": None}]),
+    (equals("open", "state"), [{"state": "open"}, {"state": "closed"}, {}]),
+    (equals(True, "ok"), [{"ok": True}, {"ok": False}, {}]),
+    (is_true("a.b"), [{"a": {"b": True}}, {"a": {"b": False}}, {"a": {}}]),
+    (is_true(), [True, False, None]),
+    (at_most(50, "p99_ms"), [{"p99_ms": 12.5}, {"p99_ms": 50}, {"p99_ms": 50.1}, {"p99_ms": None}]),
+    (at_least(0.95, "rate"), [{"rate": 0.95}, {"rate": 1.0}, {"rate": 0.9}, {"rate": None}]),
+]
+
+
+@pytest.mark.parametrize(("tolerance", "outputs"), CASES)
+def test_tolerances_are_ctk_tolerances_that_ctk_judges_alike(
+    tolerance: Tolerance, outputs: list[Any]
+) -> None:
+    written = json.loads(json.dumps(tolerance.to_json()))  # as it is in the journal
+    assert not ctk.tolerance_problems(written), written
+    for output in outputs:
+        assert ctk.within_tolerance(written, output) == tolerance.met(output), (written, output)
+
+
+def test_every_scenario_is_a_valid_ctk_experiment() -> None:
+    for scenario in load_all():
+        experiment = json.loads(json.dumps(scenario.to_json()))
+        assert not ctk.experiment_problems(experiment), scenario.name
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -272,7 +309,16 @@ async def test_a_crash_is_a_harness_error_and_rollbacks_still_run(tmp_path: Path
 async def test_a_skipped_activity_is_recorded_not_judged(tmp_path: Path) -> None:
     result, _ = await _run_toy(tmp_path, _scenario(probe("elsewhere", _skip, equals(1))))
     assert result.verdict == "passed"
-    assert result.journal["run"][0]["status"] == "skipped"
+    entry = result.journal["run"][0]
+    # CTK knows `succeeded` and `failed`: a skipped check is a run that says why it skipped.
+    assert (entry["status"], entry["skipped"]) == ("succeeded", "not here")
+    assert "tolerance_met" not in entry
+    assert "elsewhere" not in {j.name for j in result.judgements}
+    assert result.skipped == [
+        {"name": "elsewhere", "phase": "method", "promise": "elsewhere", "reason": "not here"}
+    ]
+    assert "elsewhere" in result.reason and "not here" in result.reason
+    assert summary([result], {}, 0)["scenarios"][0]["skipped_hypotheses"] == result.skipped
 
 
 async def test_an_interruption_still_runs_the_rollbacks(tmp_path: Path) -> None:
@@ -305,6 +351,46 @@ def test_exit_code_precedence() -> None:
     assert code("passed", "deviated") == 1
     assert code("deviated", "error") == 2
     assert code("error", "data_lost", "deviated") == 3
+
+
+async def test_the_run_journal_is_one_ctk_journal(tmp_path: Path) -> None:
+    first, _ = await _run_toy(
+        tmp_path, _scenario(action("fault", _ok("on")), probe("count", _ok(5), equals(5)))
+    )
+    second, _ = await _run_toy(tmp_path, _scenario(probe("rate", _ok(0.5), at_most(0.4))))
+    second.name = "toy2"
+    absent = skipped(_scenario(action("x", _ok(1))), "absent", "not with --target", "sqlite")
+    meta = {"seed": 3, "started": "2026-11-30T12:00:00+00:00",
+            "finished": "2026-11-30T12:01:00+00:00", "duration_s": 60.0}  # fmt: skip
+    combined = json.loads(json.dumps(journal([first, second, absent], meta, 1), default=str))
+    assert not ctk.journal_problems(combined), ctk.journal_problems(combined)
+    reference = json.loads((FIXTURES / "chaostoolkit" / "journal-ok.json").read_text())
+    assert set(reference) <= set(combined)
+    # The whole run: every scenario's activities in order, named after their scenario.
+    assert [e["activity"]["name"] for e in combined["run"]] == [
+        "toy: fault", "toy: count", "toy2: rate"
+    ]  # fmt: skip
+    assert [a["name"] for a in combined["experiment"]["method"]] == [
+        "toy: fault", "toy: count", "toy2: rate", "absent: x"
+    ]  # fmt: skip
+    assert combined["run"][2]["scenario"] == "toy2"
+    assert [p["activity"]["name"] for p in combined["steady_states"]["before"]["probes"]] == [
+        "toy: closed", "toy2: closed"
+    ]  # fmt: skip
+    assert combined["steady_states"]["after"]["steady_state_met"] is True
+    assert [e["activity"]["name"] for e in combined["rollbacks"]] == ["toy: undo", "toy2: undo"]
+    assert (combined["status"], combined["deviated"]) == ("completed", True)
+    assert combined["skipped"] == [{"scenario": "absent", "reason": "not with --target"}]
+    assert combined["journal_files"] == [
+        "journal-toy.json", "journal-toy2.json", "journal-absent.json"
+    ]  # fmt: skip
+    # Each scenario's own journal stays a CTK journal too, the skipped one `aborted`.
+    for one in combined["journals"]:
+        assert not ctk.journal_problems(one), (one["scenario"], ctk.journal_problems(one))
+    assert (combined["journals"][2]["status"], combined["journals"][2]["skipped"]) == (
+        "aborted",
+        True,
+    )
 
 
 async def test_reports_carry_seed_versions_and_commit(tmp_path: Path) -> None:
