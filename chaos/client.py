@@ -135,6 +135,14 @@ class ServiceClient:
         """One breaker's status (`{}` when unknown or unreachable)."""
         return (await self.breakers(fresh=fresh)).get(name, {})
 
+    async def game(self, game_id: int) -> Call:
+        """`GET /api/public/games/{id}`."""
+        return await self.call("GET", f"/api/public/games/{game_id}", time_limit=5)
+
+    async def alerts(self) -> Call:
+        """`GET /api/admin/monitoring/alerts`: the service's alert rules as it sees them."""
+        return await self.call("GET", "/api/admin/monitoring/alerts", admin=True, time_limit=5)
+
     async def public_games(self) -> Call:
         """`GET /api/public/games` (a cheap page)."""
         return await self.call("GET", "/api/public/games", params={"limit": 5}, time_limit=5)

@@ -17,6 +17,7 @@ from typing import Any
 from chaos.client import BGG_BREAKER, Call, ServiceClient
 from chaos.events import EventLog
 from chaos.fakes import BggApp, CdnApp, FaultRule
+from chaos.fakes.bgg import FIXTURE_IDS
 from chaos.proxy import ProxyServer
 from chaos.stack import Deployment, Stack
 from chaos.watch import BreakerWatcher, PublicSampler
@@ -35,7 +36,8 @@ class Ids:
     """Fresh BGG ids, derived from the seed, never repeated within a run."""
 
     rng: random.Random
-    used: set[int] = field(default_factory=set)
+    #: The real fixtures' ids are never handed out: the fake answers them from the files.
+    used: set[int] = field(default_factory=lambda: set(FIXTURE_IDS))
 
     def fresh(self) -> int:
         """A known id not handed out before in this run."""

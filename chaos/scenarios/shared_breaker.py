@@ -19,7 +19,13 @@ SCENARIO = Scenario(
     tags=("bgg", "breaker", "redis", "workers"),
     hypothesis=Hypothesis(
         "Both workers serve, share the breaker state in Redis, and the breakers are closed",
-        (common.PUBLIC_API, pair.SHARED, common.BGG_CLOSED, common.CDN_CLOSED),
+        (
+            common.PUBLIC_API,
+            pair.SHARED,
+            common.BGG_CLOSED,
+            common.CDN_CLOSED,
+            common.REAL_IMPORT,
+        ),
     ),
     method=(pair.OPENS_AT_FIVE, pair.BOTH_REJECT, common.ONE_TRIAL, common.TRIAL_CLOSES),
     rollbacks=(common.RESTORE,),
