@@ -137,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bgg-port", type=_port, default=None, help="fixed port of the fake BGG")
     run.add_argument("--cdn-port", type=_port, default=None, help="fixed port of the fake CDN")
     run.add_argument(
+        "--webhook-port",
+        type=_port,
+        default=None,
+        help="fixed port of the alert receiver (with --target: judge the service's alerts)",
+    )
+    run.add_argument(
         "--service-port",
         type=_port,
         default=None,
@@ -181,6 +187,7 @@ def _options(args: argparse.Namespace) -> Options:
         cdn_port=args.cdn_port or (18002 if args.target else 0),
         service_port=args.service_port,
         spool_path=args.spool_path,
+        webhook_port=args.webhook_port or 0,
     )
 
 
@@ -258,8 +265,10 @@ def run(args: argparse.Namespace) -> int:
         stack.start()
         events = EventLog(options.report_dir / "events.jsonl")
         events.subscribe(terminal.on_event)
+        events.emit("upstreams", **stack.addresses())
         if options.target is not None:
-            events.emit("target", url=options.target, env=stack.target_env())
+            events.emit("target", url=options.target, env=stack.target_env(),
+                        alerts_unchecked=options.alerting_unchecked)  # fmt: skip
         runner = Runner(stack, events, options.seed)
         results = asyncio.run(_run(stack, runner, names))
         code = exit_code(results)

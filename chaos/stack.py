@@ -1,9 +1,11 @@
 """Everything a run starts on loopback, and its teardown.
 
-Always (also with `--target`): the fake BGG and the fake image CDN (threads), the TCP fault
-proxy with one proxy in front of each (so the service's traffic crosses real sockets that
-can be cut), and the alert webhook receiver. The fake BGG rewrites thumbnail URLs to the CDN
-*proxy*, so thumbnail downloads can be faulted at either layer.
+Always (also with `--target`), once per run and reset between scenarios: the fake BGG and
+the fake image CDN (threads), the TCP fault proxy with one proxy in front of each (so the
+service's traffic crosses real sockets that can be cut) and its HTTP control API, and the
+alert webhook receiver (`--webhook-port`, or a free port). The fake BGG rewrites thumbnail
+URLs to the CDN *proxy*, so thumbnail downloads can be faulted at either layer.
+`addresses()` says where each listens.
 
 Services, started when a scenario first needs them and kept for the scenarios after it
 (a start costs ~5 s on a 2-core machine, most of it importing the app):
@@ -33,10 +35,12 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chaos.client import ServiceClient
 from chaos.database import Backend, PostgresBackend, SqliteBackend
 from chaos.fakes import BggApp, CdnApp, RunningServer, create_bgg_app, create_cdn_app
+from chaos.fakes.app import CONTROL_PREFIX
 from chaos.fakes.server import bind_socket
 from chaos.promises import HARNESS
 from chaos.proxy import ProxyServer
@@ -63,6 +67,20 @@ class Options:
     cdn_port: int = 0
     service_port: int | None = None
     spool_path: Path | None = None
+    #: The alert receiver's port (0: a free one). With `--target`, giving it is how a user
+    #: says their service's ALERT_WEBHOOK_URL points at it; without, alerts are not judged.
+    webhook_port: int = 0
+
+    @property
+    def alerting_unchecked(self) -> str | None:
+        """Why the alert hypotheses cannot be judged in this run (None: they can)."""
+        if self.target is None or self.webhook_port:
+            return None
+        return (
+            "--target without --webhook-port: the harness cannot know the service's "
+            "ALERT_WEBHOOK_URL; start it with ALERT_WEBHOOK_URL=http://127.0.0.1:N/hooks/alerts "
+            "and give --webhook-port N to judge the alerts"
+        )
 
 
 @dataclass
@@ -95,9 +113,12 @@ class Stack:
         self.options = options
         self.token = options.admin_token or secrets.token_urlsafe(24)
         self.tmp = Path(tempfile.mkdtemp(prefix="chaos-"))
-        self.proxies = ProxyServer(seed=options.seed, control_port=None)
-        self.webhook = WebhookReceiver()
+        # The proxies' HTTP control API on a free loopback port, so a person (or a load run)
+        # can switch TCP faults during a run too; its URL is in the `upstreams` event.
+        self.proxies = ProxyServer(seed=options.seed, control_port=0)
+        self.webhook = WebhookReceiver(port=options.webhook_port)
         self._servers: list[RunningServer] = []
+        self._urls: dict[str, str] = {}  # the fakes' own URLs (behind the proxies)
         self._redis: RedisServer | None = None
         self._deployments: dict[str, Deployment] = {}
         self._backends: list[Backend] = []
@@ -108,23 +129,39 @@ class Stack:
 
     def start(self) -> None:
         """Check the fixed ports, then start fakes, proxies and the webhook receiver."""
-        for port in (self.options.bgg_port, self.options.cdn_port, self.options.service_port):
+        fixed = (self.options.bgg_port, self.options.cdn_port, self.options.service_port,
+                 self.options.webhook_port)  # fmt: skip
+        for port in fixed:
             if port:
                 check_port_free(port)
         self.proxies.start()
         self.webhook.start()
         self.cdn = create_cdn_app(seed=self.options.seed)
-        self._servers.append(self._serve(self.cdn, "cdn"))
-        self.proxies.create("cdn", self._servers[-1].url.removeprefix("http://"),
+        self._urls["cdn"] = self._serve(self.cdn, "cdn")
+        self.proxies.create("cdn", self._urls["cdn"].removeprefix("http://"),
                             listen=("127.0.0.1", self.options.cdn_port))  # fmt: skip
         self.bgg = create_bgg_app(seed=self.options.seed, cdn_base_url=self.proxies.url("cdn"))
-        self._servers.append(self._serve(self.bgg, "bgg"))
-        self.proxies.create("bgg", self._servers[-1].url.removeprefix("http://"),
+        self._urls["bgg"] = self._serve(self.bgg, "bgg")
+        self.proxies.create("bgg", self._urls["bgg"].removeprefix("http://"),
                             listen=("127.0.0.1", self.options.bgg_port))  # fmt: skip
 
-    @staticmethod
-    def _serve(app: BggApp | CdnApp, name: str) -> RunningServer:
-        return RunningServer(app, bind_socket("127.0.0.1", 0), name=name).start()
+    def _serve(self, app: BggApp | CdnApp, name: str) -> str:
+        server = RunningServer(app, bind_socket("127.0.0.1", 0), name=name).start()
+        self._servers.append(server)
+        return server.url
+
+    def addresses(self) -> dict[str, Any]:
+        """Where everything the harness started listens, and the control APIs' URLs."""
+        bgg, cdn = self._urls["bgg"], self._urls["cdn"]
+        return {
+            "bgg_base_url": self.bgg_base_url,
+            "bgg_control_url": f"{bgg}{CONTROL_PREFIX}",
+            "cdn_url": self.proxies.url("cdn"),
+            "cdn_control_url": f"{cdn}{CONTROL_PREFIX}",
+            "proxy_control_url": self.proxies.control_url,
+            "proxies": {name: self.proxies.url(name) for name in ("bgg", "cdn")},
+            "webhook_url": self.webhook.url,
+        }
 
     @property
     def bgg_base_url(self) -> str:

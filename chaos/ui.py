@@ -42,7 +42,20 @@ class Terminal:
     def on_event(self, event: dict[str, Any]) -> None:
         """Progress from the event stream."""
         kind = event["kind"]
-        if kind == "scenario_start":
+        if kind == "upstreams":
+            self.line(
+                f"fake BGG {event['bgg_base_url']} (control {event['bgg_control_url']}), "
+                f"fake CDN {event['cdn_url']} (control {event['cdn_control_url']}), "
+                f"proxy control {event['proxy_control_url']}, alerts to {event['webhook_url']}",
+                "dim",
+            )
+        elif kind == "target":
+            if event.get("alerts_unchecked"):
+                self.line(f"alerts not judged: {event['alerts_unchecked']}", "yellow")
+        elif kind == "skipped":
+            self.line(f"  - {event['activity']} [{event['phase']}]: skipped: {event['reason']}",
+                      "yellow")  # fmt: skip
+        elif kind == "scenario_start":
             self.line(f"▶ {event['scenario']} (seed {event['seed']})", "bold")
         elif kind == "scenario_skipped":
             self.line(f"▶ {event['scenario']}: skipped: {event['reason']}", "yellow")

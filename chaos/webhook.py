@@ -41,17 +41,22 @@ class Alert:
 
 
 class WebhookReceiver:
-    """Collects alerts; `url` is what `ALERT_WEBHOOK_URL` should be."""
+    """Collects alerts; `url` is what `ALERT_WEBHOOK_URL` should be.
 
-    def __init__(self) -> None:
+    `port` 0 (the default) listens on a free port; a fixed port lets someone configure a
+    service's `ALERT_WEBHOOK_URL` before the harness runs (`--target --webhook-port N`).
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
         self._lock = threading.Lock()
         self._alerts: list[Alert] = []
         self._server: RunningServer | None = None
 
     def start(self) -> WebhookReceiver:
-        """Listen on a free loopback port."""
+        """Listen on 127.0.0.1:`port`."""
         app = Router(routes=[Route(PATH, self._receive, methods=["POST"])])
-        self._server = run_in_thread(app, name="webhook")
+        self._server = run_in_thread(app, port=self.port, name="webhook")
         return self
 
     @property

@@ -44,6 +44,7 @@ def test_list_names_every_scenario_with_its_fault() -> None:
         (("run", "--service-env", "lowercase=1"), "--service-env"),
         (("run", "--database-url", "mysql://x"), "--database-url"),
         (("run", "--target", "http://127.0.0.1:1"), "--admin-token"),
+        (("run", "--webhook-port", "0"), "--webhook-port"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
@@ -64,12 +65,13 @@ def test_unreachable_target_exits_2(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_port_in_use_exits_2_and_starts_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", ["--bgg-port", "--webhook-port"])
+def test_port_in_use_exits_2_and_starts_nothing(option: str, tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = chaos("run", "bgg_outage", "--bgg-port", str(port), report_dir=tmp_path)
+        result = chaos("run", "bgg_outage", option, str(port), report_dir=tmp_path)
     assert result.returncode == 2
     assert f"port {port}" in result.stderr and "not available" in result.stderr
     assert not (tmp_path / "logs").exists(), "no service was started"
