@@ -2,13 +2,39 @@
 
 - `retry(failure_id)` re-runs one failed task now (the admin `.../retry` route).
 - When a breaker goes from open back to closed, the transient failures of its dependency
-  recorded in the last `AUTO_RETRY_LOOKBACK_SECONDS` are retried, `BACKGROUND_CONCURRENCY` at
-  a time, each at most `AUTO_RETRY_MAX` times in all. Only the worker whose trial closed the
-  breaker does this, so several workers do not retry the same failures.
+  recorded since it opened are retried, `BACKGROUND_CONCURRENCY` at a time, each at most
+  `AUTO_RETRY_MAX` times in all. Only the worker whose trial closed the breaker does this, so
+  several workers do not retry the same failures.
 - An outage can end with nobody calling the dependency (no imports, so no thumbnails), and an
   open breaker only half-opens when called. So every `RECOVERY_CHECK_SECONDS` a breaker that
   is open past its reset timeout, with transient failures waiting, gets one of them retried:
   that retry is the half-open trial, and its success closes the breaker and retries the rest.
+
+Which failures belong to the outage ("recorded since it opened"): those recorded from
+`AUTO_RETRY_LOOKBACK_SECONDS` before the breaker opened until the retry starts. The look-back
+before the opening takes in the failures that opened it (all but the last are recorded
+before it opens), and an outage of any length is covered. The
+opening time is the earliest this worker saw for the outage: a transition to open or
+half-open it made or noticed, or the `opened_at` of the shared state the periodic check reads
+(every worker reads it every `RECOVERY_CHECK_SECONDS`, so it learns of another worker's
+opening within that time). A failed half-open trial re-opens the breaker with a new
+`opened_at`; the earliest one seen is kept until the breaker closes. A worker that started
+while the breaker was open may only see such a later `opened_at`, and one that knows of no
+opening at all (the breaker closed from a state it never saw) uses the look-back from now.
+Either way the window reaches at least `AUTO_RETRY_LOOKBACK_SECONDS` back, as before.
+
+A sweep reads its candidates in batches, oldest first by `(created_at, id)` (keyset, so each
+batch is an index range scan however many failures the outage left), with the per-failure
+cap in the query, so failures that have used up their retries never crowd out those that
+have not. It ends when no candidate is left, and stops early when the breaker opens again:
+retrying into an open breaker would only spend the failures' retries on rejections. The
+window of a sweep cut short is kept (by this worker) and joins the next sweep's, so the
+failures it did not reach are retried when the breaker closes again, however long the next
+outage lasts.
+
+The probe's retries count towards `AUTO_RETRY_MAX` like the sweep's. An outage long enough
+for failed probes to use up the retries of every failure waiting leaves nothing to probe
+with: the breaker then closes with the next real call, and those failures need a manual retry.
 """
 
 from __future__ import annotations
@@ -16,22 +42,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import false, func, or_, select
 
 from system.clock import utcnow
 from system.db.database import Database
-from system.db.failures import FailureFilter, FailureRepository
-from system.db.models import BackgroundTaskFailure
+from system.db.failures import FailureRepository
+from system.db.models import BackgroundTaskFailure, BackgroundTaskRun
 from system.db.tasks import Trigger
 from system.resilience.breaker import AsyncCircuitBreaker, Transition
-from system.resilience.store import OPEN
-from system.tasks.classification import TRANSIENT_ERROR_TYPES, classify
+from system.resilience.store import CLOSED, OPEN
+from system.tasks.classification import TRANSIENT_ERROR_TYPES
 from system.tasks.recording import TaskRecorder
 from system.tasks.runner import TaskRunner
 from system.tasks.thumbnails import TASK_TYPE as THUMBNAIL_TASK
 from system.tasks.thumbnails import ThumbnailDownloader, run_thumbnail_task
 
 logger = logging.getLogger(__name__)
+
+#: Candidates read per query during a sweep.
+BATCH_SIZE = 100
+
+#: A failure's position in the oldest-first order of a sweep.
+Key = tuple[datetime, int]
 
 
 class NotRetryable(Exception):
@@ -61,6 +95,7 @@ class Recovery:
         lookback_seconds: float,
         check_seconds: float,
         concurrency: int,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         self.database = database
         self.downloader = downloader
@@ -71,25 +106,43 @@ class Recovery:
         self.lookback = timedelta(seconds=lookback_seconds)
         self.check_seconds = check_seconds
         self.concurrency = concurrency
+        self.batch_size = batch_size
+        #: When the current outage began, as far as this worker knows (None: no outage seen).
+        self._outage_since: datetime | None = None
+        #: The window start of a sweep cut short, until a sweep covers it.
+        self._unfinished_since: datetime | None = None
+        #: Failures being retried in this worker now.
+        self._in_flight: set[int] = set()
         self._sweeping = asyncio.Lock()
         self._loop: asyncio.Task[None] | None = None
         cdn_breaker.on_transition(self._on_transition)
 
     async def retry(self, failure_id: int, *, trigger: Trigger = "manual_retry") -> RetryOutcome:
-        """Re-run one failed task now; raises LookupError (unknown) or NotRetryable."""
-        async with self.database.session() as session:
-            failure = await FailureRepository(session).get(failure_id)
-            if failure is None:
-                raise LookupError(failure_id)
-            game_id, url = self._check_retryable(failure)
-        ok = await run_thumbnail_task(
-            self.downloader,
-            self.recorder,
-            game_id=game_id,
-            url=url,
-            trigger=trigger,
-            failure_id=failure_id,
-        )
+        """Re-run one failed task now; raises LookupError (unknown) or NotRetryable.
+
+        A failure being retried here already is not retried a second time meanwhile: the
+        retry that closes the breaker starts a sweep, which could otherwise read that failure
+        before the retry has recorded its success.
+        """
+        if failure_id in self._in_flight:
+            raise NotRetryable(f"Background failure {failure_id} is being retried already")
+        self._in_flight.add(failure_id)
+        try:
+            async with self.database.session() as session:
+                failure = await FailureRepository(session).get(failure_id)
+                if failure is None:
+                    raise LookupError(failure_id)
+                game_id, url = self._check_retryable(failure)
+            ok = await run_thumbnail_task(
+                self.downloader,
+                self.recorder,
+                game_id=game_id,
+                url=url,
+                trigger=trigger,
+                failure_id=failure_id,
+            )
+        finally:
+            self._in_flight.discard(failure_id)
         return RetryOutcome(failure_id, ok)
 
     @staticmethod
@@ -104,64 +157,135 @@ class Recovery:
             raise NotRetryable(f"Background failure {failure.id} has no URL to download")
         return failure.game_id, failure.url
 
+    @property
+    def outage_since(self) -> datetime | None:
+        """When the current outage of the CDN began, as far as this worker knows."""
+        return self._outage_since
+
+    def window_start(self, now: datetime | None = None) -> datetime:
+        """The oldest failure the automatic retry takes now (see the module docstring)."""
+        start = (self._outage_since or now or utcnow()) - self.lookback
+        if self._unfinished_since is not None:
+            start = min(start, self._unfinished_since)
+        return start
+
+    def _saw_opening(self, at: datetime) -> None:
+        if self._outage_since is None or at < self._outage_since:
+            self._outage_since = at
+
     def _on_transition(self, transition: Transition) -> None:
-        if transition.local and transition.to_state == "closed":
+        if transition.to_state != "closed":
+            self._saw_opening(transition.at)
+            return
+        since = self.window_start()
+        self._outage_since = None
+        if transition.local:
             logger.info("%s recovered: retrying its transient failures", transition.breaker)
-            self.runner.submit(self.sweep(), name="auto-retry")
+            self.runner.submit(self.sweep(since=since), name="auto-retry")
 
-    async def candidates(self, *, limit: int = 500) -> list[int]:
-        """Unresolved transient thumbnail failures of the look-back window, oldest first,
-        that have not used up their automatic retries."""
-        since = utcnow() - self.lookback
-        where = FailureFilter(
-            resolved=False,
-            task_type=THUMBNAIL_TASK,
-            since=since,
-            error_types=TRANSIENT_ERROR_TYPES,
+    async def _batch(
+        self, since: datetime, until: datetime, *, after: Key | None, limit: int
+    ) -> list[Key]:
+        """Up to `limit` candidates recorded in [since, until], oldest first, after `after`:
+        unresolved transient thumbnail failures with automatic retries left."""
+        failure, run = BackgroundTaskFailure, BackgroundTaskRun
+        retries_used = (
+            select(func.count())
+            .select_from(run)
+            .where(run.failure_id == failure.id, run.trigger == "auto_retry")
+            .correlate(failure)
+            .scalar_subquery()
         )
+        query = (
+            select(failure.created_at, failure.id)
+            .where(failure.task_type == THUMBNAIL_TASK)
+            .where(or_(failure.resolved.is_(None), failure.resolved == false()))
+            .where(failure.error_type.in_(TRANSIENT_ERROR_TYPES))
+            .where(failure.created_at >= since, failure.created_at <= until)
+            .where(retries_used < self.auto_retry_max)
+            .order_by(failure.created_at, failure.id)
+            .limit(limit)
+        )
+        if after is not None:
+            created, failure_id = after
+            # The `>=` on created_at alone is what lets the index bound the range scan.
+            query = query.where(
+                failure.created_at >= created,
+                or_(failure.created_at > created, failure.id > failure_id),
+            )
         async with self.database.session() as session:
-            repository = FailureRepository(session)
-            failures = list(reversed(await repository.list(where, limit=limit)))
-            used = await repository.automatic_retries([f.id for f in failures])
-        return [
-            f.id
-            for f in failures
-            if classify(f.error_type) == "transient" and used.get(f.id, 0) < self.auto_retry_max
-        ]
+            rows = (await session.execute(query)).all()
+        return [(created, int(failure_id)) for created, failure_id in rows if created is not None]
 
-    async def sweep(self) -> int:
-        """Retry every candidate, `concurrency` at a time; returns how many succeeded."""
+    async def candidates(self, *, limit: int | None = None) -> list[int]:
+        """The ids of the first candidates a sweep starting now would retry, oldest first."""
+        rows = await self._batch(
+            self.window_start(), utcnow(), after=None, limit=limit or self.batch_size
+        )
+        return [failure_id for _, failure_id in rows]
+
+    def _closed(self) -> bool:
+        return self.cdn_breaker.last_known_state == CLOSED
+
+    async def sweep(self, *, since: datetime | None = None) -> int:
+        """Retry every candidate recorded from `since` (default: `window_start()`) until now,
+        `concurrency` at a time, batch after batch; returns how many succeeded."""
         async with self._sweeping:
-            try:
-                pending = await self.candidates()
-            except Exception:
-                logger.exception("automatic retry: could not read the failures")
-                return 0
+            since = since if since is not None else self.window_start()
+            until = utcnow()
             gate = asyncio.Semaphore(self.concurrency)
 
-            async def one(failure_id: int) -> bool:
+            async def one(failure_id: int) -> bool | None:
                 async with gate:
+                    if not self._closed():
+                        return None  # it opened again: a rejection would only spend a retry
                     try:
                         outcome = await self.retry(failure_id, trigger="auto_retry")
                     except (LookupError, NotRetryable):
-                        return False
+                        return None
                     return outcome.succeeded
 
-            results = await asyncio.gather(*(one(f) for f in pending))
-            if pending:
-                logger.info("automatic retry: %d of %d succeeded", sum(results), len(pending))
-            return sum(results)
+            after: Key | None = None
+            tried = succeeded = 0
+            finished = False
+            while self._closed():
+                try:
+                    batch = await self._batch(since, until, after=after, limit=self.batch_size)
+                except Exception:
+                    logger.exception("automatic retry: could not read the failures")
+                    break
+                if not batch:
+                    finished = True
+                    break
+                after = batch[-1]
+                results = await asyncio.gather(*(one(failure_id) for _, failure_id in batch))
+                tried += sum(result is not None for result in results)
+                succeeded += sum(result is True for result in results)
+            if finished:
+                if self._unfinished_since is not None and since <= self._unfinished_since:
+                    self._unfinished_since = None
+            else:
+                self._unfinished_since = min(since, self._unfinished_since or since)
+                logger.warning(
+                    "automatic retry stopped (the breaker opened again or the database failed);"
+                    " the rest waits for the next recovery"
+                )
+            if tried:
+                logger.info("automatic retry: %d of %d succeeded", succeeded, tried)
+            return succeeded
 
     async def probe_once(self) -> bool:
         """If the CDN breaker is open past its reset timeout with failures waiting, retry one
         (as the breaker's trial). True when a probe was made."""
         snap = await self.cdn_breaker.snapshot()
+        if snap.state != CLOSED and snap.opened_at is not None:
+            self._saw_opening(datetime.fromtimestamp(snap.opened_at, UTC))
         if snap.state != OPEN or self.cdn_breaker.seconds_until_half_open(snap):
             return False
-        pending = await self.candidates(limit=1)
+        pending = await self._batch(self.window_start(), utcnow(), after=None, limit=1)
         if not pending:
             return False
-        await self.retry(pending[0], trigger="auto_retry")
+        await self.retry(pending[0][1], trigger="auto_retry")
         return True
 
     def start(self) -> None:
