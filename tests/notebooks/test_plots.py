@@ -190,3 +190,52 @@ def test_figures_can_be_saved(tmp_path: Path) -> None:
     figure = plots.empty_figure("x")
     figure.savefig(tmp_path / "x.png")
     assert (tmp_path / "x.png").stat().st_size > 0
+
+
+def test_shade_windows_one_span_per_window_one_label_per_breaker() -> None:
+    import matplotlib.colors as mcolors
+    import matplotlib.dates as mdates
+
+    shaded = pd.DataFrame(
+        {
+            "breaker": ["BGG API", "Image CDN", "BGG API", "Redis"],
+            "start": times(0, 10, 60, 100),
+            "end": times(30, 10, 90, 130),  # the CDN window lasted no time at all
+        }
+    )
+    fig, ax = plots.figure()
+    plots.shade_windows(ax, shaded)
+    spans = ax.patches
+    assert len(spans) == 4
+    # x extents (matplotlib dates, days) back to seconds after T0.
+    origin = mdates.date2num(T0.tz_localize(None).to_pydatetime())
+    extents = []
+    for span in spans:
+        left, width = span.get_x(), span.get_width()
+        extents.append(
+            (round((left - origin) * 86400, 3), round((left + width - origin) * 86400, 3))
+        )
+    # A zero-length window is still drawn, half a second wide.
+    assert extents == [(0.0, 30.0), (10.0, 10.5), (60.0, 90.0), (100.0, 130.0)]
+    colors = [mcolors.to_hex(span.get_facecolor()) for span in spans]
+    assert colors == [
+        plots.BREAKER_COLORS["BGG API"].lower(),
+        plots.BREAKER_COLORS["Image CDN"].lower(),
+        plots.BREAKER_COLORS["BGG API"].lower(),
+        "#8c8c8c",  # a breaker of no known colour
+    ]
+    assert all(span.get_alpha() == 0.15 for span in spans)
+    _, labels = ax.get_legend_handles_labels()
+    assert labels == ["BGG API breaker open", "Image CDN breaker open", "Redis breaker open"]
+    rendered(fig)
+
+
+def test_shade_windows_without_labels_or_windows() -> None:
+    _, ax = plots.figure()
+    plots.shade_windows(ax, windows(), label=False)
+    assert len(ax.patches) == 1
+    assert ax.get_legend_handles_labels()[1] == []
+    for nothing in (None, windows().iloc[0:0]):
+        _, ax = plots.figure()
+        plots.shade_windows(ax, nothing)
+        assert len(ax.patches) == 0

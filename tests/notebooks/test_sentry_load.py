@@ -15,7 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from notebooks.reliability.errors import InputError, MalformedRowError
-from notebooks.reliability.sentry_load import load_sentry, tags_dict
+from notebooks.reliability.sentry_load import (
+    EVENT_COLUMNS,
+    issue_key,
+    load_sentry,
+    normalise_event,
+    tags_dict,
+)
 from system.observability.sentry_export import to_api_event
 from tests.notebooks.support import FIXTURES
 
@@ -282,3 +288,109 @@ def test_copies_of_the_fixtures_load_as_one_folder(tmp_path: Path) -> None:
     for path in SENTRY.iterdir():
         shutil.copy(path, tmp_path / path.name)
     assert len(load_sentry([tmp_path, tmp_path / "python_zero_division.api_event.json"])) == 2
+
+
+# -- issue_key and normalise_event, directly ------------------------------------------------------
+
+
+def test_issue_key_prefers_the_group_then_fingerprint_then_hash_then_title() -> None:
+    title = "BggTransientError: BGG answered 503 for game 28720"
+    assert issue_key(4512, "bgg-unavailable", ["h1"], "E", title) == "group:4512"
+    assert issue_key("0", None, None, None, None) == "group:0"
+    assert issue_key("", "bgg-unavailable", ["h1"], "E", title) == "fingerprint:bgg-unavailable"
+    assert issue_key(None, None, ["h1", "h2"], "E", title) == "hash:h1"
+    assert issue_key(None, None, [], "BggTransientError", title) == (
+        "title:BggTransientError:BggTransientError: BGG answered <n> for game <n>"
+    )
+    assert issue_key(None, None, "h1", None, None) == "title::"  # hashes must be a list
+
+
+@given(first=st.integers(0, 10**6), second=st.integers(0, 10**6))
+def test_issue_key_does_not_split_an_issue_by_its_numbers(first: int, second: int) -> None:
+    def key(n: int) -> str:
+        return issue_key(None, None, None, "ImageNotFound", f"pic{n}.jpg gone after {n} s")
+
+    assert key(first) == key(second)
+
+
+def test_normalise_event_from_the_events_api_detail_shape() -> None:
+    event = json.loads((SENTRY / "python_zero_division.api_event.json").read_text())
+    row = normalise_event(event, where="x.json", shape="api_event", source="x.json")
+    assert set(row) == {*EVENT_COLUMNS, "_where"}
+    assert row["event_id"] == str(event["eventID"])
+    assert row["timestamp"] == event["dateCreated"]  # parsed later, by `events_frame`
+    assert row["exception_type"] == "ZeroDivisionError"
+    assert row["issue"] == f"group:{event['groupID']}"
+    assert (row["shape"], row["source"], row["_where"]) == ("api_event", "x.json", "x.json")
+    assert isinstance(row["tags"], dict) and row["tags"]
+
+
+def test_normalise_event_fields_and_their_fallbacks() -> None:
+    row = normalise_event(
+        {
+            "event_id": "e1",
+            "datetime": "2026-11-30T10:00:00Z",
+            "timestamp": 1.0,  # `datetime` comes first
+            "message": "BGG answered 503",
+            "transaction": "/api/admin/games/import/{bgg_id}",
+            "tags": [["level", "warning"], ["release", "9b7e3d5"], ["environment", "ci"]],
+            "fingerprint": ["{{ default }}"],
+            "exception": {"values": [{"type": "OSError"}, {"type": "BggTransientError"}]},
+        },
+        where="w",
+        shape="event_json",
+        source="s",
+    )
+    assert row["event_id"] == "e1"
+    assert row["timestamp"] == "2026-11-30T10:00:00Z"
+    assert row["title"] == "BGG answered 503"  # no title: the message
+    assert row["culprit"] == "/api/admin/games/import/{bgg_id}"
+    assert (row["level"], row["release"], row["environment"]) == ("warning", "9b7e3d5", "ci")
+    assert row["fingerprint"] is None  # Sentry's default grouping is no custom fingerprint
+    assert row["exception_type"] == "BggTransientError"  # the last (outermost) exception
+    assert row["issue"] == "title:BggTransientError:BGG answered <n>"
+    listed = normalise_event(
+        {
+            "eventID": "e2",
+            "id": "ignored",
+            "dateCreated": 1796011600.25,  # epoch seconds
+            "title": "ValueError: bad id 7",
+            "release": {"version": "4f0c2a1"},
+            "fingerprints": ["bgg-unavailable", "{{ default }}"],
+            "tags": {"user_type": "admin", "flag": True, "none": None},
+        },
+        where="w",
+        shape="events_list",
+        source="s",
+    )
+    assert listed["event_id"] == "e2"
+    assert listed["timestamp"] == pd.Timestamp("2026-11-30T04:06:40.25Z")
+    assert listed["exception_type"] == "ValueError"  # from the title
+    assert listed["release"] == "4f0c2a1"
+    assert listed["fingerprint"] == "bgg-unavailable|{{ default }}"
+    assert listed["issue"] == "fingerprint:bgg-unavailable|{{ default }}"
+    assert listed["tags"] == {"user_type": "admin", "flag": "true"}
+    bare = normalise_event(
+        {"id": "e3", "timestamp": "2026-11-30T10:00:00Z", "metadata": {"type": "KeyError"}},
+        where="w",
+        shape="events_list",
+        source="s",
+    )
+    assert (bare["title"], bare["exception_type"], bare["tags"]) == ("KeyError", "KeyError", {})
+
+
+@pytest.mark.parametrize(
+    ("event", "error", "message"),
+    [
+        ([1], MalformedRowError, "w: is a list, not an event object"),
+        ({"dateCreated": "2026-11-30"}, MalformedRowError, "w: has no event id"),
+        ({"eventID": "e"}, MalformedRowError, "w: has no time (dateCreated"),
+        ({"eventID": "e", "dateCreated": ""}, MalformedRowError, "w: has no time"),
+        ({"eventID": "e", "dateCreated": "x", "tags": 3}, MalformedRowError, "w: tags of type int"),
+        ({"shortId": "BGG-1", "count": "3"}, InputError, "w is a Sentry issue (shortId"),
+    ],
+)
+def test_normalise_event_refuses(event: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error) as caught:
+        normalise_event(event, where="w", shape="events_list", source="s")
+    assert str(caught.value).startswith(message)

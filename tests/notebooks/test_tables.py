@@ -382,3 +382,103 @@ def test_columns_constants_cover_the_schema(sqlite_db: Callable[[], SqliteDb]) -
         runs = [r[1] for r in conn.execute("PRAGMA table_info(background_task_runs)")]
     assert set(failures) == set(FAILURE_COLUMNS)
     assert set(runs) == set(RUN_COLUMNS)
+
+
+# -- message_groups: the rows behind the message patterns ---------------------------------------
+
+#: (error_type, error_message, created_at): three distinct (type, message) pairs in the window,
+#: a fourth only before it.
+MESSAGE_ROWS = (
+    ("ReadTimeout", "timed out after 5 s", "2026-11-30 10:00:00"),
+    ("ReadTimeout", "timed out after 5 s", "2026-11-30 10:10:00"),
+    ("ReadTimeout", "timed out after 7 s", "2026-11-30 10:20:00"),
+    (None, "boom", "2026-11-30 10:30:00"),
+    (None, "boom", "2026-11-30 10:40:00"),
+    ("ConnectError", "refused", "2026-11-30 08:00:00"),
+)
+
+
+def message_failures(count: int | None = None) -> list[dict[str, Any]]:
+    rows = MESSAGE_ROWS if count is None else [MESSAGE_ROWS[i % 5] for i in range(count)]
+    return [
+        {
+            "id": i,
+            "task_type": "thumbnail_download",
+            "error_type": error_type,
+            "error_message": message,
+            "created_at": created,
+            "resolved": False,
+        }
+        for i, (error_type, message, created) in enumerate(rows, 1)
+    ]
+
+
+def groups_of(tables: TaskTables) -> tuple[dict[tuple[str | None, str], int], float]:
+    groups, fraction = tables.message_groups()
+    assert list(groups.columns) == ["error_type", "error_message", "failures"]
+    assert str(groups["failures"].dtype) == "int64"
+    counted = {
+        (None if pd.isna(t) else str(t), str(m)): int(n)
+        for t, m, n in zip(
+            groups["error_type"], groups["error_message"], groups["failures"], strict=True
+        )
+    }
+    return counted, fraction
+
+
+EXPECTED_GROUPS = {
+    ("ReadTimeout", "timed out after 5 s"): 2,
+    ("ReadTimeout", "timed out after 7 s"): 1,
+    (None, "boom"): 2,
+}
+
+
+def test_message_groups_count_each_distinct_message(sqlite_db: Callable[[], SqliteDb]) -> None:
+    db = sqlite_db()
+    with open_tables(db.url) as tables:
+        assert groups_of(tables) == ({}, 1.0)  # an empty table
+    db.insert("background_task_failures", message_failures())
+    with open_tables(db.url) as tables:
+        counted, fraction = groups_of(tables)
+    assert fraction == 1.0
+    assert counted == {**EXPECTED_GROUPS, ("ConnectError", "refused"): 1}
+    with open_tables(db.url, since="2026-11-30T09:00Z") as tables:
+        assert groups_of(tables) == (EXPECTED_GROUPS, 1.0)
+
+
+def test_message_groups_sample_a_large_table(
+    sqlite_db: Callable[[], SqliteDb], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from notebooks.reliability import tables as tables_module
+
+    monkeypatch.setattr(tables_module, "EXACT_MESSAGE_ROWS", 40)
+    monkeypatch.setattr(tables_module, "MESSAGE_SAMPLE_ROWS", 25)
+    db = sqlite_db()
+    db.insert("background_task_failures", message_failures(40))
+    with open_tables(db.url) as tables:
+        assert groups_of(tables)[1] == 1.0  # 40 rows: still counted exactly
+    db.insert("background_task_failures", [{**r, "id": r["id"] + 40} for r in message_failures(60)])
+    with open_tables(db.url) as tables:
+        counted, fraction = groups_of(tables)
+    assert fraction == pytest.approx(0.25)  # 25 of 100 rows, by the share of the sample
+    assert set(counted) <= set(EXPECTED_GROUPS)
+    assert sum(counted.values()) <= 100
+
+
+@pytest.mark.postgres
+def test_message_groups_on_postgresql(
+    postgres_tables_db: tuple[PostgresServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from notebooks.reliability import tables as tables_module
+
+    server, url = postgres_tables_db
+    server.truncate(url)
+    server.insert(url, "background_task_failures", message_failures())
+    with open_tables(url, since="2026-11-30T09:00Z") as tables:
+        assert groups_of(tables) == (EXPECTED_GROUPS, 1.0)
+    monkeypatch.setattr(tables_module, "EXACT_MESSAGE_ROWS", 3)
+    monkeypatch.setattr(tables_module, "MESSAGE_SAMPLE_ROWS", 3)
+    with open_tables(url) as tables:
+        counted, fraction = groups_of(tables)  # TABLESAMPLE SYSTEM: whole pages, or none
+    assert fraction == pytest.approx(0.5)
+    assert set(counted) <= {*EXPECTED_GROUPS, ("ConnectError", "refused")}
