@@ -124,7 +124,10 @@ class Settings(BaseSettings):
         3, ge=0, description="Automatic retries of one failure after outages, at most."
     )
     auto_retry_lookback_seconds: float = Field(
-        3600, gt=0, description="Failures younger than this are retried when a breaker closes."
+        3600,
+        gt=0,
+        description="Failures recorded this long before a breaker opened (or before now, if "
+        "unknown) are retried too when it closes.",
     )
     recovery_check_seconds: float = Field(
         5.0, gt=0, description="How often an open breaker with failures waiting is probed."

@@ -261,6 +261,7 @@ def _count_record(metrics: Metrics, record: TaskRecord) -> None:
     metrics.task_runs.labels(record.task_type, record.outcome, record.trigger).inc()
     if record.outcome == "failure":
         metrics.failures_recorded.labels(record.task_type, record.error_type or "unknown").inc()
+    metrics.count_thumbnail_retries(record)
 
 
 def _watch_breaker(metrics: Metrics, breaker: AsyncCircuitBreaker) -> None:

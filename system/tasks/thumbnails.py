@@ -263,7 +263,8 @@ class ThumbnailDownloader:
                 except TimeoutError as exc:
                     # The whole attempt (connect, headers, body) ran out of time.
                     raise httpx.ReadTimeout("thumbnail attempt timed out") from exc
-                except CdnServerError:
+                except CdnServerError as exc:
+                    exc.attempts = attempt
                     raise  # the CDN is failing: its breaker must count it
                 except ThumbnailError as exc:
                     refused = exc  # the CDN answered; the answer is just not usable

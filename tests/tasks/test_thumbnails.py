@@ -23,6 +23,7 @@ from system.tasks.thumbnails import (
 )
 from tests.conftest import NoSleep, ServiceFactory, ServiceUnderTest
 from tests.fakes import Upstreams
+from tests.observability.test_metrics import sample
 
 
 async def rows(
@@ -80,6 +81,8 @@ async def test_three_timeouts_leave_one_failure_row_and_one_failed_run(
     assert (run.outcome, run.attempts, run.failure_id) == ("failure", 3, failure.id)
     assert upstreams.image_requests() == 3
     assert service.sleeps.waits == [2, 2]  # the spec's policy: exponential, 2-10 s
+    exposition = service.services.metrics.render()[0].decode()
+    assert sample(exposition, "thumbnail_download_retries_total") == 2
     assert leftovers(service.settings.thumbnail_dir) == []
 
 
