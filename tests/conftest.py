@@ -55,6 +55,17 @@ BACKENDS = [
 TABLES = ("background_task_runs", "background_task_failures", "boardgames")
 
 
+@pytest.fixture(autouse=True)
+def _own_spool_and_thumbnails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test shares the default `./var/` spool or thumbnail folder with another.
+
+    A spool left there by one test (or by a test run in another process) would be replayed
+    into the next test's database at start-up.
+    """
+    monkeypatch.setenv("SPOOL_PATH", str(tmp_path / "default-spool.jsonl"))
+    monkeypatch.setenv("THUMBNAIL_DIR", str(tmp_path / "default-thumbnails"))
+
+
 def make_settings(**overrides: Any) -> Settings:
     """Settings for tests: nothing read from a `.env` file, admin token known."""
     values: dict[str, Any] = {
