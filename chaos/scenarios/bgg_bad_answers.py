@@ -78,8 +78,7 @@ async def bad_answers(ctx: Context) -> dict[str, Any]:
     ctx.bgg_faults(_bad("bomb", 99))
     fifth = {"kind": "bomb", **await _import_counted(ctx)}
     ctx.bgg_faults()
-    if fifth["state"] == "open":
-        common.note_mttd(ctx, await ctx.breaker())
+    opened_at = common.note_mttd(ctx, await ctx.breaker()) if fifth["state"] == "open" else None
     rss_after = ctx.deployment.rss_bytes()
     output = {
         "runs": runs,
@@ -88,6 +87,7 @@ async def bad_answers(ctx: Context) -> dict[str, Any]:
         "not_found": {k: after_not_found[k] for k in ("status", "failure_count", "state")},
         "state_after_four_more": runs[-1]["state"],
         "state_after_fifth": fifth["state"],
+        "opened_at": opened_at,
         "slowest_bad_s": max(r["seconds"] or 0 for r in [*runs, fifth]),
         "rss_growth_mb": None
         if rss_before is None or rss_after is None
@@ -111,7 +111,8 @@ async def not_found_resets(ctx: Context) -> dict[str, Any]:
 
 async def fifth_opens(ctx: Context) -> dict[str, Any]:
     """From `bad_answers`: the 5th bad answer in a row."""
-    return {"state": ctx.state.get("bad", {}).get("state_after_fifth")}
+    bad = ctx.state.get("bad", {})
+    return {"state": bad.get("state_after_fifth"), "opened_at": bad.get("opened_at")}
 
 
 async def parser_bounded(ctx: Context) -> dict[str, Any]:

@@ -50,9 +50,12 @@ async def imports_answered_504(ctx: Context) -> dict[str, Any]:
 async def breaker_opened(ctx: Context) -> dict[str, Any]:
     """Whether the hanging requests opened the breaker (6 timeouts > fail_max 5)."""
     status = await ctx.breaker()
-    if status.get("state") == "open":
-        common.note_mttd(ctx, status)
-    return {"state": status.get("state"), "open": status.get("state") == "open"}
+    opened_at = common.note_mttd(ctx, status) if status.get("state") == "open" else None
+    return {
+        "state": status.get("state"),
+        "open": status.get("state") == "open",
+        "opened_at": opened_at,
+    }
 
 
 async def end_blackhole(ctx: Context) -> dict[str, Any]:

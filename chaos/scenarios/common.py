@@ -154,6 +154,7 @@ async def drive_until_open(ctx: Context, max_imports: int = 4) -> dict[str, Any]
     """
     statuses: list[int | None] = []
     at_open: int | None = None
+    opened_at: str | None = None
     before = ctx.thing_requests()  # the steady-state check before the fault made some
     for _ in range(max_imports):
         call = await ctx.import_game(time_limit=HARNESS.deadline + 5)
@@ -161,24 +162,31 @@ async def drive_until_open(ctx: Context, max_imports: int = 4) -> dict[str, Any]
         status = await ctx.breaker()
         if status.get("state") == "open":
             at_open = ctx.thing_requests() - before
-            note_mttd(ctx, status)
+            opened_at = note_mttd(ctx, status)
             break
     ctx.state["opened_requests"] = at_open
     return {
         "statuses": statuses,
         "upstream_requests_at_open": at_open,
         "opened": at_open is not None,
+        "opened_at": opened_at,
     }
 
 
-def note_mttd(ctx: Context, status: dict[str, Any]) -> None:
-    """Fault start -> breaker open, by the service's own `opened_at`."""
+def note_mttd(ctx: Context, status: dict[str, Any]) -> str | None:
+    """Fault start -> breaker open, by the service's own `opened_at`, which is returned.
+
+    Probes put it in their output too, so a Chaos Toolkit journal on its own gives the exact
+    time to detection (the notebooks read `output.opened_at`).
+    """
     opened = parse_time(status.get("opened_at"))
     started = ctx.state.get("fault_started_wall")
     ctx.state["opened_at_wall"] = opened
     ctx.state["opened_mono"] = time.monotonic()
     if opened is not None and started is not None:
         ctx.note(mttd_open_s=rounded(max(0.0, opened - started), 3))
+    raw = status.get("opened_at")
+    return raw if isinstance(raw, str) else None
 
 
 #: How often the public API is sampled between rejections while the observers are paused.

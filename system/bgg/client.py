@@ -38,6 +38,7 @@ from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError
 from system.resilience.budget import RetryBudget
 from system.resilience.retry import RetryPolicy, Sleep, build_retrying
 from system.resilience.store import CLOSED
+from system.resilience.transport import NetworkErrorsOnly
 
 logger = logging.getLogger(__name__)
 
@@ -110,17 +111,20 @@ def build_http_client(
     transport: httpx.AsyncBaseTransport | None = None,
     max_connections: int = 50,
 ) -> httpx.AsyncClient:
-    """The one shared HTTP client for BGG: explicit timeouts, our User-Agent, the token."""
+    """A shared HTTP client (BGG's, the CDN's): explicit timeouts, our User-Agent, the token.
+
+    Whatever the transport raises reaches callers as an httpx error (`NetworkErrorsOnly`).
+    """
     headers = {"User-Agent": USER_AGENT, "Accept": "application/xml, text/xml"}
     if api_token:
         headers["Authorization"] = f"Bearer {api_token}"
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=20)
     return httpx.AsyncClient(
         headers=headers,
         timeout=httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
         ),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
-        transport=transport,
+        transport=NetworkErrorsOnly(transport or httpx.AsyncHTTPTransport(limits=limits)),
         follow_redirects=False,
     )
 

@@ -122,6 +122,33 @@ async def test_transport_errors_are_transient_and_timeouts_are_504() -> None:
     assert timed_out.value.http_status == 504
 
 
+class BrokenBody(httpx.AsyncByteStream):
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        yield b"<items>"
+        raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+
+
+async def test_a_connection_layer_crash_is_a_network_error_not_a_500() -> None:
+    """anyio raised AttributeError for a connection reset mid-handshake (chaos network_errors)."""
+    count = 0
+
+    def crash(_request: httpx.Request) -> httpx.Response:
+        nonlocal count
+        count += 1
+        raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+
+    def broken_body(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=BrokenBody())
+
+    bgg = client(crash)
+    with pytest.raises(BggTransientError, match="AttributeError in the connection layer"):
+        await bgg.fetch_thing(13)
+    assert count == 3  # retried like any network error
+    assert (await bgg.breaker.snapshot()).failures == 3  # and counted by the breaker
+    with pytest.raises(BggTransientError, match="AttributeError in the connection layer"):
+        await client(broken_body).fetch_thing(13)
+
+
 async def test_retry_after_is_waited_out() -> None:
     answers = [
         httpx.Response(503, headers={"Retry-After": "4"}),

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from chaos.fakes import FaultRule
+from system.bgg.client import build_http_client
 from system.db.models import BackgroundTaskFailure, BackgroundTaskRun, BoardGame
 from system.resilience.breaker import AsyncCircuitBreaker
 from system.resilience.retry import RetryPolicy
@@ -185,7 +186,9 @@ def downloader_with(
     """A downloader whose CDN is `handler`: no socket, so the request itself can be read."""
     sleeps = NoSleep()
     downloader = ThumbnailDownloader(
-        http=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        http=build_http_client(
+            connect_timeout=1, read_timeout=5, transport=httpx.MockTransport(handler)
+        ),
         breaker=AsyncCircuitBreaker("Image CDN", fail_max=5, reset_timeout=60),
         directory=tmp,
         max_bytes=1_000_000,
@@ -253,3 +256,19 @@ async def test_a_lookup_that_keeps_failing_is_recorded_as_dns_error(tmp_path: Pa
     assert failed.value.transient
     # A lookup failure is not the CDN answering: its breaker saw nothing.
     assert (await downloader.breaker.snapshot()).failures == 0
+
+
+async def test_a_connection_layer_crash_is_a_retried_network_error(tmp_path: Path) -> None:
+    def crash(_request: httpx.Request) -> httpx.Response:
+        raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+
+    downloader, sleeps = downloader_with(
+        crash, FakeDns({"cf.geekdo-images.com": [PUBLIC]}), tmp_path
+    )
+    with pytest.raises(ThumbnailNetworkError) as failed:
+        await downloader.download(7, IMAGE_URL)
+    assert (failed.value.error_type, failed.value.attempts, sleeps.waits) == (
+        "ReadError",
+        3,
+        [2, 2],
+    )
