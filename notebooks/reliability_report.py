@@ -26,7 +26,8 @@
 # - **MTTD** (fault start to breaker open, and to the alert): the chaos run
 #   (`nox -s chaos`, `reports/chaos/`: its summary, else its events), or the events of the
 #   generated data set, else a Chaos Toolkit journal alone (first method action to the first
-#   probe that saw the breaker open: an upper bound);
+#   probe that saw the breaker open: exact with the service's `opened_at` in its output, as
+#   this project's harness writes it, else an upper bound);
 # - **tests**: a JUnit report, or the test collection made while generating the data.
 #
 # A metric whose source is missing says "not available" and how to measure it.
@@ -159,7 +160,8 @@ else:
 # From a fault switched on to the breaker opening (and to the alert firing). The chaos
 # summary measures it per scenario; the events give it per fault, for the data set too; a
 # journal alone gives it per experiment, from the first method action to the first probe
-# whose output saw the breaker open (`probe end`: an upper bound) or the alert.
+# whose output saw the breaker open (`opened_at`: exact; `probe end`: an upper bound) or the
+# alert.
 
 # %%
 if summary is None and detection is None and journal_detection is None:
