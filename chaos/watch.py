@@ -44,24 +44,58 @@ class Window:
         }
 
 
-class PublicSampler:
-    """Polls `GET /api/public/games` on each client until stopped."""
+class _Observer:
+    """Calls `round()` every `interval` seconds in the background while `running` is set."""
 
-    def __init__(
-        self, clients: list[ServiceClient], events: EventLog, *, interval: float = 0.05
-    ) -> None:
+    name = "observer"
+
+    def __init__(self, clients: list[ServiceClient], events: EventLog, interval: float) -> None:
         self.clients = clients
         self.events = events
         self.interval = interval
-        self.calls: list[Call] = []
+        #: Cleared by `quiet` to pause the loop; set again afterwards.
         self.running = asyncio.Event()
         self.running.set()
         self._task: asyncio.Task[None] | None = None
 
+    async def round(self) -> None:
+        """One observation of every client."""
+        raise NotImplementedError
+
     def start(self) -> None:
-        """Begin sampling in the background."""
+        """Begin observing in the background."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="public-sampler")
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def _run(self) -> None:
+        while True:
+            await self.running.wait()
+            await self.round()
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        """Stop observing (what was observed stays)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class PublicSampler(_Observer):
+    """Polls `GET /api/public/games` on each client until stopped."""
+
+    name = "public-sampler"
+
+    def __init__(
+        self, clients: list[ServiceClient], events: EventLog, *, interval: float = 0.05
+    ) -> None:
+        super().__init__(clients, events, interval)
+        self.calls: list[Call] = []
+
+    async def round(self) -> None:
+        """One call to each client."""
+        await self.sample()
 
     async def sample(self) -> None:
         """One round over every client, recorded like the background samples.
@@ -74,20 +108,6 @@ class PublicSampler:
             self.calls.append(call)
             if call.status != 200:
                 self.events.emit("public_error", url=client.url, **call.summary())
-
-    async def _run(self) -> None:
-        while True:
-            await self.running.wait()
-            await self.sample()
-            await asyncio.sleep(self.interval)
-
-    async def stop(self) -> None:
-        """Stop sampling (the samples stay)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     def window(self, start: float = 0.0, end: float = float("inf")) -> Window:
         """Figures for calls started in `[start, end]` (monotonic seconds)."""
@@ -105,7 +125,7 @@ class PublicSampler:
 
 
 @contextlib.asynccontextmanager
-async def quiet(*observers: PublicSampler | BreakerWatcher) -> AsyncIterator[None]:
+async def quiet(*observers: _Observer) -> AsyncIterator[None]:
     """Pause background observers for a short timing-critical measurement.
 
     On a 2-core machine the harness's own polling competes with the service for the CPU
@@ -122,27 +142,23 @@ async def quiet(*observers: PublicSampler | BreakerWatcher) -> AsyncIterator[Non
             observer.running.set()
 
 
-class BreakerWatcher:
+class BreakerWatcher(_Observer):
     """Polls the breakers of every client; records states seen and transitions."""
+
+    name = "breaker-watcher"
 
     def __init__(
         self, clients: list[ServiceClient], events: EventLog, *, interval: float = 0.1
     ) -> None:
-        self.clients = clients
-        self.events = events
-        self.interval = interval
+        super().__init__(clients, events, interval)
         self.last: dict[tuple[int, str], str] = {}
         self.seen: dict[str, set[str]] = {}
         self.transitions: list[dict[str, Any]] = []
         self._known: set[tuple[int, str, str, str, str]] = set()
-        self.running = asyncio.Event()
-        self.running.set()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Begin watching in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="breaker-watcher")
+    async def round(self) -> None:
+        """One look at each client's breakers."""
+        await self.poll()
 
     async def poll(self) -> None:
         """One round over every client (also called directly for a fresh look)."""
@@ -181,20 +197,6 @@ class BreakerWatcher:
             }
             self.transitions.append(transition)
             self.events.emit("breaker_transition", **transition)
-
-    async def _run(self) -> None:
-        while True:
-            await self.running.wait()
-            await self.poll()
-            await asyncio.sleep(self.interval)
-
-    async def stop(self) -> None:
-        """Stop watching."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     def forget(self) -> None:
         """Start a new scenario: keep the transitions already known as known."""
