@@ -129,6 +129,13 @@ class ThumbnailNetworkError(ThumbnailError):
         self.error_type = error_type
 
 
+@dataclass(slots=True)
+class Progress:
+    """How far a download has got: the attempt under way (0 before the first)."""
+
+    attempts: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Pinned:
     """A request for `url` that connects to `connect_to`, an address already checked."""
@@ -186,8 +193,14 @@ class ThumbnailDownloader:
         self._sleep = sleep
         self._resolve = resolver
 
-    async def download(self, game_id: int, url: str) -> Downloaded:
-        """Fetch `url` for `game_id`; raises a `ThumbnailError` when it cannot."""
+    async def download(
+        self, game_id: int, url: str, *, progress: Progress | None = None
+    ) -> Downloaded:
+        """Fetch `url` for `game_id`; raises a `ThumbnailError` when it cannot.
+
+        `progress.attempts` follows the attempt under way, for a caller that is cancelled
+        mid-download and must still record how many attempts were made.
+        """
         self._check_url(url)
         retrying = build_retrying(
             self.policy,
@@ -201,6 +214,8 @@ class ThumbnailDownloader:
             async for attempt in retrying:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
+                    if progress is not None:
+                        progress.attempts = attempts
                     return await self._attempt(game_id, url, attempts)
         except (httpx.TimeoutException, httpx.NetworkError) as exc:
             raise ThumbnailNetworkError(
@@ -366,11 +381,13 @@ async def run_thumbnail_task(
             failure_id=failure_id,
         )
 
+    progress = Progress()
     try:
-        stored = await downloader.download(game_id, url)
+        stored = await downloader.download(game_id, url, progress=progress)
     except asyncio.CancelledError as exc:
         message = "Cancelled: the service shut down during the download"
-        recorder.spool.append_now(failed(message, "ShutdownCancelled", 1, exc).to_json())
+        record = failed(message, "ShutdownCancelled", max(1, progress.attempts), exc)
+        recorder.spool.append_now(record.to_json())
         raise
     except ThumbnailError as exc:
         await recorder.record(failed(str(exc), exc.error_type, exc.attempts, exc))

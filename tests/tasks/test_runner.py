@@ -51,3 +51,19 @@ async def test_shutdown_drains_and_records_what_it_had_to_cut(
             (failure,) = await session.scalars(select(BackgroundTaskFailure))
     assert failure.error_type == "ShutdownCancelled"
     assert spool.pending() == 0
+
+
+async def test_a_download_cut_short_records_the_attempt_it_was_in(
+    make_service: ServiceFactory, upstreams: Upstreams
+) -> None:
+    # Attempt 1 times out (retried at once: waits are not slept), attempt 2 hangs until shutdown.
+    upstreams.cdn_app.engine.set_rules([FaultRule(delay=5, first_n=1), FaultRule(hang=True)])
+    async with make_service(background_drain_seconds=0.1, thumbnail_timeout=0.2) as service:
+        assert (await service.import_game(28720)).status_code == 201
+        while upstreams.image_requests() < 2:
+            await asyncio.sleep(0.01)
+    upstreams.cdn_app.engine.clear()
+    async with make_service() as restarted:
+        async with restarted.services.database.session() as session:
+            (failure,) = await session.scalars(select(BackgroundTaskFailure))
+    assert (failure.error_type, failure.retry_count) == ("ShutdownCancelled", 2)
