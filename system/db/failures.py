@@ -29,8 +29,6 @@ class FailureFilter:
     until: datetime | None = None
     #: Keyset cursor: only failures strictly older than this `(created_at, id)`.
     before: tuple[datetime, int] | None = None
-    #: Only failures whose error_type is in this set (None: any).
-    error_types: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +84,6 @@ class FailureRepository:
             query = query.where(BackgroundTaskFailure.created_at >= where.since)
         if where.until is not None:
             query = query.where(BackgroundTaskFailure.created_at < where.until)
-        if where.error_types is not None:
-            query = query.where(BackgroundTaskFailure.error_type.in_(where.error_types))
         if where.before is not None:
             created, failure_id = where.before
             # The `<=` on created_at alone is what lets the index bound the range scan.
@@ -137,14 +133,48 @@ class FailureRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def automatic_retries(self, failure_ids: Sequence[int]) -> dict[int, int]:
-        """How many automatic retries each failure has had."""
-        if not failure_ids:
-            return {}
-        rows = await self.session.execute(
-            select(BackgroundTaskRun.failure_id, func.count())
-            .where(BackgroundTaskRun.failure_id.in_(failure_ids))
-            .where(BackgroundTaskRun.trigger == "auto_retry")
-            .group_by(BackgroundTaskRun.failure_id)
+    async def retry_candidates(
+        self,
+        *,
+        task_type: str,
+        error_types: frozenset[str],
+        since: datetime,
+        until: datetime,
+        max_auto_retries: int,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> Sequence[tuple[datetime, int]]:
+        """`(created_at, id)` of up to `limit` unresolved failures of `task_type` with one of
+        `error_types`, recorded in `[since, until]`, that have had fewer than
+        `max_auto_retries` automatic retries; oldest first, strictly after `after`.
+
+        The retry cap is in the query, so failures that have used up their retries never
+        fill a batch; the keyset `after` keeps each batch an index range scan.
+        """
+        failure, run = BackgroundTaskFailure, BackgroundTaskRun
+        retries_used = (
+            select(func.count())
+            .select_from(run)
+            .where(run.failure_id == failure.id, run.trigger == "auto_retry")
+            .correlate(failure)
+            .scalar_subquery()
         )
-        return {int(fid): int(count) for fid, count in rows.all() if fid is not None}
+        query = (
+            select(failure.created_at, failure.id)
+            .where(failure.task_type == task_type)
+            .where(_unresolved())
+            .where(failure.error_type.in_(error_types))
+            .where(failure.created_at >= since, failure.created_at <= until)
+            .where(retries_used < max_auto_retries)
+            .order_by(failure.created_at, failure.id)
+            .limit(limit)
+        )
+        if after is not None:
+            created, failure_id = after
+            # The `>=` on created_at alone is what lets the index bound the range scan.
+            query = query.where(
+                failure.created_at >= created,
+                or_(failure.created_at > created, failure.id > failure_id),
+            )
+        rows = (await self.session.execute(query)).all()
+        return [(created, int(failure_id)) for created, failure_id in rows if created is not None]

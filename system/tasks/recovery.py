@@ -41,15 +41,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import false, func, or_, select
 
 from system.clock import utcnow
 from system.db.database import Database
 from system.db.failures import FailureRepository
-from system.db.models import BackgroundTaskFailure, BackgroundTaskRun
+from system.db.models import BackgroundTaskFailure
 from system.db.tasks import Trigger
 from system.resilience.breaker import AsyncCircuitBreaker, Transition
 from system.resilience.store import CLOSED, OPEN
@@ -185,37 +184,19 @@ class Recovery:
 
     async def _batch(
         self, since: datetime, until: datetime, *, after: Key | None, limit: int
-    ) -> list[Key]:
+    ) -> Sequence[Key]:
         """Up to `limit` candidates recorded in [since, until], oldest first, after `after`:
         unresolved transient thumbnail failures with automatic retries left."""
-        failure, run = BackgroundTaskFailure, BackgroundTaskRun
-        retries_used = (
-            select(func.count())
-            .select_from(run)
-            .where(run.failure_id == failure.id, run.trigger == "auto_retry")
-            .correlate(failure)
-            .scalar_subquery()
-        )
-        query = (
-            select(failure.created_at, failure.id)
-            .where(failure.task_type == THUMBNAIL_TASK)
-            .where(or_(failure.resolved.is_(None), failure.resolved == false()))
-            .where(failure.error_type.in_(TRANSIENT_ERROR_TYPES))
-            .where(failure.created_at >= since, failure.created_at <= until)
-            .where(retries_used < self.auto_retry_max)
-            .order_by(failure.created_at, failure.id)
-            .limit(limit)
-        )
-        if after is not None:
-            created, failure_id = after
-            # The `>=` on created_at alone is what lets the index bound the range scan.
-            query = query.where(
-                failure.created_at >= created,
-                or_(failure.created_at > created, failure.id > failure_id),
-            )
         async with self.database.session() as session:
-            rows = (await session.execute(query)).all()
-        return [(created, int(failure_id)) for created, failure_id in rows if created is not None]
+            return await FailureRepository(session).retry_candidates(
+                task_type=THUMBNAIL_TASK,
+                error_types=TRANSIENT_ERROR_TYPES,
+                since=since,
+                until=until,
+                max_auto_retries=self.auto_retry_max,
+                after=after,
+                limit=limit,
+            )
 
     async def candidates(self, *, limit: int | None = None) -> list[int]:
         """The ids of the first candidates a sweep starting now would retry, oldest first."""
