@@ -92,9 +92,10 @@ def migrate_command(settings: Settings, revision: str = "head") -> int:
 
     Exit 1 with one line when the database cannot be reached, 2 for an unknown revision.
     """
-    if revision not in {"head", "base", *migrate.revisions()}:
-        known = ", ".join(["base", *migrate.revisions(), "head"])
-        print(f"error: unknown revision {revision!r}; known: {known}", file=sys.stderr)
+    try:
+        migrate.check_revision(revision)
+    except migrate.UnknownRevision as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         before, direction = asyncio.run(_migrate(settings, revision))

@@ -46,15 +46,27 @@ def revisions() -> list[str]:
     return [rev.revision for rev in reversed(list(script.walk_revisions()))]
 
 
+class UnknownRevision(ValueError):
+    """A target revision the code does not have."""
+
+
+def check_revision(revision: str) -> list[str]:
+    """The code's revisions, oldest first; `UnknownRevision` when `revision` is not a target."""
+    known = revisions()
+    if revision not in {"head", "base", *known}:
+        raise UnknownRevision(
+            f"unknown revision {revision!r}; known: base, {', '.join(known)}, head"
+        )
+    return known
+
+
 async def migrate_to(engine: AsyncEngine, revision: str) -> tuple[str | None, str]:
     """Move the database to `revision` ("head", "base" or an id), up or down as needed.
 
     Returns the revision before and the direction taken ("upgrade", "downgrade" or "none").
-    Raises ValueError for a revision the code does not know.
+    Raises `UnknownRevision` before touching the database.
     """
-    known = revisions()
-    if revision not in {"head", "base", *known}:
-        raise ValueError(f"unknown revision {revision!r}; known: base, {', '.join(known)}, head")
+    known = check_revision(revision)
     before = await current_revision(engine)
     target = known[-1] if revision == "head" else None if revision == "base" else revision
     position = {rev: index for index, rev in enumerate(known)}
