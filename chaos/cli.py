@@ -73,13 +73,6 @@ def _port(value: str) -> int:
     return port
 
 
-def _env_pair(value: str) -> tuple[str, str]:
-    try:
-        return env_pair(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _url(value: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value):
         raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
@@ -117,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--service-env",
-        type=_env_pair,
+        type=env_pair,
         action="append",
         default=[],
         metavar="KEY=VALUE",

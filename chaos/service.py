@@ -7,6 +7,7 @@ background tasks), SIGKILL if it is still there after `stop_timeout`.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -47,10 +48,11 @@ _ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 def env_pair(text: str) -> tuple[str, str]:
-    """`KEY=VALUE` with an upper-case variable name (`--service-env`); ValueError otherwise."""
+    """`KEY=VALUE` with an upper-case variable name: the `--service-env` argument type of the
+    chaos and load commands (`ArgumentTypeError`, so argparse shows the reason)."""
     key, sep, value = text.partition("=")
     if not sep or not _ENV_KEY.match(key):
-        raise ValueError(f"expected KEY=VALUE with an upper-case KEY: {text!r}")
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with an upper-case KEY: {text!r}")
     return key, value
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+from chaos.service import env_pair
 from loadtests import settings
 from loadtests.stack import REPO
 
@@ -62,16 +63,6 @@ def spawn_rate(text: str) -> float:
     if not 0 < value <= 1000:
         raise argparse.ArgumentTypeError(f"spawn rate must be in (0, 1000], got {text}")
     return value
-
-
-def env_pair(text: str) -> tuple[str, str]:
-    """`KEY=VALUE` with an upper-case variable name (the chaos harness's rule)."""
-    from chaos.service import env_pair as parse
-
-    try:
-        return parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def loopback_url(text: str) -> str:
