@@ -1,26 +1,46 @@
 """Every command a developer or CI runs: `nox -l` lists them, `nox -s NAME -- ARGS` runs one.
 
 `nox -s tests` runs on SQLite, and on PostgreSQL too when `TEST_DATABASE_URL` is set.
+
+Every session installs from `constraints.txt`, the lock: exact versions of every package the
+project and its extras need, so a fresh clone installs what was tested. `nox -s lock` refreshes
+it to the newest allowed versions; `nox -s tests-latest` runs the tests on those versions
+without touching the lock, so an upstream release shows up there first.
 """
 
 from __future__ import annotations
+
+import filecmp
+import tempfile
+from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_venv = "yes"
 # uv builds the session environments in seconds where pip takes minutes; plain virtualenv and
-# pip are used when uv is not installed.
+# pip are used when uv is not installed (both honour the constraints file).
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
+ROOT = Path(__file__).parent
+LOCK = ROOT / "constraints.txt"
+#: How the lock is compiled: every extra, for every platform, without index URLs.
+COMPILE = (
+    "uv", "pip", "compile", "pyproject.toml", "--all-extras", "--universal",
+    "--python-version", PYTHON, "--no-emit-index-url",
+    "--custom-compile-command", "nox -s lock",
+)  # fmt: skip
+
+
+def _spec(extras: tuple[str, ...]) -> str:
+    return f".[{','.join(extras)}]" if extras else "."
 
 
 def _install(session: nox.Session, *extras: str) -> None:
-    """Install the project (editable) with the given optional dependency groups."""
-    spec = f".[{','.join(extras)}]" if extras else "."
-    session.install("-e", spec)
+    """Install the project (editable) with the given extras, at the locked versions."""
+    session.install("-c", str(LOCK), "-e", _spec(extras))
 
 
 @nox.session(python=PYTHON)
@@ -31,13 +51,39 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+@nox.session(name="tests-latest", python=PYTHON)
+def tests_latest(session: nox.Session) -> None:
+    """The test suite on the newest versions pyproject.toml allows (the lock is not used).
+
+    A failure here that `nox -s tests` does not have is an upstream release to act on before
+    `nox -s lock` takes it in.
+    """
+    session.install("--upgrade", "-e", _spec(("test", "chaos", "load", "notebooks")))
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lock(session: nox.Session) -> None:
+    """Refresh constraints.txt to the newest versions pyproject.toml allows."""
+    session.install("-c", str(LOCK), "uv")
+    session.run(*COMPILE, "--upgrade", "-o", str(LOCK))
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff (lint and format check) and mypy (strict on the service and the harness)."""
-    _install(session, "lint", "test", "chaos", "load", "notebooks")
+    """ruff (lint and format check), mypy (strict), and that the lock matches pyproject.toml."""
+    _install(session, "lint", "test", "chaos", "load", "notebooks", "dev")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "system", "chaos", "benchmarks", "loadtests", "notebooks")
+    # Compiling onto a copy of the lock keeps every pin it can: any change means pyproject.toml
+    # asks for something the lock does not hold.
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / LOCK.name
+        copy.write_bytes(LOCK.read_bytes())
+        session.run(*COMPILE, "--quiet", "-o", str(copy))
+        if not filecmp.cmp(copy, LOCK, shallow=False):
+            session.error("constraints.txt is out of date with pyproject.toml: run `nox -s lock`")
 
 
 @nox.session(python=PYTHON)
