@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from system import __version__
 from system.api import admin, failures, health, monitoring, observability, public
-from system.api.errors import install_error_handlers
+from system.api.errors import UnexpectedErrors, install_error_handlers
 from system.config import Settings
 from system.observability.alerts import RequestWindow
 from system.observability.metrics import Metrics, MetricsMiddleware
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
     app.state.metrics = metrics
     app.state.rejection_reports = RateLimiter(60.0)
     app.state.admin_tokens = AdminTokens(settings.admin_tokens)
+    app.add_middleware(UnexpectedErrors)  # added first: inside the metrics, which count its 500s
     app.add_middleware(MetricsMiddleware, metrics=metrics, window=window)
     install_error_handlers(app)
     app.include_router(health.router)

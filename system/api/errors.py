@@ -6,8 +6,11 @@
 
 Validation errors add `"fields": [{"field": "limit", "location": "query", "message": ...}]`
 and name the fields in `message` too. Other errors may add keys (e.g. `breaker`, `state`,
-`retry_after`); none are renamed. Storage outages answer 503 with
-`Retry-After`; unexpected errors answer 500 without a stack trace.
+`retry_after`); none are renamed. Storage outages (`system.db.errors.is_unavailable`: refused,
+dropped or terminated connections, a server shutting down or full, a locked SQLite file)
+answer 503 with `Retry-After`; a write whose commit fails answers 503 `commit_failed` (409
+when it lost to a concurrent write), never a 2xx; unexpected errors answer 500 without a
+stack trace, and the connection stays usable for the client's next request.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import sentry_sdk
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from system.bgg.errors import BggError, BggUnavailable
+from system.db.errors import describe, is_conflict, is_unavailable
 from system.observability.sentry import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -100,9 +104,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(BggError, _bgg_error)
-    for db_error in (OperationalError, InterfaceError, SQLAlchemyTimeoutError, OSError):
-        app.add_exception_handler(db_error, _database_unavailable)
-    app.add_exception_handler(Exception, _unexpected_error)
+    for db_error in (SQLAlchemyError, OSError):
+        app.add_exception_handler(db_error, _database_error)
+    # What fails outside the routes (in a middleware); see UnexpectedErrors for the rest.
+    app.add_exception_handler(Exception, _crash)
 
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -179,13 +184,9 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, f"Invalid request: {summary}", fields=fields)
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # A storage outage is a 503 the caller may retry, not a bug: log one line, no stack.
-    logger.warning(
-        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
-    )
-    _report(request, exc, fingerprint=["database-unavailable"])
-    return error_response(
+def database_unavailable() -> ApiError:
+    """The 503 of a storage outage (the shared shape, `Retry-After`)."""
+    return ApiError(
         503,
         "Database unavailable, try again shortly",
         code="database_unavailable",
@@ -193,6 +194,84 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
-async def _unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:
+def commit_failed(exc: Exception) -> ApiError:
+    """The answer to a write whose commit failed: nothing was saved, and the caller is told.
+
+    409 when it lost to a concurrent write, 503 (retry later) otherwise: an outage, or the
+    database refusing the commit (a deferred constraint, a disk error).
+    """
+    logger.warning("commit failed: %s: %s", type(exc).__name__, describe(exc))
+    if is_unavailable(exc):
+        return database_unavailable()
+    if is_conflict(exc):
+        return ApiError(409, "The change conflicted with another one; nothing was saved")
+    return ApiError(
+        503,
+        "The change could not be saved; nothing was changed, try again shortly",
+        code="commit_failed",
+        headers={"Retry-After": DATABASE_RETRY_AFTER},
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not is_unavailable(exc):
+        return await _unexpected_error(request, exc)
+    # A storage outage is a 503 the caller may retry, not a bug: log one line, no stack, and
+    # no driver text (it can name roles and hosts).
+    logger.warning(
+        "database unavailable on %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        describe(exc),
+    )
+    _report(request, exc, fingerprint=["database-unavailable"])
+    return await _api_error(request, database_unavailable())
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Answered, not re-raised (see UnexpectedErrors): so the stack is logged and sent to
+    # Sentry here, once.
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    if sentry_sdk.get_client().is_active():
+        sentry_sdk.capture_exception(exc)
+    return error_response(500, "Internal server error")
+
+
+class UnexpectedErrors:
+    """ASGI middleware: a 500 for any exception no handler took, and the connection stays open.
+
+    Starlette's own handler for `Exception` answers and then re-raises, and uvicorn closes
+    the connection after such an answer: a client's next request on that keep-alive
+    connection finds it dead. This middleware answers instead and does not re-raise; it logs
+    the stack and sends it to Sentry itself. Install it inside the metrics middleware, so the
+    500 is counted.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; answer 500 if it raises before answering."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:  # too late to answer: let the server cut the connection
+                raise
+            response = await _unexpected_error(Request(scope), exc)
+            await response(scope, receive, send)
+
+
+async def _crash(_request: Request, _exc: Exception) -> JSONResponse:
     # Starlette re-raises after this answer, so the server (and Sentry) log the stack once.
     return error_response(500, "Internal server error")

@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from system.db.errors import is_disconnect_code, sqlstate
 
 
 def create_engine(database_url: str, *, connect_timeout: float = 5.0) -> AsyncEngine:
@@ -40,9 +42,26 @@ def create_engine(database_url: str, *, connect_timeout: float = 5.0) -> AsyncEn
         connect_args["server_settings"] = {"timezone": "UTC", "application_name": "bgg-reliability"}
         engine_args.update(pool_size=10, max_overflow=10, pool_timeout=connect_timeout)
     engine = create_async_engine(url, connect_args=connect_args, **engine_args)
+    event.listen(engine.sync_engine, "handle_error", _mark_disconnects)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     return engine
+
+
+def _mark_disconnects(context: ExceptionContext) -> None:
+    """Treat a refused or dropped connection as a disconnect, whatever the driver called it.
+
+    SQLAlchemy only recognises asyncpg's "connection is closed"; a backend ended by
+    `pg_terminate_backend`, a server shutting down or a refusal at connect time (too many
+    clients, `ALLOW_CONNECTIONS false`) came back as a plain `DBAPIError`. As a disconnect the
+    error says so (`connection_invalidated`), and the pool throws away the dead connection
+    and every other connection of the same age, so the service recovers on its own.
+    """
+    if context.is_disconnect or context.is_pre_ping:
+        return
+    connecting = context.connection is None
+    if connecting or is_disconnect_code(sqlstate(context.original_exception)):
+        context.is_disconnect = True
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

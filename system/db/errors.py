@@ -1,0 +1,89 @@
+"""What a database error means for a caller: the database is unavailable, a conflict, or a bug.
+
+The drivers disagree on how they say "unavailable": asyncpg raises `OSError` when nothing
+listens, a server error with a SQLSTATE when the server refuses or drops the connection, and
+its own `InterfaceError` when the socket is gone; SQLAlchemy wraps most of them as
+`DBAPIError` and marks the ones it recognises as disconnects (`connection_invalidated`);
+sqlite3 names its error codes. Only the conditions listed here are "unavailable" (a 503 the
+caller may retry); everything else, a syntax error included, stays a bug.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm.exc import StaleDataError
+
+#: SQLSTATE classes and codes that mean the server refused or dropped the connection:
+#: 08 connection exception, 53300 too many connections, 57P01 admin shutdown (also
+#: `pg_terminate_backend`), 57P02 crash shutdown, 57P03 cannot connect now (starting up,
+#: shutting down, in recovery). Any refusal while connecting (a database that takes no
+#: connections, an unknown role) is marked a disconnect by the engine's `handle_error` hook.
+_UNAVAILABLE_CLASSES = ("08",)
+_UNAVAILABLE_CODES = frozenset({"53300", "57P01", "57P02", "57P03"})
+
+#: SQLSTATEs of a conflict with a concurrent transaction: serialization failure, deadlock.
+_CONFLICT_CODES = frozenset({"40001", "40P01"})
+
+#: sqlite3 primary result codes (`sqlite_errorcode & 0xFF`) that mean the file cannot be used
+#: right now: BUSY and LOCKED (another writer), IOERR, FULL (the disk), CANTOPEN.
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 10, 13, 14})
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE behind `exc`, when there is one."""
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(original, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def _sqlite_code(exc: BaseException) -> int | None:
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(original, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def is_disconnect_code(code: str | None) -> bool:
+    """Whether a SQLSTATE says the connection was refused or dropped."""
+    return code is not None and (
+        code.startswith(_UNAVAILABLE_CLASSES) or code in _UNAVAILABLE_CODES
+    )
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot be used right now (not a bug in the query)."""
+    if isinstance(exc, OSError | PoolTimeoutError):  # refused, unreachable, timed out, pool full
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        # SQLAlchemy saw a disconnect (or the engine's handle_error hook judged it one).
+        return True
+    if is_disconnect_code(sqlstate(exc)):
+        return True
+    return _sqlite_code(exc) in _SQLITE_UNAVAILABLE
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether a write lost to a concurrent one (retrying may succeed, or be moot)."""
+    if isinstance(exc, IntegrityError | StaleDataError):
+        return True
+    code = sqlstate(exc)
+    return code is not None and (code in _CONFLICT_CODES or code.startswith("23"))
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason without driver text (which may name roles, hosts or databases)."""
+    code = sqlstate(exc)
+    if code is not None:
+        return f"the server answered SQLSTATE {code}"
+    sqlite = _sqlite_code(exc)
+    if sqlite in (5, 6):
+        return "the database is locked by another writer"
+    if sqlite is not None:
+        return f"SQLite error {sqlite}"
+    if isinstance(exc, TimeoutError | PoolTimeoutError):
+        return "no answer in time"
+    if isinstance(exc, OSError):
+        return f"no connection ({type(exc).__name__})"
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return "the connection was lost"
+    return type(exc).__name__

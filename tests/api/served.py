@@ -1,0 +1,47 @@
+"""The app behind a real uvicorn server on a loopback socket, in the test's own event loop.
+
+`httpx.ASGITransport` waits for the whole ASGI call, so it cannot see what a real client sees:
+an answer that leaves the server before the request's work is done. These tests need sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from chaos.fakes.server import bind_socket, uvicorn_config
+
+
+@asynccontextmanager
+async def served(app: FastAPI) -> AsyncIterator[str]:
+    """Serve `app` (its lifespan included) until the block ends; yields its base URL."""
+    sock = bind_socket()
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn_config(app, lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("uvicorn stopped before it started")
+                await asyncio.sleep(0.005)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def raw_request(port: int, method: str, path: str, headers: dict[str, str]) -> socket.socket:
+    """Send one HTTP/1.1 request on a fresh socket and return the socket unread."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Length: 0"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return sock

@@ -1,0 +1,202 @@
+"""No write answers 2xx before its transaction is committed (issue 12, item 1).
+
+FastAPI runs a `yield` dependency's exit after the response is sent unless the dependency
+says `scope="function"`; the session dependency commits in its exit, so these tests watch
+from a real socket what a client would see: a commit that fails must be the answer (503 or
+409 in the error shape), and no answer may leave while the commit is still waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import socket
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import select as sql_select
+from sqlalchemy.engine import make_url
+
+from system.app import create_app
+from system.config import Settings
+from system.db.database import Database
+from system.db.models import BackgroundTaskFailure, BoardGame
+from tests.api.served import raw_request, served
+from tests.conftest import ADMIN_TOKEN, PostgresDatabases, make_settings
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+postgres_only = pytest.mark.postgres
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _add(database: Database, row: Any) -> int:
+    async with database.session() as session:
+        session.add(row)
+        await session.flush()
+        row_id: int = row.id
+    return row_id
+
+
+async def _game(database: Database, bgg_id: int) -> int:
+    return await _add(database, BoardGame(bgg_id=bgg_id, title=f"Game {bgg_id}"))
+
+
+async def _resolved(database: Database, failure_id: int) -> bool | None:
+    async with database.session() as session:
+        return await session.scalar(
+            sql_select(BackgroundTaskFailure.resolved).where(BackgroundTaskFailure.id == failure_id)
+        )
+
+
+@pytest.fixture
+def own_postgres(postgres_databases: PostgresDatabases) -> str:
+    """A migrated PostgreSQL database of this test's own (it gets triggers added)."""
+    return postgres_databases.create(migrated=True)
+
+
+def _pg_settings(url: str, tmp_path: Path) -> tuple[Settings, str]:
+    settings = make_settings(
+        database_url=url, thumbnail_dir=tmp_path / "thumbnails", spool_path=tmp_path / "spool.jsonl"
+    )
+    return settings, _asyncpg_dsn(url)
+
+
+@postgres_only
+async def test_a_resolve_whose_commit_fails_answers_503_and_stays_unresolved(
+    own_postgres: str, tmp_path: Path
+) -> None:
+    settings, dsn = _pg_settings(own_postgres, tmp_path)
+    app = create_app(settings)
+    async with served(app) as url:
+        database: Database = app.state.services.database
+        failure_id = await _add(
+            database, BackgroundTaskFailure(task_type="thumbnail_download", error_message="x")
+        )
+        # The UPDATE itself succeeds; only COMMIT runs the deferred trigger, which raises.
+        admin = await asyncpg.connect(dsn)
+        try:
+            await admin.execute(
+                """
+                CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION 'commit refused by the test'; END $$;
+                CREATE CONSTRAINT TRIGGER refuse_commit AFTER UPDATE
+                    ON background_task_failures DEFERRABLE INITIALLY DEFERRED
+                    FOR EACH ROW EXECUTE FUNCTION refuse_commit();
+                """
+            )
+        finally:
+            await admin.close()
+        async with httpx.AsyncClient(base_url=url) as client:
+            response = await client.post(
+                f"/api/admin/monitoring/background-failures/{failure_id}/resolve", headers=AUTH
+            )
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"]
+        assert response.json()["error"]["code"] == "commit_failed"
+        assert await _resolved(database, failure_id) is False
+
+
+@postgres_only
+async def test_a_delete_waiting_on_a_row_lock_has_not_answered_yet(
+    own_postgres: str, tmp_path: Path
+) -> None:
+    settings, dsn = _pg_settings(own_postgres, tmp_path)
+    app = create_app(settings)
+    async with served(app) as url:
+        database: Database = app.state.services.database
+        game_id = await _game(database, 101)
+        locker = await asyncpg.connect(dsn)
+        # Activity statistics are a snapshot within a transaction: watch from outside it.
+        watcher = await asyncpg.connect(dsn)
+        try:
+            transaction = locker.transaction()
+            await transaction.start()
+            await locker.execute("SELECT id FROM boardgames WHERE id = $1 FOR UPDATE", game_id)
+            port = int(url.rsplit(":", 1)[1])
+            sock = raw_request(port, "DELETE", f"/api/admin/games/{game_id}", AUTH)
+            try:
+                # Wait (bounded, by polling) until the service's DELETE waits on our lock.
+                async with asyncio.timeout(20):
+                    while not await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND application_name = 'bgg-reliability' AND query LIKE 'DELETE%'"
+                    ):
+                        await asyncio.sleep(0.01)
+                readable, _, _ = select.select([sock], [], [], 0)
+                assert not readable, "answered while the DELETE was still waiting on the lock"
+                await transaction.rollback()
+                head = await _read_head(sock)
+            finally:
+                sock.close()
+        finally:
+            await locker.close()
+            await watcher.close()
+        assert head.startswith(b"HTTP/1.1 204")
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get(f"/api/public/games/{game_id}")).status_code == 404
+
+
+async def _read_head(sock: socket.socket) -> bytes:
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    data = b""
+    async with asyncio.timeout(20):
+        while b"\r\n\r\n" not in data:
+            chunk = await loop.sock_recv(sock, 4096)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+async def test_a_game_is_gone_for_the_next_request_once_the_delete_answered(
+    settings: Settings,
+) -> None:
+    app = create_app(settings)
+    async with served(app) as url:
+        database: Database = app.state.services.database
+        async with httpx.AsyncClient(base_url=url) as client:
+            seen_after_delete = 0
+            for bgg_id in range(1, 41):
+                game_id = await _game(database, bgg_id)
+                deleted = await client.delete(f"/api/admin/games/{game_id}", headers=AUTH)
+                assert deleted.status_code == 204
+                if (await client.get(f"/api/public/games/{game_id}")).status_code != 404:
+                    seen_after_delete += 1
+        assert seen_after_delete == 0
+
+
+async def test_a_delete_whose_commit_cannot_get_the_sqlite_lock_answers_503(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "locked.db"
+    settings = make_settings(
+        database_url=f"sqlite+aiosqlite:///{path}",
+        database_connect_timeout=0.2,  # SQLite's busy timeout: give up on the lock quickly
+        thumbnail_dir=tmp_path / "thumbnails",
+        spool_path=tmp_path / "spool.jsonl",
+    )
+    app = create_app(settings)
+    async with served(app) as url:
+        database: Database = app.state.services.database
+        game_id = await _game(database, 7)
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            async with httpx.AsyncClient(base_url=url) as client:
+                response = await client.delete(f"/api/admin/games/{game_id}", headers=AUTH)
+            holder.execute("ROLLBACK")
+        finally:
+            holder.close()
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"]
+        assert response.json()["error"]["status"] == 503
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get(f"/api/public/games/{game_id}")).status_code == 200
