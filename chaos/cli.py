@@ -30,12 +30,10 @@ from chaos.events import EventLog, utc_now
 from chaos.meta import git_commit, versions
 from chaos.promises import HARNESS, SPEC
 from chaos.report import exit_code, write
-from chaos.runner import Runner, plan
+from chaos.runner import MAX_SEED, SCENARIO_SEEDS, Runner, plan
 from chaos.service import HarnessError, env_pair
 from chaos.stack import Options, Stack
 from chaos.ui import Terminal, stderr
-
-MAX_SEED = 2**32 - 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,7 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="list the scenarios")
     run = commands.add_parser("run", help="run scenarios (all by default)")
     run.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="names (default: all)")
-    run.add_argument("--seed", type=_seed, default=1, help="seed of every fault (default 1)")
+    run.add_argument(
+        "--seed",
+        type=_seed,
+        default=1,
+        help=f"a run seed (0-{SCENARIO_SEEDS - 1}, default 1: each scenario derives its own), "
+        f"or a scenario's own seed as printed ({SCENARIO_SEEDS} and up: used as is)",
+    )
     run.add_argument("--report-dir", type=Path, default=Path("reports/chaos"))
     run.add_argument(
         "--database-url",

@@ -67,9 +67,12 @@ class Context:
         sampler: PublicSampler,
         watcher: BreakerWatcher,
         claimed: set[int] | None = None,
+        run_seed: int | None = None,
     ) -> None:
         self.name = name
         self.seed = seed
+        #: The `--seed` the run was given (`seed` is derived from it, or equal to it).
+        self.run_seed = seed if run_seed is None else run_seed
         self.rng = random.Random(seed)
         self.stack = stack
         self.deployment = deployment

@@ -206,7 +206,7 @@ async def run_scenario(
     journal = _journal_head(scenario, ctx.name, ctx.seed)
     journal.update(start=utc_now(), status="completed", deviated=False)
     started = time.monotonic()
-    ctx.events.emit("scenario_start", seed=ctx.seed, backend=backend)
+    ctx.events.emit("scenario_start", seed=ctx.seed, run_seed=ctx.run_seed, backend=backend)
     # Other work on the machine shows in latency figures: record it next to them.
     ctx.figures.setdefault("load_average_1m", round(os.getloadavg()[0], 2))
     steady: dict[str, Any] = {"before": None, "after": None, "during": []}

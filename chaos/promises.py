@@ -27,8 +27,12 @@ class Spec:
     retry_attempts: int = 3
     thumbnail_attempts: int = 3
     rejection_p99_ms: float = 50.0
+    #: bgg_flaky's "at most 10 of 200 imports fail" as a rate (a test keeps them equal).
     flaky_import_success: float = 0.95
     public_error_rate: float = 0.0
+    #: README's retry budget: `BGG_RETRY_BUDGET_RATIO` and the bucket's size.
+    retry_budget_ratio: float = 0.5
+    retry_budget_capacity: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,11 @@ class Harness:
 def _num(value: float) -> str:
     return f"{value:g}"
 
+
+#: The most a statistical hypothesis may blame a service that keeps its promises: every
+#: threshold on counts of random faults is derived from the fault model so that a correct
+#: service exceeds it with at most this probability (`chaos.stats`).
+FALSE_ALARM = 1e-6
 
 SPEC = Spec()
 HARNESS = Harness()

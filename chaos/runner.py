@@ -1,8 +1,10 @@
 """A whole run: which scenarios on which deployments, in order, each on a clean slate.
 
-Between scenarios the fakes are reset and re-seeded with a seed derived from the run's seed
-and the scenario's name, so a scenario's fault sequence is the same whatever else runs with
-it. Deployments other than `main` are stopped after the last scenario that uses them.
+Between scenarios the fakes are reset and re-seeded with the scenario's own seed, derived
+from the run's seed and the scenario's name, so a scenario's fault sequence is the same
+whatever else runs with it. Run seeds and scenario seeds are disjoint ranges, so `--seed`
+takes either back: a run seed derives every scenario's seed, a scenario seed is used as is.
+Deployments other than `main` are stopped after the last scenario that uses them.
 """
 
 from __future__ import annotations
@@ -31,10 +33,25 @@ class Item:
     backend: str
 
 
+#: Run seeds are 0 .. 2**32 - 1; scenario seeds are 2**32 + 32 bits of a hash.
+SCENARIO_SEEDS = 2**32
+MAX_SEED = 2**33 - 1
+
+
+def is_scenario_seed(seed: int) -> bool:
+    """Whether `seed` is a scenario's own seed (as printed) rather than a run seed."""
+    return seed >= SCENARIO_SEEDS
+
+
 def derive_seed(seed: int, name: str) -> int:
-    """A scenario's own seed: stable for (run seed, scenario name)."""
+    """A scenario's own seed: stable for (run seed, scenario name); a scenario seed as is.
+
+    Keeping a scenario seed unchanged is what makes the seed a scenario prints replay it.
+    """
+    if is_scenario_seed(seed):
+        return seed
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")
+    return SCENARIO_SEEDS + int.from_bytes(digest[:4], "big")
 
 
 def plan(scenarios: list[Scenario], stack: Stack) -> list[Item]:
@@ -112,6 +129,7 @@ class Runner:
         context = Context(
             name=item.name,
             seed=seed,
+            run_seed=self.seed,
             stack=self.stack,
             deployment=deployment,
             events=self.events,

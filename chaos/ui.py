@@ -56,11 +56,13 @@ class Terminal:
             self.line(f"  - {event['activity']} [{event['phase']}]: skipped: {event['reason']}",
                       "yellow")  # fmt: skip
         elif kind == "scenario_start":
-            self.line(f"▶ {event['scenario']} (seed {event['seed']})", "bold")
+            self.line(f"▶ {event['scenario']} ({_seeds(event)})", "bold")
         elif kind == "scenario_skipped":
             self.line(f"▶ {event['scenario']}: skipped: {event['reason']}", "yellow")
         elif kind == "fault":
-            self.line(f"    fault {event['fault']} {'on' if event['on'] else 'off'}", "cyan")
+            digest = event.get("fault_sequence_sha256")
+            plan = f" (fault sequence sha256 {digest})" if digest else ""
+            self.line(f"    fault {event['fault']} {'on' if event['on'] else 'off'}{plan}", "cyan")
         elif kind == "probe":
             mark, style = ("✓", "green") if event["met"] else ("✗", "red")
             self.line(
@@ -95,6 +97,14 @@ class Terminal:
         print(f"chaos run: exit {code}, {wall:.0f} s")
         for row in rows:
             print("  ".join(str(cell) for cell in row))
+
+
+def _seeds(event: dict[str, Any]) -> str:
+    """Both seeds that replay a scenario, each as `--seed` takes it back."""
+    seed, run_seed = event["seed"], event.get("run_seed")
+    if run_seed is None or run_seed == seed:
+        return f"seed {seed}"
+    return f"seed {seed}, from run seed {run_seed}: --seed {seed} or --seed {run_seed} replays it"
 
 
 def _short(value: Any) -> str:

@@ -5,6 +5,11 @@ SDKs: every first attempt deposits `ratio` tokens, time deposits `min_per_second
 second (so a trickle of calls can always be retried), and every retry spends one token. A full
 bucket (`capacity`) lets a burst of failures be retried normally; once it has drained, retries
 are at most `ratio` of the first attempts plus `min_per_second`.
+
+Sizing `ratio`: an upstream that fails a share `p` of requests needs p + p^2 + ... retries
+per first attempt (0.24 for 20 % and 3 attempts). A ratio well above that (the default 0.5)
+keeps the bucket from draining at any call rate, so such flakiness is absorbed, while a dead
+upstream still gets about (1 + ratio) times the first attempts instead of 3 times.
 """
 
 from __future__ import annotations

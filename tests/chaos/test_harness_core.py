@@ -113,6 +113,17 @@ def test_scenario_seeds_are_stable_and_independent() -> None:
     assert derive_seed(1, "bgg_flaky") != derive_seed(1, "bgg_outage")
 
 
+async def test_the_scenario_start_names_both_seeds(tmp_path: Path) -> None:
+    events = EventLog(tmp_path / "events.jsonl")
+    ctx = _Ctx(events)
+    ctx.seed, ctx.run_seed = derive_seed(3, "toy"), 3
+    await run_scenario(_scenario(), ctx, backend="sqlite")  # type: ignore[arg-type]
+    events.close()
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    (start,) = [e for e in map(json.loads, lines) if e["kind"] == "scenario_start"]
+    assert (start["seed"], start["run_seed"]) == (derive_seed(3, "toy"), 3)
+
+
 def test_every_scenario_is_declared_with_promises() -> None:
     scenarios = load_all()
     assert [s.name for s in scenarios] == list(NAMES)
@@ -212,6 +223,7 @@ class _Ctx:
     def __init__(self, events: EventLog) -> None:
         self.name = "toy"
         self.seed = 7
+        self.run_seed = 7
         self.events = events
         self.sampler = PublicSampler([], events)
         self.deployment = _Deployment()

@@ -83,6 +83,7 @@ class _Ctx:
     def __init__(self, tmp_path: Path, options: Options, service: _Service | None = None) -> None:
         self.name = "probe"
         self.seed = 1
+        self.run_seed = 1
         self.events = EventLog(None)
         self.stack = _Stack(options)
         self.service = service or _Service()
