@@ -14,7 +14,7 @@ from system.api.auth import require_admin
 from system.api.deps import ServicesDep, SessionDep
 from system.api.errors import ApiError
 from system.api.public import MAX_DB_ID
-from system.api.schemas import ActionResult, FailureList, FailureOut
+from system.api.schemas import ActionResult, FailureList, FailureOut, QueryText
 from system.clock import utcnow
 from system.db.failures import FailureFilter, FailureRepository
 from system.db.models import BackgroundTaskFailure
@@ -45,16 +45,23 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         when = datetime.fromisoformat(created)
         if when.tzinfo is None:
             raise ValueError("naive")
-        return when, int(failure_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        # Both checked here, so a forged cursor is a 422, never a query that overflows.
+        row_id = int(failure_id)
+        if not 1 <= row_id <= MAX_DB_ID:
+            raise ValueError("id out of range")
+        return when.astimezone(UTC), row_id
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as exc:
         raise ValueError("not a cursor this API gave out") from exc
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def _utc(field: str, value: datetime | None) -> datetime | None:
     # A timestamp without a zone is read as UTC, like every timestamp this API writes.
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is a time in year 0
+        raise _invalid(field, "outside the years 1-9999 once converted to UTC") from None
 
 
 def _without_credentials(url: str | None) -> str | None:
@@ -108,7 +115,8 @@ async def list_failures(
     session: SessionDep,
     resolved: Annotated[bool | None, Query(description="Only resolved (true) or not.")] = None,
     task_type: Annotated[
-        str | None, Query(min_length=1, max_length=100, description="e.g. thumbnail_download")
+        QueryText | None,
+        Query(min_length=1, max_length=100, description="e.g. thumbnail_download"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (max 500).")] = 50,
     since: Annotated[datetime | None, Query(description="ISO-8601; created at or after.")] = None,
@@ -122,7 +130,7 @@ async def list_failures(
             before = decode_cursor(cursor)
         except ValueError as exc:
             raise _invalid("cursor", str(exc)) from None
-    since, until = _utc(since), _utc(until)
+    since, until = _utc("since", since), _utc("until", until)
     if since is not None and until is not None and since > until:
         raise _invalid("until", "must not be before since")
     repository = FailureRepository(session)

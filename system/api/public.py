@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from system.api.deps import SessionDep
 from system.api.errors import ApiError
-from system.api.schemas import Game, GamePage
+from system.api.schemas import Game, GamePage, QueryText
 from system.db.games import GameRepository, GameSort
 
 router = APIRouter(prefix="/api/public", tags=["public"])
@@ -24,7 +24,8 @@ async def list_games(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Games to skip.")] = 0,
     q: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="Title contains (any case).")
+        QueryText | None,
+        Query(min_length=1, max_length=200, description="Title contains (any case)."),
     ] = None,
     sort: Annotated[GameSort, Query(description="Order; `-` for descending.")] = GameSort.TITLE,
 ) -> GamePage:

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer, field_validator
 
 from system.clock import isoformat_z
 
 #: Every timestamp the API returns: ISO-8601, UTC, with a `Z`.
 UTCTimestamp = Annotated[datetime, PlainSerializer(isoformat_z, return_type=str)]
+
+
+def _without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character (%00)")
+    return value
+
+
+#: Text a caller sends in a query string. NUL is refused with a 422: PostgreSQL cannot
+#: compare text holding it (the query would fail), and SQLite's LIKE stops reading there.
+QueryText = Annotated[str, AfterValidator(_without_nul)]
 
 
 class Game(BaseModel):
@@ -40,6 +52,18 @@ class Game(BaseModel):
     is_expansion: bool
     created_at: UTCTimestamp
     updated_at: UTCTimestamp
+
+    @field_validator("thumbnail_url", "image_url")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        # The parser no longer stores such URLs; a row stored before it did is not shown.
+        if value is None:
+            return None
+        try:
+            netloc = urlsplit(value).netloc
+        except ValueError:
+            return None
+        return None if "@" in netloc else value
 
 
 class GamePage(BaseModel):

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
+
+#: Column sizes of the catalogue (`system/db/models.py` uses these): the parser never hands
+#: over a longer title (it is cut) or image URL (it is dropped), so no value of BGG's can
+#: fail the insert on a database that enforces VARCHAR lengths (PostgreSQL).
+TITLE_MAX_LENGTH: Final = 500
+URL_MAX_LENGTH: Final = 512
 
 
 @dataclass(frozen=True, slots=True)

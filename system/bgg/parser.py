@@ -25,11 +25,13 @@ from __future__ import annotations
 import html
 import math
 import re
+import time
 from typing import Final
-from xml.etree.ElementTree import Element, ParseError
+from urllib.parse import urlsplit
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder
 
 from defusedxml.common import DefusedXmlException, DTDForbidden
-from defusedxml.ElementTree import fromstring
+from defusedxml.ElementTree import DefusedXMLParser
 
 from system.bgg.errors import (
     BggBadResponse,
@@ -38,7 +40,7 @@ from system.bgg.errors import (
     BggTransientError,
     GameNotFound,
 )
-from system.bgg.models import BggGame
+from system.bgg.models import TITLE_MAX_LENGTH, URL_MAX_LENGTH, BggGame
 
 __all__ = ["DEFAULT_MAX_BYTES", "parse_thing"]
 
@@ -51,6 +53,10 @@ _INT_MAX: Final = 2**31 - 1
 _RATING_MAX: Final = 10.0
 # Keeps error messages short when they quote text we did not expect.
 _QUOTE_MAX: Final = 200
+# Characters handed to expat at a time. Between two pieces the parse gives up the GIL, so
+# an event loop in another thread waits for at most one piece (about a millisecond), not for
+# the whole of a multi-megabyte answer (see `system/bgg/client.py`).
+_FEED_CHARS: Final = 16_384
 
 _INT_RE: Final = re.compile(r"[+-]?[0-9]{1,12}")
 _FLOAT_RE: Final = re.compile(r"[+-]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})")
@@ -108,6 +114,11 @@ def parse_thing(body: bytes | str, *, bgg_id: int, max_bytes: int = DEFAULT_MAX_
       `javascript:` URL ever reaches a page.
     - `description`: BGG escapes it twice, so HTML entities left after XML parsing
       (`&#10;`, `&mdash;`) are unescaped once, then it is stripped; empty becomes None.
+    - `title`: longer than `TITLE_MAX_LENGTH` (the column) is cut to it, ending in `…`: the
+      game is still worth having, and BGG keeps the full name.
+    - `thumbnail_url`, `image_url`: longer than `URL_MAX_LENGTH`, or carrying credentials
+      (`https://user:pass@host/...`), become None: a cut URL names another resource, and
+      credentials would be sent as Basic auth and shown to the public.
 
     Raises the `BggError` subclasses listed in the module docstring, and nothing else.
     """
@@ -144,8 +155,7 @@ def _parse_xml(body: bytes | str, *, bgg_id: int, max_bytes: int) -> Element:
         )
     text = _decode(body, bgg_id=bgg_id) if isinstance(body, bytes) else body
     try:
-        # A str makes pyexpat ignore the declared encoding, so no codec is looked up by name.
-        return fromstring(text, forbid_dtd=True)
+        return _feed(text)
     except DTDForbidden as exc:
         if (exc.name or "").lower() == "html":
             raise _html_error(bgg_id) from None
@@ -165,6 +175,16 @@ def _parse_xml(body: bytes | str, *, bgg_id: int, max_bytes: int) -> Element:
         raise BggBadResponse(
             f"BGG answer is not valid text: {_quote(str(exc))}", bgg_id=bgg_id
         ) from None
+
+
+def _feed(text: str) -> Element:
+    # A str makes pyexpat ignore the declared encoding, so no codec is looked up by name.
+    parser = DefusedXMLParser(target=TreeBuilder(), forbid_dtd=True)
+    for start in range(0, len(text), _FEED_CHARS):
+        parser.feed(text[start : start + _FEED_CHARS])
+        time.sleep(0)  # hands the GIL to a waiting thread (the event loop) between pieces
+    root: Element = parser.close()
+    return root
 
 
 def _decode(body: bytes, *, bgg_id: int) -> str:
@@ -234,6 +254,8 @@ def _game_from_item(item: Element, bgg_id: int) -> BggGame:
     )
     if not title:
         raise BggBadResponse(f"BGG item {bgg_id} has no primary name", bgg_id=bgg_id)
+    if len(title) > TITLE_MAX_LENGTH:
+        title = title[: TITLE_MAX_LENGTH - 1].rstrip() + "…"
 
     links: dict[str, dict[str, None]] = {field: {} for field in _LINK_FIELDS.values()}
     for link in item.findall("link"):
@@ -320,7 +342,16 @@ def _url(raw: str | None) -> str | None:
     url = (raw or "").strip()
     if url.startswith("//"):
         url = "https:" + url
-    return url if _URL_RE.fullmatch(url) else None
+    if len(url) > URL_MAX_LENGTH or not _URL_RE.fullmatch(url):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:  # e.g. "http://[::1/" or "http://host:99999/"
+        return None
+    if "@" in parts.netloc or not parts.hostname:
+        return None
+    return url
 
 
 def _local_name(tag: str) -> str:

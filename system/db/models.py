@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from system.bgg.models import TITLE_MAX_LENGTH, URL_MAX_LENGTH
 from system.clock import utcnow
 from system.db.base import Base
 from system.db.types import JSONType, UTCDateTime
@@ -38,15 +39,15 @@ class BoardGame(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     bgg_id: Mapped[int] = mapped_column(Integer, unique=True, index=True)
-    title: Mapped[str] = mapped_column(String(500))
+    title: Mapped[str] = mapped_column(String(TITLE_MAX_LENGTH))
     year_published: Mapped[int | None] = mapped_column(Integer)
     min_players: Mapped[int | None] = mapped_column(Integer)
     max_players: Mapped[int | None] = mapped_column(Integer)
     playing_time: Mapped[int | None] = mapped_column(Integer)
     min_age: Mapped[int | None] = mapped_column(Integer)
     description: Mapped[str | None] = mapped_column(Text)
-    thumbnail_url: Mapped[str | None] = mapped_column(String(512))
-    image_url: Mapped[str | None] = mapped_column(String(512))
+    thumbnail_url: Mapped[str | None] = mapped_column(String(URL_MAX_LENGTH))
+    image_url: Mapped[str | None] = mapped_column(String(URL_MAX_LENGTH))
     thumbnail_path: Mapped[str | None] = mapped_column(String(512))
     average_rating: Mapped[float | None] = mapped_column(Float)
     bayes_average: Mapped[float | None] = mapped_column(Float)

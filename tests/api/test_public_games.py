@@ -73,6 +73,9 @@ async def test_unknown_game_is_a_json_404(client: httpx.AsyncClient) -> None:
         ("/api/public/games?offset=-1", "offset"),
         ("/api/public/games?limit=ten", "limit"),
         ("/api/public/games?sort=price", "sort"),
+        # PostgreSQL cannot compare text holding NUL (a 500); SQLite's LIKE stopped at it.
+        ("/api/public/games?q=%00", "q"),
+        ("/api/public/games?q=Brass%00", "q"),
     ],
 )
 async def test_bad_input_is_a_422_naming_the_field(

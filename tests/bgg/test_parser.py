@@ -20,7 +20,7 @@ from system.bgg.errors import (
     BggTransientError,
     GameNotFound,
 )
-from system.bgg.models import BggGame
+from system.bgg.models import TITLE_MAX_LENGTH, URL_MAX_LENGTH, BggGame
 from system.bgg.parser import parse_thing
 from tests.strategies import (
     almost_numbers,
@@ -415,6 +415,43 @@ def test_image_urls(raw: str, expected: str | None) -> None:
     assert (game.thumbnail_url, game.image_url) == (expected, expected)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://user:pass@cf.geekdo-images.com/pic1.jpg",
+        "https://token@cf.geekdo-images.com/pic1.jpg",
+        "//user:pass@cf.geekdo-images.com/pic1.jpg",
+        "https://cf.geekdo-images.com/" + "p" * (URL_MAX_LENGTH - 28),
+        "http://[::1/pic.png",
+        "http://cf.geekdo-images.com:99999/pic.png",
+    ],
+    ids=["user-password", "user", "protocol-relative", "too-long", "bad-ipv6", "bad-port"],
+)
+def test_image_urls_that_cannot_be_stored_or_fetched_become_none(raw: str) -> None:
+    """A URL over the column size, or one carrying credentials (sent as Basic auth, shown
+    publicly), is dropped rather than stored or failing the insert."""
+    game = parse_thing(_thing(f"<thumbnail>{raw}</thumbnail><image>{raw}</image>"), bgg_id=7)
+    assert (game.thumbnail_url, game.image_url) == (None, None)
+
+
+def test_url_of_exactly_the_column_size_is_kept() -> None:
+    url = "https://cf.geekdo-images.com/" + "p" * (URL_MAX_LENGTH - 29)
+    assert len(url) == URL_MAX_LENGTH
+    game = parse_thing(_thing(f"<thumbnail>{url}</thumbnail>"), bgg_id=7)
+    assert game.thumbnail_url == url
+
+
+def test_title_over_the_column_size_is_cut_with_an_ellipsis() -> None:
+    long_title = "Brass " * 200
+    body = _thing("").replace('value="Game"', f'value="{long_title}"')
+    game = parse_thing(body, bgg_id=7)
+    assert len(game.title) == TITLE_MAX_LENGTH
+    assert game.title.endswith("…") and long_title.startswith(game.title[:-1])
+    exact = "x" * TITLE_MAX_LENGTH
+    game = parse_thing(_thing("").replace('value="Game"', f'value="{exact}"'), bgg_id=7)
+    assert game.title == exact
+
+
 def test_description_is_unescaped_once_and_stripped() -> None:
     game = parse_thing(
         _thing(
@@ -616,6 +653,7 @@ def _assert_sane(game: BggGame, bgg_id: int) -> None:
     assert game.bgg_id == bgg_id
     assert game.title
     assert game.title == game.title.strip()
+    assert len(game.title) <= TITLE_MAX_LENGTH
     assert game.year_published != 0
     for count in (
         game.min_players,
@@ -630,6 +668,7 @@ def _assert_sane(game: BggGame, bgg_id: int) -> None:
         assert rating is None or (type(rating) is float and 0 < rating <= 10)
     for url in (game.thumbnail_url, game.image_url):
         assert url is None or url.startswith(("https://", "http://"))
+        assert url is None or (len(url) <= URL_MAX_LENGTH and "@" not in url.split("/")[2])
     for links in (game.categories, game.mechanics, game.designers, game.publishers):
         assert len(set(links)) == len(links)
         assert all(link and link == link.strip() for link in links)
