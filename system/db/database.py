@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from system.db import migrate
 from system.db.engine import create_engine, create_sessionmaker
+from system.db.errors import describe
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,10 @@ class Database:
         except TimeoutError:
             return "database unreachable: no answer in time"
         except Exception as exc:
-            return f"database unreachable: {_one_line(exc)}"
+            # The reason is shown to anyone (readiness is public): the kind of failure only,
+            # never the driver's words, which name roles, databases and hosts.
+            logger.debug("readiness check failed: %s", _one_line(exc))
+            return f"database unreachable: {describe(exc)}"
         return None
 
     async def close(self) -> None:

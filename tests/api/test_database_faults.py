@@ -1,0 +1,192 @@
+"""A database that refuses or drops connections is a 503 with Retry-After, never a 500, and
+the service recovers by itself; a real bug stays a 500, and no 500 kills the connection
+(issue 12, item 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from system.api.deps import SessionDep
+from system.app import create_app
+from system.config import Settings
+from tests.api.served import raw_request, served
+from tests.conftest import PostgresDatabases, make_settings
+
+postgres_only = pytest.mark.postgres
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def own_postgres(postgres_databases: PostgresDatabases) -> str:
+    """A migrated database of this test's own: its backends get terminated."""
+    return postgres_databases.create(migrated=True)
+
+
+def _settings(url: str, tmp_path: Path) -> Settings:
+    return make_settings(
+        database_url=url,
+        database_connect_timeout=2,
+        thumbnail_dir=tmp_path / "thumbnails",
+        spool_path=tmp_path / "spool.jsonl",
+    )
+
+
+def _assert_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["error"]["code"] == "database_unavailable"
+
+
+@pytest.fixture
+async def admin(own_postgres: str) -> AsyncIterator[asyncpg.Connection]:
+    """A superuser connection outside the service, to the server's `postgres` database."""
+    connection = await asyncpg.connect(
+        _dsn(make_url(own_postgres).set(database="postgres").render_as_string(hide_password=False))
+    )
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@postgres_only
+async def test_terminated_backends_answer_503_then_the_service_recovers(
+    own_postgres: str, admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    name = make_url(own_postgres).database
+    async with served(create_app(_settings(own_postgres, tmp_path))) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/api/public/games")).status_code == 200
+            # Hold the catalogue so the next read is in flight when its backend is killed.
+            locker = await asyncpg.connect(_dsn(own_postgres))
+            try:
+                transaction = locker.transaction()
+                await transaction.start()
+                await locker.execute("LOCK TABLE boardgames IN ACCESS EXCLUSIVE MODE")
+                read = asyncio.create_task(client.get("/api/public/games"))
+                async with asyncio.timeout(20):
+                    while not await admin.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 "
+                        "AND application_name = 'bgg-reliability' AND wait_event_type = 'Lock'",
+                        name,
+                    ):
+                        await asyncio.sleep(0.01)
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = $1 AND application_name = 'bgg-reliability'",
+                    name,
+                )
+                _assert_unavailable(await read)
+                await transaction.rollback()
+            finally:
+                await locker.close()
+            # The dead connections were dropped from the pool: the next read just works.
+            assert (await client.get("/api/public/games")).status_code == 200
+
+
+@postgres_only
+async def test_a_database_refusing_connections_answers_503_then_recovers(
+    own_postgres: str, admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    name = make_url(own_postgres).database
+    async with served(create_app(_settings(own_postgres, tmp_path))) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/api/public/games")).status_code == 200
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            try:
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                    name,
+                )
+                for path in ("/api/public/games", "/api/public/games/1"):
+                    _assert_unavailable(await client.get(path))
+                ready = await client.get("/health/ready")
+                assert ready.status_code == 503
+                # Readiness is public: it says what kind of failure, not the driver's words.
+                assert name is not None and name not in ready.text
+                assert "accepting" not in ready.text
+            finally:
+                await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            assert (await client.get("/api/public/games")).status_code == 200
+            assert (await client.get("/health/ready")).status_code == 200
+
+
+@postgres_only
+async def test_too_many_clients_answers_503_and_readiness_names_no_role(
+    own_postgres: str, admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    role = f"bggrel_full_{uuid.uuid4().hex[:8]}"
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0')
+    try:
+        url = make_url(own_postgres).set(username=role).render_as_string(hide_password=False)
+        settings = _settings(url, tmp_path).model_copy(update={"auto_migrate": False})
+        async with served(create_app(settings)) as base:
+            async with httpx.AsyncClient(base_url=base) as client:
+                _assert_unavailable(await client.get("/api/public/games"))
+                ready = await client.get("/health/ready")
+                assert ready.status_code == 503
+                assert role not in ready.text
+    finally:
+        await admin.execute(f'DROP ROLE "{role}"')
+
+
+def _with_a_bug(app: FastAPI) -> FastAPI:
+    async def bug(session: SessionDep) -> dict[str, str]:
+        await session.execute(text("SELEC 1"))  # a typo: a bug, whatever the backend says
+        return {}
+
+    app.add_api_route("/bug", bug)
+    return app
+
+
+async def test_a_real_bug_stays_500_and_keeps_the_connection_open(settings: Settings) -> None:
+    async with served(_with_a_bug(create_app(settings))) as url:
+        port = int(url.rsplit(":", 1)[1])
+        sock = raw_request(port, "GET", "/bug", {})
+        try:
+            first = await _read_response(sock)
+            assert first.startswith(b"HTTP/1.1 500")
+            assert b'"code":"internal_error"' in first
+            # Same connection, next request: it must be answered, not find a closed socket.
+            sock.setblocking(True)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            second = await _read_response(sock)
+        finally:
+            sock.close()
+        assert second.startswith(b"HTTP/1.1 200"), second
+
+
+async def _read_response(sock: socket.socket) -> bytes:
+    """One whole response (headers and a Content-Length body) from a raw socket."""
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    data = b""
+    async with asyncio.timeout(20):
+        while True:
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if sep:
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                )
+                if len(body) >= length:
+                    return data
+            chunk = await loop.sock_recv(sock, 65536)
+            if not chunk:
+                return data
+            data += chunk
