@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from chaos.service import ServiceProcess, free_port
+from tests.support.waiting import eventually_sync
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("TEST_REQUIRE_SERVICES") == "1"
@@ -67,11 +67,9 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not port_open("127.0.0.1", self.port, 0.2):
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.02)
+        eventually_sync(
+            lambda: port_open("127.0.0.1", self.port, 0.2), f"redis-server on port {self.port}"
+        )
 
     def stop(self) -> None:
         """Stop it; clients now get connection refused."""

@@ -18,7 +18,13 @@ from tests.services import serve
 
 
 def _env(**extra: str) -> dict[str, str]:
+    """The caller's environment less its settings, plus `extra`.
+
+    The spool and thumbnail folder are the test's own (the autouse fixture put them under
+    tmp_path): the service's defaults would write into the working tree's `var/`.
+    """
     env = {k: v for k, v in os.environ.items() if not k.isupper() or k in {"PATH", "HOME"}}
+    env.update(SPOOL_PATH=os.environ["SPOOL_PATH"], THUMBNAIL_DIR=os.environ["THUMBNAIL_DIR"])
     env.update(extra)
     return env
 

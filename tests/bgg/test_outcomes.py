@@ -32,6 +32,7 @@ from system.resilience.retry import RetryPolicy
 from tests.conftest import REPO_ROOT, NoSleep
 from tests.fakes import Upstreams
 from tests.services import free_port
+from tests.support.waiting import eventually
 
 
 class Harness:
@@ -222,8 +223,7 @@ async def test_open_breaker_rejects_without_a_call_or_a_wait(bgg: Harness) -> No
 async def test_cancellation_propagates_and_counts_as_nothing(bgg: Harness) -> None:
     bgg.fault(hang=True)
     task = asyncio.create_task(bgg.client.fetch_thing(28720))
-    while bgg.requests() == 0:
-        await asyncio.sleep(0.01)
+    await eventually(bgg.requests, "the request to reach the fake BGG")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -246,6 +246,13 @@ async def test_a_retry_wait_ends_when_another_import_opens_the_breaker(
     its wait, and the rejection says it had already reached BGG."""
     http = build_http_client(connect_timeout=1, read_timeout=5)
     breaker = AsyncCircuitBreaker("BGG API", fail_max=2, reset_timeout=60)
+    waits: list[float] = []
+
+    async def sleep_forever(seconds: float) -> None:
+        # A wait that never ends on its own: only the breaker opening can end it.
+        waits.append(seconds)
+        await asyncio.Event().wait()
+
     client = BggClient(
         base_url=upstreams.bgg_base_url,
         http=http,
@@ -253,19 +260,18 @@ async def test_a_retry_wait_ends_when_another_import_opens_the_breaker(
         policy=RetryPolicy(attempts=3, initial_wait=30, min_wait=30, max_wait=30, jitter=False),
         request_timeout=5,
         max_id=10_000_000,
+        sleep=sleep_forever,
     )
     try:
         upstreams.bgg_app.engine.set_rules([FaultRule(status=503, path="/thing")])
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         sleeper = asyncio.create_task(client.fetch_thing(1))  # fails once, waits 30 s
-        while upstreams.thing_requests() == 0:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: waits, "the first import to start its retry wait")
         with pytest.raises(BggTransientError):
             await client.fetch_thing(2)  # the second failure opens the breaker
+        await eventually(sleeper.done, "the breaker opening to end the retry wait")
         with pytest.raises(BggUnavailable) as caught_opening:
             await sleeper
-        assert loop.time() - started < 5, "the 30 s wait was not cut short"
+        assert waits == [30]
         assert caught_opening.value.upstream_attempts == 1
         with pytest.raises(BggUnavailable) as turned_away:
             await client.fetch_thing(3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 import tracemalloc
 import zlib
 
@@ -12,6 +11,7 @@ import pytest
 
 from chaos.fakes import FakeControl, RunningServer
 from chaos.fakes.cdn import PNG_SIGNATURE
+from tests.support.waiting import eventually_sync
 
 
 def parse_png(data: bytes) -> tuple[int, int, bytes]:
@@ -134,9 +134,10 @@ def test_oversize_stops_when_the_client_gives_up(http: httpx.Client, cdn: Runnin
                 received += len(piece)
                 if received > 2 * 1024 * 1024:
                     break
-        deadline = time.monotonic() + 3
-        while ctl.requests()[-1].outcome == "pending" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        record = ctl.requests()[-1]
+        record = eventually_sync(
+            lambda: ctl.requests()[-1],
+            "the fake to see the client go",
+            until=lambda r: r.outcome != "pending",
+        )
     assert record.outcome == "disconnected"
     assert 2 * 1024 * 1024 < record.bytes_sent < size

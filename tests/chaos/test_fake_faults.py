@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -22,6 +21,7 @@ from chaos.fakes import (
     run_in_thread,
     sequence,
 )
+from tests.support.waiting import eventually, eventually_sync
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "bgg"
 BRASS = (FIXTURES / "thing_28720_brass_lancashire_stats.xml").read_bytes()
@@ -138,13 +138,17 @@ def test_chunked_answer_has_no_content_length(
 
 
 def test_delay(http: httpx.Client, bgg: RunningServer, bgg_ctl: FakeControl) -> None:
-    bgg_ctl.add_fault(delay=0.15, first_n=1)
-    started = time.monotonic()
+    bgg_ctl.add_fault(delay=0.05, first_n=1)
+    delayed = get_thing(http, bgg)
+    assert (delayed.status_code, delayed.content) == (200, BRASS)  # late, but whole
+    # A delay no test outlives holds the answer; first_n=1 lets the next one through at once
+    # (were it delayed too, the client's 5 s timeout would fire).
+    bgg_ctl.add_fault(delay=30, first_n=1)
+    with pytest.raises(httpx.ReadTimeout):
+        http.get(bgg_base_url(bgg.url) + "/thing", params={"id": 28720}, timeout=0.2)
     assert get_thing(http, bgg).status_code == 200
-    assert time.monotonic() - started >= 0.15
-    started = time.monotonic()
-    get_thing(http, bgg)
-    assert time.monotonic() - started < 0.15
+    rules = [r.rule for r in bgg_ctl.requests()]
+    assert rules[0] is not None and rules[1] is not None and rules[2] is None
 
 
 def test_client_timeout_during_delay_is_logged_as_disconnected(
@@ -153,10 +157,12 @@ def test_client_timeout_during_delay_is_logged_as_disconnected(
     bgg_ctl.add_fault(delay=30)
     with pytest.raises(httpx.ReadTimeout):
         http.get(f"{bgg.url}/thing?id=1", timeout=0.1)
-    deadline = time.monotonic() + 2
-    while bgg_ctl.requests()[-1].outcome == "pending" and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert bgg_ctl.requests()[-1].outcome == "disconnected"
+    outcome = eventually_sync(
+        lambda: bgg_ctl.requests()[-1].outcome,
+        "the fake to see the client go",
+        until=lambda o: o != "pending",
+    )
+    assert outcome == "disconnected"
 
 
 def test_first_n_and_sequences_over_http(
@@ -218,10 +224,9 @@ async def test_hang_is_released_when_the_fault_is_cleared(bgg: RunningServer) ->
     ):
         await ctl.add_fault(hang=True, first_n=1)
         pending = asyncio.create_task(client.get(f"{bgg.url}/xmlapi2/thing?id=28720"))
-        for _ in range(200):
-            if (await ctl.counters())["in_flight"] == 1:
-                break
-            await asyncio.sleep(0.005)
+        await eventually(
+            lambda: ctl.counters(), "the request to hang", until=lambda c: c["in_flight"] == 1
+        )
         assert not pending.done()
         assert (await ctl.requests())[-1].outcome == "pending"
         await ctl.clear()
@@ -237,10 +242,9 @@ async def test_hang_then_status_once_released(bgg: RunningServer) -> None:
     ):
         await ctl.add_fault(hang=True, status=504)
         pending = asyncio.create_task(client.get(f"{bgg.url}/thing?id=1"))
-        for _ in range(400):
-            if (await ctl.counters())["in_flight"]:
-                break
-            await asyncio.sleep(0.005)
+        await eventually(
+            lambda: ctl.counters(), "the request to hang", until=lambda c: c["in_flight"] == 1
+        )
         await ctl.reset()
         assert (await asyncio.wait_for(pending, 2)).status_code == 504
 
@@ -267,12 +271,10 @@ def test_hang_is_released_when_the_server_stops() -> None:
 
     thread = threading.Thread(target=call)
     thread.start()
-    while server.app.log.counters()["in_flight"] == 0:
-        time.sleep(0.005)
-    started = time.monotonic()
+    eventually_sync(lambda: server.app.log.counters()["in_flight"], "the request to hang")
     server.stop()
-    thread.join(5)
-    assert time.monotonic() - started < 2
+    thread.join(5)  # the client's own timeout is 10 s: it must be the stop that ends it
+    assert not thread.is_alive(), "the hanging request outlived the server"
     assert not server.running
     assert len(outcome) == 1
     assert isinstance(outcome[0], httpx.RemoteProtocolError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 
@@ -29,6 +30,12 @@ from chaos.proxy import (
 )
 
 Address = tuple[str, int]
+
+# A toxic this long cannot end during a test, however slow the machine: while it holds, a
+# short look at the socket must find nothing. How long toxics take is measured by
+# `python -m benchmarks.proxy_toxics`, not asserted here.
+HOLD_MS = 30_000
+LOOK = 0.2
 
 
 @pytest.fixture
@@ -65,12 +72,28 @@ def recv_all(sock: socket.socket) -> bytes:
     return data
 
 
-def round_trip(address: Address, payload: bytes = b"ping") -> float:
-    with connect(address) as sock:
-        started = time.monotonic()
+def round_trip(address: Address, payload: bytes = b"ping") -> None:
+    """The payload comes back whole through `address`."""
+    with connect(address, timeout=5) as sock:
         sock.sendall(payload)
         assert recv_exactly(sock, len(payload)) == payload
-        return time.monotonic() - started
+
+
+def assert_held(sock: socket.socket) -> None:
+    """Nothing (no byte, no close, no reset) arrives on `sock` for a short look."""
+    previous = sock.gettimeout()
+    sock.settimeout(LOOK)
+    try:
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+    finally:
+        sock.settimeout(previous)
+
+
+def assert_held_on_a_new_connection(address: Address, payload: bytes = b"ping") -> None:
+    with connect(address) as sock:
+        sock.sendall(payload)
+        assert_held(sock)
 
 
 def test_pipes_bytes_both_ways(proxies: ProxyServer, echo_proxy: Address) -> None:
@@ -85,30 +108,47 @@ def test_pipes_bytes_both_ways(proxies: ProxyServer, echo_proxy: Address) -> Non
 
 
 def test_latency(proxies: ProxyServer, echo_proxy: Address) -> None:
-    assert round_trip(echo_proxy) < 0.1
-    proxies.add_toxic("echo", Latency(latency=120, jitter=10))
-    assert 0.11 <= round_trip(echo_proxy) < 0.5
-    proxies.add_toxic("echo", Latency(latency=60, direction="upstream"))
-    assert 0.17 <= round_trip(echo_proxy) < 0.6
+    proxies.add_toxic("echo", Latency(latency=HOLD_MS, name="held"))
+    assert_held_on_a_new_connection(echo_proxy)
+    proxies.remove_toxic("echo", "held")
+    proxies.add_toxic("echo", Latency(latency=HOLD_MS, direction="upstream", name="held"))
+    assert_held_on_a_new_connection(echo_proxy)
+    proxies.remove_toxic("echo", "held")
+    # Latency delays the bytes, and delivers them whole, both ways at once.
+    proxies.add_toxic("echo", Latency(latency=20, jitter=10))
+    proxies.add_toxic("echo", Latency(latency=10, direction="upstream"))
+    round_trip(echo_proxy, bytes(range(256)) * 100)
 
 
 def test_latency_shifts_the_stream_instead_of_adding_up(
     proxies: ProxyServer, echo_proxy: Address
 ) -> None:
-    proxies.add_toxic("echo", Latency(latency=100))
-    with connect(echo_proxy) as sock:
-        started = time.monotonic()
+    proxies.add_toxic("echo", Latency(latency=500))
+    # Five writes a little apart: shifted, all are in by about 0.55 s; added up, the last
+    # would come after 2.5 s, and the read's timeout (2 s, far from both) would fire.
+    with connect(echo_proxy, timeout=2) as sock:
         for index in range(5):
             sock.sendall(bytes([index]) * 10)
             time.sleep(0.01)
         assert recv_exactly(sock, 50) == b"".join(bytes([i]) * 10 for i in range(5))
-        assert time.monotonic() - started < 0.35  # not 5 x 100 ms
 
 
 def test_bandwidth(proxies: ProxyServer, echo_proxy: Address) -> None:
-    proxies.add_toxic("echo", Bandwidth(rate=100))  # 100 KB/s downstream
-    elapsed = round_trip(echo_proxy, b"x" * 20 * 1024)
-    assert 0.15 <= elapsed < 0.6
+    proxies.add_toxic("echo", Bandwidth(rate=1))  # 1 KB/s downstream: 20 KB take 20 s
+    payload = b"x" * 20 * 1024
+    with connect(echo_proxy, timeout=5) as sock:
+        sock.sendall(payload)
+        received = sock.recv(len(payload))  # the first slice comes at once
+        time.sleep(LOOK)  # a look at the trickle: a slow machine only sees less of it
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while piece := sock.recv(len(payload)):
+                received += piece
+    assert received and set(received) == {ord("x")}
+    assert len(received) < len(payload), "the whole payload came through unthrottled"
+    proxies.clear_toxics("echo")
+    proxies.add_toxic("echo", Bandwidth(rate=10_000))
+    round_trip(echo_proxy, payload)
 
 
 def test_slicer(proxies: ProxyServer, echo_proxy: Address) -> None:
@@ -147,11 +187,12 @@ def test_reset_peer_open_connection_after_a_delay(
     with connect(echo_proxy) as sock:
         sock.sendall(b"one")
         assert recv_exactly(sock, 3) == b"one"
+        proxies.add_toxic("echo", ResetPeer(timeout=HOLD_MS, name="reset"))
+        assert_held(sock)  # not reset at once
+        proxies.remove_toxic("echo", "reset")
         proxies.add_toxic("echo", ResetPeer(timeout=30))
-        started = time.monotonic()
         with pytest.raises(ConnectionResetError):
             sock.recv(10)
-        assert time.monotonic() - started >= 0.025
 
 
 def test_reset_peer_seen_by_httpx(proxies: ProxyServer, bgg: RunningServer) -> None:
@@ -165,10 +206,8 @@ def test_blackhole_makes_a_client_read_time_out(proxies: ProxyServer, bgg: Runni
     proxies.create("bgg", upstream=(bgg.host, bgg.port))
     proxies.add_toxic("bgg", {"type": "blackhole", "direction": "both"})
     with httpx.Client(trust_env=False, timeout=0.2) as client:
-        started = time.monotonic()
         with pytest.raises(httpx.ReadTimeout):
             client.get(proxies.url("bgg") + "/thing?id=1")
-        assert time.monotonic() - started < 1
         proxies.remove_toxic("bgg", "timeout_both")
         assert client.get(proxies.url("bgg") + "/thing?id=1").status_code == 200
 
@@ -176,22 +215,28 @@ def test_blackhole_makes_a_client_read_time_out(proxies: ProxyServer, bgg: Runni
 def test_timeout_closes_the_connection_after_its_timeout(
     proxies: ProxyServer, echo_proxy: Address
 ) -> None:
-    proxies.add_toxic("echo", Timeout(timeout=50, direction="both"))
-    with connect(echo_proxy) as sock:
-        started = time.monotonic()
+    proxies.add_toxic("echo", Timeout(timeout=HOLD_MS, direction="both", name="hole"))
+    with connect(echo_proxy, timeout=5) as sock:
         sock.sendall(b"lost")
+        assert_held(sock)  # swallowed, and not closed before its timeout
+        proxies.remove_toxic("echo", "hole")
+        proxies.add_toxic("echo", Timeout(timeout=50, direction="both"))
         assert recv_all(sock) == b""
-        assert 0.04 <= time.monotonic() - started < 1
 
 
 def test_slow_close(proxies: ProxyServer, echo_proxy: Address) -> None:
-    proxies.add_toxic("echo", SlowClose(delay=150))
-    with connect(echo_proxy) as sock:
+    proxies.add_toxic("echo", SlowClose(delay=HOLD_MS, name="slow"))
+    with connect(echo_proxy, timeout=5) as sock:
         sock.sendall(b"bye")
         sock.shutdown(socket.SHUT_WR)  # the echo server then closes its side
-        started = time.monotonic()
+        assert recv_exactly(sock, 3) == b"bye"
+        assert_held(sock)  # the data came, the close is held
+    proxies.remove_toxic("echo", "slow")
+    proxies.add_toxic("echo", SlowClose(delay=50))
+    with connect(echo_proxy, timeout=5) as sock:
+        sock.sendall(b"bye")
+        sock.shutdown(socket.SHUT_WR)
         assert recv_all(sock) == b"bye"
-        assert time.monotonic() - started >= 0.14
 
 
 def test_down_refuses_and_up_works_again_on_the_same_port(
@@ -213,18 +258,16 @@ def test_down_refuses_and_up_works_again_on_the_same_port(
         open_conn.close()
 
     assert proxies.up("echo")["listen"] == f"127.0.0.1:{echo_proxy[1]}"
-    assert round_trip(echo_proxy) < 0.5
+    round_trip(echo_proxy)
     proxies.up("echo")  # idempotent
 
 
 def test_toxics_apply_per_direction(proxies: ProxyServer, echo_proxy: Address) -> None:
     proxies.add_toxic("echo", LimitData(bytes=3, direction="upstream"))
-    proxies.add_toxic("echo", Latency(latency=100, direction="upstream"))
-    with connect(echo_proxy) as sock:
-        started = time.monotonic()
+    proxies.add_toxic("echo", Latency(latency=10, direction="upstream"))
+    with connect(echo_proxy, timeout=5) as sock:
         sock.sendall(b"ab")  # under the upstream limit
         assert recv_exactly(sock, 2) == b"ab"
-        assert time.monotonic() - started >= 0.1
         sock.sendall(b"cdef")  # crosses it: the connection is closed
         assert recv_all(sock) in (b"", b"c")
 
@@ -250,13 +293,12 @@ def test_toxicity_is_drawn_per_connection_from_the_seed(
 
 def test_removing_a_toxic_heals_open_connections(proxies: ProxyServer, echo_proxy: Address) -> None:
     with connect(echo_proxy) as sock:
-        proxies.add_toxic("echo", Latency(latency=200, name="slow"))
+        proxies.add_toxic("echo", Latency(latency=HOLD_MS, name="slow"))
         assert [t.key for t in proxies.toxics("echo")] == ["slow"]
         proxies.remove_toxic("echo", "slow")
-        started = time.monotonic()
+        sock.settimeout(5)  # far below the removed toxic's 30 s
         sock.sendall(b"q")
         assert recv_exactly(sock, 1) == b"q"
-        assert time.monotonic() - started < 0.15
 
 
 def test_errors_of_the_python_api(proxies: ProxyServer, echo: Address) -> None:
@@ -294,7 +336,7 @@ def test_reset_clears_toxics_and_brings_proxies_up(
     proxies.reset()
     info = proxies.info("echo")
     assert (info["enabled"], info["toxics"]) == (True, [])
-    assert round_trip(echo_proxy) < 0.5
+    round_trip(echo_proxy)
 
 
 def test_fronts_the_fake_bgg(proxies: ProxyServer, bgg: RunningServer) -> None:
@@ -304,10 +346,9 @@ def test_fronts_the_fake_bgg(proxies: ProxyServer, bgg: RunningServer) -> None:
         proxied = client.get(bgg_base_url(proxies.url("bgg")) + "/thing?id=28720&stats=1")
         assert proxied.status_code == 200
         assert proxied.content == direct.content
-        proxies.add_toxic("bgg", Latency(latency=100))
-        started = time.monotonic()
-        client.get(proxies.url("bgg") + "/thing?id=1")
-        assert time.monotonic() - started >= 0.1
+        proxies.add_toxic("bgg", Latency(latency=HOLD_MS))
+        with pytest.raises(httpx.ReadTimeout):
+            client.get(proxies.url("bgg") + "/thing?id=1", timeout=LOOK)
 
 
 def test_toxiproxy_json_shape_is_accepted() -> None:
@@ -327,11 +368,11 @@ async def test_proxy_on_the_callers_event_loop(echo: Address) -> None:
         reader, writer = await asyncio.open_connection(*proxy.listen)
         writer.write(b"hi")
         assert await reader.readexactly(2) == b"hi"
-        proxy.add_toxic(Latency(latency=50))
-        started = time.monotonic()
+        proxy.add_toxic(Latency(latency=HOLD_MS, name="held"))
         writer.write(b"yo")
-        assert await reader.readexactly(2) == b"yo"
-        assert time.monotonic() - started >= 0.05
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.readexactly(2), LOOK)
+        proxy.remove_toxic("held")
         await proxy.down()
         assert await reader.read() == b""
         writer.close()
@@ -356,11 +397,11 @@ def test_control_http_api(proxy_server: ProxyServer, proxies: ProxyServer, echo:
         host, port = listen.rsplit(":", 1)
         assert api.get("/proxies").json()["h"]["upstream"] == f"{echo[0]}:{echo[1]}"
 
-        toxic = {"type": "latency", "latency": 80, "direction": "downstream", "name": "lat"}
+        toxic = {"type": "latency", "latency": HOLD_MS, "direction": "downstream", "name": "lat"}
         added = api.post("/proxies/h/toxics", json=toxic)
         assert added.status_code == 201
-        assert added.json() == {**toxic, "toxicity": 1.0, "jitter": 0.0, "latency": 80.0}
-        assert round_trip((host, int(port))) >= 0.08
+        assert added.json() == {**toxic, "toxicity": 1.0, "jitter": 0.0, "latency": HOLD_MS}
+        assert_held_on_a_new_connection((host, int(port)))
         assert [t["name"] for t in api.get("/proxies/h/toxics").json()] == ["lat"]
         assert api.post("/proxies/h/toxics", json=toxic).status_code == 409
         assert api.delete("/proxies/h/toxics/lat").status_code == 204
@@ -373,7 +414,7 @@ def test_control_http_api(proxy_server: ProxyServer, proxies: ProxyServer, echo:
         with pytest.raises(ConnectionRefusedError):
             connect((host, int(port)))
         assert api.post("/proxies/h/up").json()["enabled"] is True
-        assert round_trip((host, int(port))) < 0.5
+        round_trip((host, int(port)))
         assert api.post("/reset").json() == {"status": "reset"}
 
         bad = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -104,11 +103,9 @@ def test_fakes_cli_runs_in_the_foreground() -> None:
             assert client.get(f"{url}/_control/health").json()["seed"] == 3
     finally:
         process.terminate()
-        started = time.monotonic()
-        process.wait(5)
+        process.wait(5)  # raises if SIGTERM did not stop it
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught
     assert process.returncode in (0, -signal.SIGTERM)
-    assert time.monotonic() - started < 3

@@ -6,9 +6,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import time_machine
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,7 +24,7 @@ from system.observability.alerts import Alerter, RequestWindow
 from system.resilience.breaker import AsyncCircuitBreaker
 from system.resilience.redis_store import redis_client
 from system.resilience.store import OPEN, MemoryBreakerStore, Snapshot
-from tests.conftest import ServiceFactory, make_settings
+from tests.conftest import ServiceFactory, ServiceUnderTest, make_settings
 from tests.fakes import Upstreams
 
 
@@ -74,32 +76,41 @@ async def test_breaker_open_fires_once_and_resolves_once(
     make_service: ServiceFactory, upstreams: Upstreams, receiver: tuple[Receiver, RunningServer]
 ) -> None:
     hook, server = receiver
-    async with make_service(
-        alert_webhook_url=f"{server.url}/hook",
-        alert_breaker_open_seconds=0,
-        bgg_breaker_reset_timeout=0.2,
-        alert_check_interval_seconds=3600,  # the test drives the checks itself
-    ) as service:
-        alerter = service.services.alerter
-        assert await alerter.check_once() == []
-        upstreams.bgg_app.engine.set_rules([FaultRule(status=503, path="/thing")])
-        await service.import_game(13)
-        await service.import_game(13)
-        assert await alerter.check_once() == ["breaker_open:firing"]
-        assert await alerter.check_once() == []  # still open: no second message
-        (message,) = hook.messages
-        assert message["text"].startswith(":rotating_light:")
-        assert "BGG API" in message["alert"]["summary"]
-        assert message["attachments"][0]["color"] == "#d00000"
-        listed = (await service.admin_get("/api/admin/monitoring/alerts")).json()
-        assert {a["rule"]: a["firing"] for a in listed}["breaker_open"] is True
-
-        upstreams.bgg_app.engine.clear()
-        await asyncio.sleep(0.25)  # the configured 0.2 s reset timeout, in real time
-        assert (await service.import_game(28720)).status_code == 201  # trial closes it
-        assert await alerter.check_once() == ["breaker_open:resolved"]
-        assert await alerter.check_once() == []
+    # The breaker's reset timeout passes on the clock the breaker reads, not in real time.
+    with time_machine.travel(datetime.now(UTC), tick=True) as clock:
+        async with make_service(
+            alert_webhook_url=f"{server.url}/hook",
+            alert_breaker_open_seconds=0,
+            bgg_breaker_reset_timeout=60,
+            alert_check_interval_seconds=3600,  # the test drives the checks itself
+        ) as service:
+            await _open_then_close_the_breaker(service, upstreams, hook, clock)
     assert hook.statuses() == [("breaker_open", "firing"), ("breaker_open", "resolved")]
+
+
+async def _open_then_close_the_breaker(
+    service: ServiceUnderTest, upstreams: Upstreams, hook: Receiver, clock: time_machine.Coordinates
+) -> None:
+    alerter = service.services.alerter
+    assert await alerter.check_once() == []
+    upstreams.bgg_app.engine.set_rules([FaultRule(status=503, path="/thing")])
+    await service.import_game(13)
+    await service.import_game(13)
+    assert await alerter.check_once() == ["breaker_open:firing"]
+    assert await alerter.check_once() == []  # still open: no second message
+    (message,) = hook.messages
+    assert message["text"].startswith(":rotating_light:")
+    assert "BGG API" in message["alert"]["summary"]
+    assert message["attachments"][0]["color"] == "#d00000"
+    listed = (await service.admin_get("/api/admin/monitoring/alerts")).json()
+    assert {a["rule"]: a["firing"] for a in listed}["breaker_open"] is True
+
+    upstreams.bgg_app.engine.clear()
+    assert (await service.import_game(28720)).status_code == 503  # still open
+    clock.shift(61)  # past the reset timeout
+    assert (await service.import_game(28720)).status_code == 201  # trial closes it
+    assert await alerter.check_once() == ["breaker_open:resolved"]
+    assert await alerter.check_once() == []
 
 
 async def test_unresolved_failures_and_error_rate(

@@ -18,6 +18,7 @@ from system.resilience.redis_store import (
     redis_client,
 )
 from tests.services import RedisServer, redis_server
+from tests.support.waiting import eventually
 
 
 class Worker:
@@ -43,14 +44,6 @@ class Worker:
     async def close(self) -> None:
         await self.store.aclose()
         await self.client.aclose()
-
-
-async def wait_until(predicate: object, what: str) -> None:
-    for _ in range(250):
-        if predicate():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 @pytest.fixture
@@ -102,7 +95,11 @@ async def test_without_redis_each_worker_keeps_its_own_state_and_resyncs(
     assert b.store.mode == "local"
 
     server.start()
-    await wait_until(lambda: a.store.mode == "redis" and b.store.mode == "redis", "resync")
+    await eventually(
+        lambda: (a.store.mode, b.store.mode),
+        "both to resync",
+        until=lambda m: m == ("redis", "redis"),
+    )
     # a saw the outage: its open state won over Redis's closed one, and b now sees it too.
     assert (await b.breaker.snapshot()).state == "open"
     with pytest.raises(CircuitOpenError):
@@ -134,12 +131,15 @@ async def test_a_hung_redis_costs_one_short_timeout(tmp_path: Path) -> None:
     port = hang.sockets[0].getsockname()[1]
     worker = Worker(f"redis://127.0.0.1:{port}/0", "k", timeout=0.05)
     try:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        async with worker.breaker.guard():
-            pass
-        assert loop.time() - started < 1.0
+
+        async def guarded() -> None:
+            async with worker.breaker.guard():
+                pass
+
+        # Without REDIS_TIMEOUT this would wait for the hung server for ever.
+        await asyncio.wait_for(guarded(), 10)
         assert worker.store.mode == "local"
+        assert len(accepted) == 1, "one connection, one timeout: a hung Redis is not retried"
     finally:
         await worker.close()
         for writer in accepted:
@@ -165,7 +165,7 @@ async def test_a_trial_that_ends_while_redis_is_away_is_not_forgotten(
         assert a.store.mode == "local"
         assert (await a.breaker.snapshot()).state == "closed"
         server.start()
-        await wait_until(lambda: a.store.mode == "redis", "a reconnects")
+        await eventually(lambda: a.store.mode, "a to reconnect", until=lambda m: m == "redis")
         assert (await b.breaker.snapshot()).state == "closed", "the trial's success reached Redis"
         async with b.breaker.guard():
             pass
@@ -185,7 +185,7 @@ async def test_no_dead_connection_survives_a_network_cut(
         await worker.breaker.snapshot()
         assert worker.store.mode == "local"
         proxies.up("redis-cut")
-        await wait_until(lambda: worker.store.mode == "redis", "reconnection")
+        await eventually(lambda: worker.store.mode, "reconnection", until=lambda m: m == "redis")
         await asyncio.gather(*(worker.breaker.snapshot() for _ in range(8)))
         assert worker.store.mode == "redis", "a stale pooled connection failed a command"
     finally:

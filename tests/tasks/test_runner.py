@@ -11,6 +11,7 @@ from system.db.models import BackgroundTaskFailure
 from system.tasks.runner import TaskRunner
 from tests.conftest import ServiceFactory
 from tests.fakes import Upstreams
+from tests.support.waiting import eventually
 
 
 async def test_at_most_concurrency_tasks_run_at_once() -> None:
@@ -27,7 +28,7 @@ async def test_at_most_concurrency_tasks_run_at_once() -> None:
 
     for n in range(10):
         runner.submit(work(), name=f"w{n}")
-    await asyncio.sleep(0.01)
+    await eventually(lambda: runner.running, "the first tasks to start", until=lambda n: n >= 3)
     assert (peak, runner.running, runner.pending) == (3, 3, 10)
     release.set()
     await runner.join()
@@ -40,8 +41,7 @@ async def test_shutdown_drains_and_records_what_it_had_to_cut(
     upstreams.cdn_app.engine.set_rules([FaultRule(hang=True)])
     async with make_service(background_drain_seconds=0.1) as service:
         assert (await service.import_game(28720)).status_code == 201
-        while upstreams.image_requests() == 0:
-            await asyncio.sleep(0.01)
+        await eventually(upstreams.image_requests, "the thumbnail download to start")
         spool = service.services.recorder.spool
     # The lifespan ended: the hanging download was cancelled and spooled, not lost.
     assert spool.pending() == 1
@@ -60,8 +60,9 @@ async def test_a_download_cut_short_records_the_attempt_it_was_in(
     upstreams.cdn_app.engine.set_rules([FaultRule(delay=5, first_n=1), FaultRule(hang=True)])
     async with make_service(background_drain_seconds=0.1, thumbnail_timeout=0.2) as service:
         assert (await service.import_game(28720)).status_code == 201
-        while upstreams.image_requests() < 2:
-            await asyncio.sleep(0.01)
+        await eventually(
+            upstreams.image_requests, "the second download attempt", until=lambda n: n >= 2
+        )
     upstreams.cdn_app.engine.clear()
     async with make_service() as restarted:
         async with restarted.services.database.session() as session:
