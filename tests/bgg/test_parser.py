@@ -4,7 +4,6 @@ Hypothesis-generated or damaged documents."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -620,11 +619,10 @@ PARAMETER_ENTITY = (
 )
 @pytest.mark.parametrize("as_bytes", [True, False], ids=["bytes", "str"])
 def test_dtds_and_entities_are_refused_without_expansion(body: str, as_bytes: bool) -> None:
-    started = time.perf_counter()
+    # Refused on sight of the declarations, before any expansion: a parser that expanded would
+    # take 10**9 steps, or (expat >= 2.4) fail with its own amplification error instead.
     with pytest.raises(BggBadResponse, match="DTD or entity declarations") as info:
         parse_thing(body.encode() if as_bytes else body, bgg_id=1)
-    # Expanding the bomb would take 10**9 steps; refusing it takes microseconds.
-    assert time.perf_counter() - started < 1.0
     assert "root:" not in info.value.message
 
 

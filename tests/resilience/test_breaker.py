@@ -9,6 +9,7 @@ import pytest
 import time_machine
 
 from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError, Transition
+from tests.support.waiting import eventually
 
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -118,7 +119,12 @@ async def test_half_open_admits_exactly_one_of_many_concurrent_callers() -> None
         clock.shift(61)
         up.fail, up.calls, up.gate = False, 0, asyncio.Event()
         results = [asyncio.create_task(call(b, up)) for _ in range(50)]
-        await asyncio.sleep(0.01)
+        # Every caller has had its turn while the one admitted waits at the gate.
+        await eventually(
+            lambda: sum(r.done() for r in results),
+            "49 callers turned away",
+            until=lambda n: n == 49,
+        )
         up.gate.set()
         outcomes = await asyncio.gather(*results, return_exceptions=True)
         assert up.calls == 1
