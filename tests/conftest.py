@@ -54,6 +54,17 @@ BACKENDS = [
 
 TABLES = ("background_task_runs", "background_task_failures", "boardgames")
 
+# Whole chaos runs, Locust runs and notebook pipelines: their own subprocess limits go up to
+# 240 s. Every other test has pyproject.toml's `timeout`.
+SLOW_TIMEOUT = 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A `slow` test gets SLOW_TIMEOUT, unless it names its own with @pytest.mark.timeout."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
+
 
 @pytest.fixture(autouse=True)
 def _own_spool_and_thumbnails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,8 +20,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.services import free_port, missing
 
-# Each run is a service, a fake and Locust for 8-9 s; `load` gives a hung one 90 s.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.slow
 
 FAST = ["--workers", "1", "--seed-games", "10", "--spawn-rate", "20"]
 # A minute's outage run compressed into 9 s: BGG down from about 2 s to 6 s (the shape acts on
