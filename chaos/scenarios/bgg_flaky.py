@@ -118,8 +118,8 @@ async def bgg_flaky(ctx: Context) -> dict[str, Any]:
     return {"probability": FAILURE_RATE, "seed": ctx.seed, "fault_sequence_sha256": digest}
 
 
-async def imports_succeed(ctx: Context) -> dict[str, Any]:
-    """Imports one after the other until `IMPORTS` of them are judged.
+async def imports_succeed(ctx: Context, imports: int = IMPORTS) -> dict[str, Any]:
+    """Imports one after the other until `imports` of them are judged.
 
     Retries are judged on the imports they could help: not those the open breaker turned
     away (they never reached BGG), and not the one whose failure opened it (README: that
@@ -129,7 +129,7 @@ async def imports_succeed(ctx: Context) -> dict[str, Any]:
     """
     ok = failed = rejected = tripped = made = 0
     for bgg_id in ctx.state["flaky_ids"]:
-        if ok + failed == IMPORTS:
+        if ok + failed == imports:
             break
         call = await ctx.import_game(bgg_id, time_limit=HARNESS.deadline + 2)
         made += 1

@@ -1,0 +1,111 @@
+"""bgg_flaky against the real service and fakes, over many seeds (one stack for all).
+
+Compressed: one service for every seed instead of a fresh one each, and `SWEEP_IMPORTS`
+judged imports per seed with the threshold derived for that many (`threshold`), so 50
+seeds take minutes, not a quarter of an hour. The full-size scenario (200 imports) is what
+`python -m chaos run` runs; its threshold over thousands of seeds is in test_flaky_plan.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from chaos.context import Context, Ids
+from chaos.events import EventLog
+from chaos.scenarios import bgg_flaky
+from chaos.stack import Deployment, Options, Stack
+from chaos.watch import BreakerWatcher, PublicSampler
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+SWEEP_SEEDS = range(1000, 1050)
+SWEEP_IMPORTS = 60
+MUTANT_SEEDS = range(1000, 1010)
+
+
+class Sweep:
+    """Fakes, proxies and one service, and a fresh `Context` per seed."""
+
+    def __init__(self, stack: Stack, deployment: Deployment) -> None:
+        self.stack = stack
+        self.deployment = deployment
+        self.events = EventLog(None)
+        self.ids = Ids(random.Random(0))
+
+    async def run(self, seed: int, imports: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """bgg_flaky's method with `seed`: (import probe output, breaker probe output)."""
+        self.stack.reset_upstreams(seed)
+        clients = self.deployment.clients
+        ctx = Context(
+            name="bgg_flaky", seed=seed, stack=self.stack, deployment=self.deployment,
+            events=self.events, ids=self.ids, sampler=PublicSampler(clients, self.events),
+            watcher=BreakerWatcher(clients, self.events),
+        )  # fmt: skip
+        await bgg_flaky.bgg_flaky(ctx)
+        imported = await bgg_flaky.imports_succeed(ctx, imports)
+        breaker = await bgg_flaky.breaker_matches_log(ctx)
+        plan_index = {bgg_id: i for i, bgg_id in enumerate(ctx.state["flaky_ids"])}
+        breaker["observed"] = [
+            (plan_index[int(parse_qs(r.query)["id"][0])], r.status)
+            for r in self.stack.bgg.log.records(path="/thing")
+        ]
+        breaker["digest"] = ctx.figures["fault_sequence_sha256"]
+        return imported, breaker
+
+
+async def _sweep(tmp_path: Path, **service_env: str) -> AsyncIterator[Sweep]:
+    stack = Stack(Options(seed=0, report_dir=tmp_path, service_env=service_env))
+    try:
+        stack.start()
+        yield Sweep(stack, await stack.deployment("main", "sweep"))
+    finally:
+        await stack.aclose()
+        stack.close()
+
+
+@pytest.fixture
+async def sweep(tmp_path: Path) -> AsyncIterator[Sweep]:
+    async for running in _sweep(tmp_path):
+        yield running
+
+
+@pytest.fixture
+async def no_retries(tmp_path: Path) -> AsyncIterator[Sweep]:
+    async for running in _sweep(tmp_path, BGG_RETRY_ATTEMPTS="1"):
+        yield running
+
+
+async def test_the_same_seed_replays_the_same_faults_and_answers(sweep: Sweep) -> None:
+    first = await sweep.run(1, SWEEP_IMPORTS)
+    again = await sweep.run(1, SWEEP_IMPORTS)
+    assert first[1]["digest"] == again[1]["digest"]
+    assert first[1]["fault_plan_followed"] and again[1]["fault_plan_followed"]
+    # What BGG answered, request by request, is the same too (ids differ, plan slots not).
+    assert first[1]["observed"] == again[1]["observed"]
+    assert first[0]["failed"] == again[0]["failed"]
+
+
+async def test_bgg_flaky_passes_for_every_seed(sweep: Sweep) -> None:
+    allowed = bgg_flaky.threshold(SWEEP_IMPORTS).max_failed
+    failures: dict[int, int] = {}
+    for seed in SWEEP_SEEDS:
+        imported, breaker = await sweep.run(seed, SWEEP_IMPORTS)
+        assert breaker["fault_plan_followed"], seed
+        assert breaker["consistent"], (seed, breaker)
+        assert imported["judged"] == SWEEP_IMPORTS, (seed, imported)
+        failures[seed] = imported["failed"]
+    assert max(failures.values()) <= allowed, failures
+
+
+async def test_a_service_without_retries_fails_for_every_seed(no_retries: Sweep) -> None:
+    failures: dict[int, int] = {}
+    for seed in MUTANT_SEEDS:
+        imported, _ = await no_retries.run(seed, bgg_flaky.IMPORTS)
+        failures[seed] = imported["failed"]
+    assert min(failures.values()) > bgg_flaky.MAX_FAILED, failures
