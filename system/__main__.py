@@ -79,7 +79,9 @@ def _load_settings() -> Settings:
 
 
 async def _migrate(settings: Settings, revision: str) -> tuple[str | None, str]:
-    database = Database(settings.database_url, connect_timeout=settings.database_connect_timeout)
+    database = Database(
+        settings.database_url.get_secret_value(), connect_timeout=settings.database_connect_timeout
+    )
     try:
         async with asyncio.timeout(settings.database_connect_timeout * 4):
             return await migrate.migrate_to(database.engine, revision)

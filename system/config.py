@@ -18,8 +18,8 @@ from system.tokens import HASH_PREFIX, parse_hashed_token
 DEFAULT_IMAGE_HOSTS = ("cf.geekdo-images.com", "cf.geekdo-static.com")
 
 
-def _default_database_url() -> str:
-    return f"sqlite+aiosqlite:///{Path('var') / 'bgg.db'}"
+def _default_database_url() -> SecretStr:
+    return SecretStr(f"sqlite+aiosqlite:///{Path('var') / 'bgg.db'}")
 
 
 def _split_csv(value: object) -> object:
@@ -35,8 +35,9 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
     )
 
-    # Storage
-    database_url: str = Field(
+    # Storage. The secret settings (URLs that hold passwords or secret paths, tokens, the DSN)
+    # are SecretStr: no repr, str, dump or error report of the settings shows them.
+    database_url: SecretStr = Field(
         default_factory=_default_database_url,
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
     )
@@ -94,7 +95,7 @@ class Settings(BaseSettings):
     bgg_max_id: int = Field(10_000_000, ge=1, description="Largest bgg_id accepted for import.")
 
     # Shared breaker state
-    redis_url: str | None = Field(None, description="Share breaker state between workers.")
+    redis_url: SecretStr | None = Field(None, description="Share breaker state between workers.")
     redis_timeout: float = Field(
         0.25,
         gt=0,
@@ -140,7 +141,7 @@ class Settings(BaseSettings):
     )
 
     # Alerts (in the service itself, for those without Prometheus)
-    alert_webhook_url: str | None = Field(None, description="Slack-compatible webhook URL.")
+    alert_webhook_url: SecretStr | None = Field(None, description="Slack-compatible webhook URL.")
     alert_check_interval_seconds: float = Field(5.0, gt=0)
     alert_error_rate_threshold: float = Field(0.01, ge=0, le=1)
     alert_error_rate_window_seconds: float = Field(300, gt=0)
@@ -166,7 +167,8 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _supported_driver(cls, value: str) -> str:
+    def _supported_driver(cls, secret: SecretStr) -> SecretStr:
+        value = secret.get_secret_value()
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
@@ -176,12 +178,14 @@ class Settings(BaseSettings):
         except ValueError as exc:
             # A typo such as a non-numeric port must stop the start here with one line, not
             # crash the lifespan later with a traceback.
-            raise ValueError(f"DATABASE_URL is not a valid URL: {exc}") from None
+            # SQLAlchemy's message may quote the URL, password included: say which part.
+            problem = "the port is not a number" if "int()" in str(exc) else "cannot be parsed"
+            raise ValueError(f"DATABASE_URL is not a valid URL: {problem}") from None
         if url.port is not None and not 0 < url.port <= 65535:
             raise ValueError(f"DATABASE_URL port out of range 1-65535: {url.port}")
         if url.get_backend_name() == "postgresql" and not url.database:
             raise ValueError("DATABASE_URL names no database (postgresql+asyncpg://.../NAME)")
-        return value
+        return secret
 
     @field_validator("bgg_base_url")
     @classmethod
@@ -199,4 +203,4 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         """Whether the configured database is the embedded SQLite."""
-        return self.database_url.startswith("sqlite")
+        return self.database_url.get_secret_value().startswith("sqlite")

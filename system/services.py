@@ -127,10 +127,11 @@ def build_services(
     metrics = metrics or Metrics()
     window = window or RequestWindow(settings.alert_error_rate_window_seconds)
     sleep = overrides.sleep or asyncio.sleep
-    database = Database(settings.database_url, connect_timeout=settings.database_connect_timeout)
-
+    database = Database(
+        settings.database_url.get_secret_value(), connect_timeout=settings.database_connect_timeout
+    )
     redis = (
-        redis_client(settings.redis_url, timeout=settings.redis_timeout)
+        redis_client(settings.redis_url.get_secret_value(), timeout=settings.redis_timeout)
         if settings.redis_url
         else None
     )

@@ -12,7 +12,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(Settings.model_fields):
         monkeypatch.delenv(name.upper(), raising=False)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert settings.database_url.startswith("sqlite+aiosqlite:///var/")
+    assert settings.database_url.get_secret_value().startswith("sqlite+aiosqlite:///var/")
     assert settings.auto_migrate is True
     assert settings.admin_tokens == []
     assert settings.environment == "production"

@@ -273,14 +273,17 @@ class Alerter:
                 self._http = httpx.AsyncClient(timeout=SEND_TIMEOUT)
             async with asyncio.timeout(SEND_TIMEOUT):
                 response = await self._http.post(
-                    self.settings.alert_webhook_url, json=self.message(state)
+                    self.settings.alert_webhook_url.get_secret_value(), json=self.message(state)
                 )
             response.raise_for_status()
         except (httpx.HTTPError, TimeoutError) as exc:
             logger.warning(
                 "alert %s could not be delivered (%s): will retry",
                 state.name,
-                str(exc) or type(exc).__name__,
+                # Not str(exc): an HTTP status error quotes the URL, whose path is the secret.
+                f"HTTP {exc.response.status_code}"
+                if isinstance(exc, httpx.HTTPStatusError)
+                else type(exc).__name__,
             )
             await self._release(state, token, delivered=False)
             return Delivery.PENDING

@@ -8,7 +8,10 @@
 - tags `user_type` (`admin` for `/admin/` paths, else `public`) and `endpoint_type` (`api`
   for `/api/` paths, else `static`), and `bgg_breaker` with the BGG breaker's state;
 - scrubs `Authorization`, cookies and token-like headers and query parameters, and any
-  configured secret (admin tokens, the BGG token, the DSN's key) wherever it appears;
+  configured secret (admin tokens, the BGG token, the DSN's key, the passwords in
+  `DATABASE_URL` and `REDIS_URL`, the `ALERT_WEBHOOK_URL`, its path and the path's last part)
+  wherever it appears;
+  the settings themselves never render those (`SecretStr`), so frame locals hold none;
 - gives every "BGG unavailable" event one fingerprint, so an outage is one Sentry issue (and
   the API reports those rejections at most once a minute per worker: an event costs
   milliseconds to build, and thousands of copies of one issue help no one);
@@ -81,6 +84,15 @@ class EventFilter:
         if settings.sentry_dsn is not None:
             key = urlsplit(settings.sentry_dsn.get_secret_value()).username
             secrets.append(key or "")
+        for url in (settings.database_url, settings.redis_url):
+            if url is not None:
+                secrets.append(urlsplit(url.get_secret_value()).password or "")
+        if settings.alert_webhook_url is not None:
+            webhook = settings.alert_webhook_url.get_secret_value()
+            path = urlsplit(webhook).path.rstrip("/")
+            # The path is the secret (Slack: /services/T…/B…/<token>), its last part above all.
+            last = path.rsplit("/", 1)[-1]
+            secrets += [webhook, path, last if len(last) >= 8 else ""]
         # Longest first, so a secret that contains another is replaced whole.
         self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
@@ -90,7 +102,8 @@ class EventFilter:
         path = _path_of(event)
         if path == "/health" or path.startswith("/health/"):
             return None
-        tags = event.setdefault("tags", {})
+        # The SDK sends a dict; a stored event has [key, value] pairs.
+        tags = event["tags"] = dict(event.get("tags") or {})
         tags["user_type"] = "admin" if "/admin/" in path else "public"
         tags["endpoint_type"] = "api" if path.startswith("/api/") else "static"
         if self.breaker_state is not None:

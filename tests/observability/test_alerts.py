@@ -181,7 +181,7 @@ class Workers:
         self.breaker = AsyncCircuitBreaker(
             "Image CDN", fail_max=1, reset_timeout=60, store=self.store
         )
-        self.database = Database(settings.database_url)
+        self.database = Database(settings.database_url.get_secret_value())
         self.alerters: list[Alerter] = []
 
     def worker(self) -> Alerter:
