@@ -22,7 +22,7 @@ from chaos.events import EventLog
 from chaos.fakes import create_bgg_app
 from chaos.fakes.bgg import SINGLE_FIXTURES
 from chaos.promises import HARNESS
-from chaos.scenarios import alerts, common, pair
+from chaos.scenarios import alerts, bgg_flaky, common, pair
 from chaos.stack import Options
 from chaos.watch import BreakerWatcher, PublicSampler
 
@@ -217,6 +217,37 @@ def test_both_workers_reject_only_if_bgg_sees_nothing_more() -> None:
     assert not pair.rejected_by_both([503, 201], ["open", "open"], 0)
     assert not pair.rejected_by_both([503] * 6, ["open", "closed"], 0)
     assert not pair.rejected_by_both([], ["open", "open"], 0)
+
+
+# ---------------------------------------------------------------------- flaky imports
+
+
+class _AlwaysOpen:
+    """What `bgg_flaky.imports_succeed` uses of a `Context`, for a breaker that never closes
+    (a reset timeout of an hour): every import is rejected at once."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {"flaky_ids": list(range(1, bgg_flaky.PLANNED + 1))}
+        self.figures: dict[str, Any] = {}
+        self.imports = 0
+
+    async def import_game(self, bgg_id: int, *, time_limit: float | None = None) -> Call:
+        self.imports += 1
+        return _call(503, {"error": {"code": "bgg_unavailable"}}, {"retry-after": "3600"})
+
+    async def breaker(self, name: str = "BGG API", *, client: Any = None) -> dict[str, Any]:
+        return {"state": "open"}
+
+    def note(self, **figures: Any) -> None:
+        self.figures.update(figures)
+
+
+async def test_flaky_imports_stop_waiting_for_a_breaker_that_never_closes() -> None:
+    ctx = _AlwaysOpen()
+    output = await bgg_flaky.imports_succeed(ctx)  # type: ignore[arg-type]
+    assert ctx.imports == bgg_flaky.MAX_EXCLUDED
+    assert output["judged"] == output["failed"] == 0
+    assert output["rejected_by_open_breaker"] == bgg_flaky.MAX_EXCLUDED
 
 
 # ---------------------------------------------------------------------- real answers
