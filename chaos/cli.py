@@ -5,19 +5,24 @@ Exit codes of `run`: 0 every hypothesis held, 1 a hypothesis deviated, 2 the har
 an activity that crashed, an interruption), 3 data lost (the set checker found lost,
 duplicated or unexpected tasks). Errors before the run are one line on stderr, and nothing
 is left running: every process and server the harness started is stopped on every path out,
-Ctrl-C and SIGTERM included.
+Ctrl-C and SIGTERM included. Arguments are all checked before anything is started or created.
+
+Each run writes into a folder of its own under `--report-dir` (`chaos.report`); the last line
+printed names it and repeats the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import signal
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -29,7 +34,15 @@ from chaos.engine import ScenarioResult
 from chaos.events import EventLog, utc_now
 from chaos.meta import git_commit, versions
 from chaos.promises import HARNESS, SPEC
-from chaos.report import exit_code, write
+from chaos.report import (
+    LATEST,
+    VERDICTS,
+    exit_code,
+    point_latest,
+    report_dir_problem,
+    run_folder,
+    write,
+)
 from chaos.runner import MAX_SEED, SCENARIO_SEEDS, Runner, plan
 from chaos.service import HarnessError, env_pair
 from chaos.stack import Options, Stack
@@ -77,6 +90,14 @@ def _url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _report_dir(value: str) -> Path:
+    path = Path(value)
+    problem = report_dir_problem(path)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return path
+
+
 def _database_url(value: str) -> str:
     if not value.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
         raise argparse.ArgumentTypeError(
@@ -99,7 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"a run seed (0-{SCENARIO_SEEDS - 1}, default 1: each scenario derives its own), "
         f"or a scenario's own seed as printed ({SCENARIO_SEEDS} and up: used as is)",
     )
-    run.add_argument("--report-dir", type=Path, default=Path("reports/chaos"))
+    run.add_argument(
+        "--report-dir",
+        type=_report_dir,
+        default="reports/chaos",
+        help="where each run gets a folder of its own, and `latest` (default reports/chaos)",
+    )
     run.add_argument(
         "--database-url",
         type=_database_url,
@@ -162,7 +188,7 @@ def list_scenarios() -> int:
     return 0
 
 
-def _options(args: argparse.Namespace) -> Options:
+def _options(args: argparse.Namespace, report_dir: Path) -> Options:
     if args.target is not None:
         if not args.admin_token:
             raise HarnessError("--target needs --admin-token (or CHAOS_ADMIN_TOKEN)")
@@ -173,7 +199,7 @@ def _options(args: argparse.Namespace) -> Options:
         postgres = None
     return Options(
         seed=args.seed,
-        report_dir=args.report_dir,
+        report_dir=report_dir,
         workers=args.workers,
         service_env=dict(args.service_env),
         database_url=args.database_url,
@@ -244,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         stderr(f"error: unknown scenario {unknown[0]!r} (python -m chaos list shows them)")
         return 2
     try:
-        options = _options(args)
+        options = _options(args, run_folder(args.report_dir, args.seed, datetime.now(UTC)))
     except HarnessError as exc:
         stderr(f"error: {exc}")
         return 2
@@ -259,6 +285,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if options.target is not None:
             _check_target(options.target, options.admin_token or "")
+        _create(options.report_dir)
         stack.start()
         events = EventLog(options.report_dir / "events.jsonl")
         events.subscribe(terminal.on_event)
@@ -282,15 +309,35 @@ def run(args: argparse.Namespace) -> int:
         stack.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if events is not None:
-        meta = _meta(options, started, time.monotonic() - wall) | {"interrupted": interrupted}
-        write(options.report_dir, results, meta, code)
-        events.close()
-        terminal.table(results, code, time.monotonic() - wall)
-        terminal.line(
-            f"reports in {options.report_dir}/ (journal.json, events.jsonl, summary.json)"
-        )
+    if events is None:
+        _discard_if_empty(options.report_dir)
+        return code
+    meta = _meta(options, started, time.monotonic() - wall) | {"interrupted": interrupted}
+    write(options.report_dir, results, meta, code)
+    events.close()
+    try:
+        point_latest(options.report_dir)
+    except OSError as exc:  # `latest` turned into something else during the run
+        stderr(f"warning: {LATEST} not updated: {exc}")
+    terminal.table(results, code, time.monotonic() - wall)
+    terminal.line(
+        f"exit {code} ({VERDICTS[code]}): reports in {options.report_dir}/ (journal.json, "
+        f"events.jsonl, summary.json, logs/; {options.report_dir.parent / LATEST} points here)"
+    )
     return code
+
+
+def _create(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise HarnessError(f"--report-dir: cannot create {folder}: {exc.strerror}") from None
+
+
+def _discard_if_empty(folder: Path) -> None:
+    """A run that stopped before its report leaves no folder, unless it holds service logs."""
+    with contextlib.suppress(OSError):  # absent, or logs worth keeping
+        folder.rmdir()
 
 
 def _meta(options: Options, started: str, duration: float) -> dict[str, Any]:

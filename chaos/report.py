@@ -1,4 +1,11 @@
-"""The files a run leaves in the report folder.
+"""The files a run leaves in its own folder, and `latest`.
+
+Each run writes into a folder of its own under the report folder (`--report-dir`, default
+`reports/chaos`): `<report-dir>/<run id>/`, the id being the UTC start time, the seed, the
+process id and a random suffix (`run_folder`), so runs started together, even in the same
+second with the same seed, never share a file. When a run has written its report,
+`<report-dir>/latest` is pointed at its folder (`point_latest`, an atomic replace of a
+relative symlink): `latest` is the run that finished last, never one still being written.
 
 - `journal.json`: the whole run as one Chaos Toolkit journal (see `journal()`): one
   experiment made of every scenario, its steady states, `run` and `rollbacks`, so CTK's
@@ -9,12 +16,16 @@
   met) and the measured figures (MTTD, rejection p50/p99, error rates, task success, lost and
   duplicated counts), plus seed, versions and git commit.
 - `events.jsonl` is written while the run goes (`chaos.events`).
+- `logs/service-<scenario>-N.log`: each service's output (`chaos.stack`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +33,45 @@ from chaos.engine import HARNESS_VERSION, ScenarioResult
 
 EXIT_CODES = {"passed": 0, "skipped": 0, "deviated": 1, "error": 2, "interrupted": 2,
               "data_lost": 3}  # fmt: skip
+#: The run's verdict by exit code.
+VERDICTS = {0: "passed", 1: "deviated", 2: "error", 3: "data_lost"}
+#: The symlink in the report folder that names the newest finished run.
+LATEST = "latest"
+
+
+def run_folder(report_dir: Path, seed: int, started: datetime) -> Path:
+    """Where a run started at `started` with `seed` writes (not created here).
+
+    `<UTC start>-seed<seed>-<pid>-<4 hex>`: sorted by start time. The process id keeps two
+    runs on one machine apart, the random part two machines sharing the folder.
+    """
+    stamp = started.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return report_dir / f"{stamp}-seed{seed}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def report_dir_problem(report_dir: Path) -> str | None:
+    """Why runs cannot be written under `report_dir` (None: they can), without creating it."""
+    existing = report_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write in {existing}"
+    latest = report_dir / LATEST
+    if latest.exists() and not latest.is_symlink():
+        return f"{latest} is not a symlink (the harness points it at the newest run)"
+    return None
+
+
+def point_latest(run: Path) -> None:
+    """Point `latest` next to `run` at it: a new relative symlink renamed over the old one,
+    so a reader sees the previous run or this one, never a missing or half-made link."""
+    link = run.parent / LATEST
+    staged = run.parent / f".{LATEST}-{run.name}"  # one per run: concurrent runs never clash
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(run.name, target_is_directory=True)
+    os.replace(staged, link)
 
 
 def exit_code(results: list[ScenarioResult]) -> int:
@@ -38,7 +88,7 @@ def summary(results: list[ScenarioResult], meta: dict[str, Any], code: int) -> d
     return {
         **meta,
         "exit_code": code,
-        "verdict": {0: "passed", 1: "deviated", 2: "error", 3: "data_lost"}[code],
+        "verdict": VERDICTS[code],
         "scenarios": [
             {
                 "name": r.name,
@@ -177,10 +227,9 @@ def _provenance(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(report_dir: Path, results: list[ScenarioResult], meta: dict[str, Any], code: int) -> None:
-    """Write `journal.json`, `journal-<scenario>.json` and `summary.json`."""
-    report_dir.mkdir(parents=True, exist_ok=True)
-    for stale in report_dir.glob("journal-*.json"):
-        stale.unlink()
+    """Write `journal.json`, `journal-<scenario>.json` and `summary.json` into the run's
+    folder `report_dir`; `run_id` in them is the folder's name."""
+    meta = {"run_id": report_dir.name, **meta}
     _dump(report_dir / "journal.json", journal(results, meta, code))
     for result in results:
         _dump(report_dir / f"journal-{result.name}.json", result.journal | _provenance(meta))

@@ -39,7 +39,7 @@ def run_chaos(
         timeout=timeout,
         check=False,
     )
-    summary_path = report_dir / "summary.json"
+    summary_path = report_dir / "latest" / "summary.json"
     assert summary_path.exists(), f"no summary (exit {result.returncode}): {result.stderr}"
     return result.returncode, json.loads(summary_path.read_text()), result.stdout
 
@@ -178,14 +178,16 @@ def test_ctrl_c_rolls_back_and_leaves_nothing_running(tmp_path: Path) -> None:
             process.kill()
             process.wait()
     assert process.returncode == 2, stderr
-    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line) for line in (tmp_path / "latest" / "events.jsonl").read_text().splitlines()
+    ]
     pids = [pid for e in events if e["kind"] == "deployment" for pid in e["pids"]]
     assert pids, "the service's pid was recorded"
     deadline = time.monotonic() + 5
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in pids), "the service outlived the harness"
-    journal = json.loads((tmp_path / "journal.json").read_text())
+    journal = json.loads((tmp_path / "latest" / "journal.json").read_text())
     assert journal["status"] == "interrupted"
     (scenario,) = journal["journals"]
     assert scenario["rollbacks"] and scenario["rollbacks"][0]["status"] == "succeeded"

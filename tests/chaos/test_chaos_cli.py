@@ -1,11 +1,15 @@
-"""`python -m chaos`: the scenario list, and bad input ending with exit 2 and one line."""
+"""`python -m chaos`: the scenario list; bad input ending with exit 2, one line and nothing
+created; and each run in a folder of its own, `latest` pointing at the one that finished last."""
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,11 +54,38 @@ def test_list_names_every_scenario_with_its_fault() -> None:
 def test_bad_arguments_exit_2_with_one_line(
     args: tuple[str, ...], says: str, tmp_path: Path
 ) -> None:
-    result = chaos(*args, report_dir=tmp_path)
+    result = chaos(*args, report_dir=tmp_path / "reports")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], result.stderr
-    assert not (tmp_path / "summary.json").exists()
+    assert list(tmp_path.iterdir()) == [], "nothing is created"
+
+
+@pytest.mark.parametrize(
+    ("layout", "says"),
+    [
+        ("a file", "is not a folder"),
+        ("below a file", "is not a folder"),
+        ("latest is a folder", "is not a symlink"),
+    ],
+)
+def test_a_report_dir_that_cannot_hold_runs_exits_2_before_anything(
+    layout: str, says: str, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("x", "utf-8")
+    report_dir = {
+        "a file": tmp_path / "file",
+        "below a file": tmp_path / "file" / "chaos",
+        "latest is a folder": tmp_path / "chaos",
+    }[layout]
+    if layout == "latest is a folder":
+        (report_dir / "latest").mkdir(parents=True)
+    before = sorted(tmp_path.rglob("*"))
+    result = chaos("run", "bgg_outage", report_dir=report_dir)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--report-dir" in lines[0] and says in lines[0], result.stderr
+    assert sorted(tmp_path.rglob("*")) == before, "nothing is created"
 
 
 def test_unreachable_target_exits_2(tmp_path: Path) -> None:
@@ -74,4 +105,89 @@ def test_port_in_use_exits_2_and_starts_nothing(option: str, tmp_path: Path) -> 
         result = chaos("run", "bgg_outage", option, str(port), report_dir=tmp_path)
     assert result.returncode == 2
     assert f"port {port}" in result.stderr and "not available" in result.stderr
-    assert not (tmp_path / "logs").exists(), "no service was started"
+    assert list(tmp_path.iterdir()) == [], "no run folder, no service log"
+
+
+def _finished(result: tuple[int, str, str], reports: Path, scenarios: list[str]) -> Path:
+    """The run folder the last line names, after checking that it holds a whole report."""
+    code, stdout, stderr = result
+    assert code in (0, 1), stderr[-2000:]
+    last = stdout.strip().splitlines()[-1]
+    named = re.search(r"reports in (\S+)/ ", last)
+    assert named is not None and f"exit {code} " in last, last
+    folder = Path(named.group(1))
+    assert folder.parent == reports and folder.is_dir()
+    summary: dict[str, Any] = json.loads((folder / "summary.json").read_text())
+    assert summary["run_id"] == folder.name and summary["exit_code"] == code
+    assert [s["name"] for s in summary["scenarios"]] == scenarios
+    journal = json.loads((folder / "journal.json").read_text())
+    assert journal["run_id"] == folder.name and journal["status"] == "completed"
+    assert {e["scenario"] for e in journal["run"]} == set(scenarios), "CTK's run: activities"
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    assert [e["kind"] for e in events].count("upstreams") == 1, "one run's events only"
+    assert {e["scenario"] for e in events} - {None} == set(scenarios)
+    assert any((folder / "logs").glob("service-*.log"))
+    return folder
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_concurrent_and_later_runs_each_keep_a_folder_of_their_own(tmp_path: Path) -> None:
+    """Two runs at once (same seed, same second), one of them a single scenario, then a third:
+    every run's report stays whole and its own; `latest` is the run that finished last."""
+    reports = tmp_path / "reports"
+
+    def start(*scenarios: str) -> subprocess.Popen[str]:
+        # Output to files: two runs' pipes are not drained while the test waits on one.
+        name = "-".join(scenarios)
+        with (
+            (tmp_path / f"{name}.out").open("w") as out,
+            (tmp_path / f"{name}.err").open("w") as err,
+        ):
+            return subprocess.Popen(
+                [sys.executable, "-m", "chaos", "run", *scenarios, "--seed", "5",
+                 "--report-dir", str(reports)],
+                cwd=REPO_ROOT, text=True, stdout=out, stderr=err,
+            )  # fmt: skip
+
+    several, single = ["bgg_outage", "bgg_queued"], ["bgg_outage"]
+    processes = [start(*several), start(*single)]
+    try:
+        codes = [p.wait(timeout=200) for p in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    results = [
+        (code, (tmp_path / f"{name}.out").read_text(), (tmp_path / f"{name}.err").read_text())
+        for code, name in zip(codes, ("-".join(several), "-".join(single)), strict=True)
+    ]
+    first = _finished(results[0], reports, several)
+    second = _finished(results[1], reports, single)
+    assert first != second
+    assert (reports / "latest").resolve() in (first.resolve(), second.resolve())
+    kept = {first: _files(first), second: _files(second)}
+
+    third = _finished(chaos_run(reports, *single), reports, single)
+    assert {first, second, third} == {p for p in reports.iterdir() if p.name != "latest"}
+    assert (reports / "latest").is_symlink()
+    assert (reports / "latest").resolve() == third.resolve()
+    for folder, files in kept.items():
+        assert _files(folder) == files, f"{folder.name} changed after it finished"
+
+
+def chaos_run(reports: Path, *scenarios: str) -> tuple[int, str, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "chaos", "run", *scenarios, "--report-dir", str(reports)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
+    )
+    return result.returncode, result.stdout, result.stderr

@@ -69,7 +69,7 @@ def _run(target: dict[str, Any], report_dir: Path, *extra: str) -> tuple[int, di
         timeout=180,
         check=False,
     )
-    summary_path = report_dir / "summary.json"
+    summary_path = report_dir / "latest" / "summary.json"
     assert summary_path.exists(), f"exit {result.returncode}: {result.stderr}"
     return result.returncode, json.loads(summary_path.read_text()), result.stdout
 
@@ -99,11 +99,13 @@ def test_without_webhook_port_the_alerts_are_skipped_not_failed(
     assert not {h["name"] for h in entry["hypotheses"]} & set(ALERTS), "not judged"
     assert "alerts not judged" in out and "skipped" in out
     # Where the fakes and the proxies' control API listen is printed and logged.
-    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line) for line in (tmp_path / "latest" / "events.jsonl").read_text().splitlines()
+    ]
     (upstreams,) = [e for e in events if e["kind"] == "upstreams"]
     assert upstreams["bgg_control_url"].endswith("/_control")
     assert upstreams["proxy_control_url"] in out
-    journal = json.loads((tmp_path / "journal.json").read_text())
+    journal = json.loads((tmp_path / "latest" / "journal.json").read_text())
     assert journal["status"] == "completed" and journal["deviated"] is False
     skipped_runs = [e for e in journal["run"] if e.get("skipped")]
     assert [e["activity"]["name"] for e in skipped_runs] == [f"bgg_outage: {n}" for n in ALERTS]
