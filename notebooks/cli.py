@@ -1,14 +1,17 @@
 """`python -m notebooks`: run the three notebook reports headless into `reports/notebooks/`.
 
     python -m notebooks [--data generated|PATH ...] [--database-url URL] [--sentry PATH ...]
-                        [--chaos-dir D] [--load-dir D] [--tests PATH] [--output DIR]
+                        [--chaos-dir D] [--load-dir D] [--reports-dir D] [--tests PATH]
+                        [--output DIR]
                         [--size small|large] [--since T] [--until T] [--bucket B]
                         [--only NAME ...] [--timeout S]
 
 By default (`--data generated`) a data set is made first by driving the real service (see
-`notebooks.generate`) into `OUTPUT/data/`; the harness's own reports in `reports/chaos/` and
-`reports/load/` are used when they are there. PATHs (files or folders) are recognised by what
-they hold (see `notebooks.dataset`); the flags name one source each and win over PATHs.
+`notebooks.generate`) into `OUTPUT/data/`; the harness's own reports, the latest chaos run
+(`reports/chaos/latest/`) and `reports/load/`, fill what is not given when they are there
+(`--reports-dir` names another folder than the repository's `reports/`). PATHs (files or
+folders) are recognised by what they hold (see `notebooks.dataset`); the flags name one
+source each and win over PATHs.
 
 Exit codes: 0 every notebook ran; 1 a cell failed (one line names the notebook, the cell and
 the error; the notebook is written up to that cell); 2 bad arguments or input (a missing
@@ -34,6 +37,7 @@ from notebooks.generate.service import ServiceError
 from notebooks.reliability import sources
 from notebooks.reliability.chaos import load_chaos_events, load_chaos_journal, load_chaos_summary
 from notebooks.reliability.errors import InputError
+from notebooks.reliability.paths import run_folder
 from notebooks.reliability.tables import Window
 from notebooks.reliability.timeutil import bucket_seconds
 
@@ -62,8 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--database-url", help="the service's DATABASE_URL to read")
     parser.add_argument("--sentry", nargs="+", metavar="PATH", help="Sentry exports")
-    parser.add_argument("--chaos-dir", type=Path, help="a `python -m chaos run` report folder")
+    parser.add_argument(
+        "--chaos-dir",
+        type=Path,
+        help="a `python -m chaos run` report: a run's folder, or a folder of runs (its latest)",
+    )
     parser.add_argument("--load-dir", type=Path, help="a load run's report folder")
+    parser.add_argument(
+        "--reports-dir",
+        type=Path,
+        help="where the latest chaos run (chaos/latest) and the load run (load/) are looked "
+        "for when not given otherwise (default: the repository's reports/)",
+    )
     parser.add_argument("--tests", type=Path, help="a JUnit XML, tests.json or collect output")
     parser.add_argument(
         "--output", type=Path, default=REPO / "reports" / "notebooks", help="output folder"
@@ -83,9 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _chaos_dir(data: dataset.DataSet, folder: Path) -> None:
-    if not folder.is_dir():
-        raise InputError(f"--chaos-dir {folder}: no such folder (expected reports/chaos)")
+def _chaos_dir(data: dataset.DataSet, given: Path) -> None:
+    if not given.is_dir():
+        raise InputError(f"--chaos-dir {given}: no such folder (expected reports/chaos)")
+    folder = run_folder(given)
     files = {
         "chaos_summary": "summary.json",
         "chaos_journal": "journal.json",
@@ -98,8 +113,9 @@ def _chaos_dir(data: dataset.DataSet, folder: Path) -> None:
             found = True
     if not found:
         raise InputError(
-            f"--chaos-dir {folder} holds no summary.json, journal.json or events.jsonl: "
-            "expected the report folder of `python -m chaos run`"
+            f"--chaos-dir {given} holds no summary.json, journal.json or events.jsonl: "
+            "expected a run's folder of `python -m chaos run`, or its folder of runs with "
+            "`latest`"
         )
 
 
@@ -145,7 +161,9 @@ def resolve(args: argparse.Namespace, progress: bool = True) -> dataset.DataSet:
         data.load_dir = str(args.load_dir)
     if args.tests:
         data.tests_path = str(args.tests)
-    dataset.reports_dir(data, REPO / "reports")
+    if args.reports_dir is not None and not args.reports_dir.is_dir():
+        raise InputError(f"--reports-dir {args.reports_dir}: no such folder")
+    dataset.reports_dir(data, args.reports_dir or REPO / "reports")
     return data
 
 

@@ -15,7 +15,8 @@ by its content (not only its name):
 | load run | `*_stats.csv` (Locust) or JSON with `thresholds` and `error_rate`: its folder |
 | test report | JUnit XML, `tests.json`, or saved `pytest --collect-only -q` output (`.txt`) |
 
-A folder is searched one level deep (so `reports/` finds `chaos/` and `load/`). A file that is
+A folder is searched one level deep (so `reports/` finds `chaos/` and `load/`); a folder of
+chaos runs (`reports/chaos`) means its latest run (`reports/chaos/latest`). A file that is
 none of these is an `InputError` that lists what is accepted.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from notebooks.reliability.errors import InputError
+from notebooks.reliability.paths import run_folder
 
 ACCEPTED = (
     "expected a SQLite database, a CSV export of background_task_failures or "
@@ -187,7 +189,7 @@ def _add(data: DataSet, kind: str, path: Path) -> None:
 
 def _scan(folder: Path, data: DataSet, *, depth: int) -> int:
     found = 0
-    for entry in sorted(folder.iterdir()):
+    for entry in sorted(run_folder(folder).iterdir()):
         if entry.name.startswith(".") or entry.name == "logs":
             continue
         if entry.is_dir():
@@ -232,9 +234,9 @@ def from_paths(paths: list[str]) -> DataSet:
 
 
 def reports_dir(data: DataSet, reports: Path) -> None:
-    """Fill what `data` lacks from the harness's own reports (`reports/chaos`, `reports/load`)
-    when they are there."""
-    chaos = reports / "chaos"
+    """Fill what `data` lacks from the harness's own reports (the latest chaos run,
+    `reports/chaos/latest`, and `reports/load`) when they are there."""
+    chaos = run_folder(reports / "chaos")
     if not data.chaos_summary and (chaos / "summary.json").is_file():
         data.chaos_summary = str(chaos / "summary.json")
     if not data.chaos_journal and (chaos / "journal.json").is_file():

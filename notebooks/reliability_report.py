@@ -24,7 +24,7 @@
 #   `reports/load/`);
 # - **background task success**: the service's `background_task_runs` table;
 # - **MTTD** (fault start to breaker open, and to the alert): the chaos run
-#   (`nox -s chaos`, `reports/chaos/`: its summary, else its events), or the events of the
+#   (`nox -s chaos`, `reports/chaos/latest/`: its summary, else its events), or the events of the
 #   generated data set, else a Chaos Toolkit journal alone (first method action to the first
 #   probe that saw the breaker open: exact with the service's `opened_at` in its output, as
 #   this project's harness writes it, else an upper bound);
@@ -50,9 +50,9 @@ database_url = ""  # the service's DATABASE_URL (for the runs table)
 failures_csv = ""  # ... or CSV exports of the tables
 runs_csv = ""
 events_path = ""  # events.jsonl of the data set (breaker transitions, faults, alerts)
-chaos_summary = ""  # reports/chaos/summary.json
-chaos_journal = ""  # reports/chaos/journal.json (or a folder of journal-*.json)
-chaos_events = ""  # reports/chaos/events.jsonl
+chaos_summary = ""  # reports/chaos/latest/summary.json (the chaos run that finished last)
+chaos_journal = ""  # reports/chaos/latest/journal.json (or a folder of journal-*.json)
+chaos_events = ""  # reports/chaos/latest/events.jsonl
 load_dir = ""  # reports/load (Locust CSVs and summary.json)
 tests_path = ""  # JUnit XML, tests.json, or saved `pytest --collect-only -q` output
 since = ""  # time window for the runs table, ISO-8601; "" = unbounded
@@ -165,7 +165,7 @@ else:
 
 # %%
 if summary is None and detection is None and journal_detection is None:
-    show.not_available("no chaos run", "Run `nox -s chaos` (it writes reports/chaos/).")
+    show.not_available("no chaos run", "Run `nox -s chaos` (it writes reports/chaos/latest/).")
 if summary is not None and "mttd_open_s" in summary.columns:
     measured = summary.dropna(subset=["mttd_open_s"])
     show.show(

@@ -1,7 +1,7 @@
 """What the generator saw, written as the chaos harness writes it (`events.jsonl`).
 
 Each line is `{"time": ISO UTC, "t": seconds since start, "scenario", "kind", ...}`, the layout
-of `reports/chaos/events.jsonl`, so one loader reads both: `fault` (switched on/off),
+of `reports/chaos/<run>/events.jsonl`, so one loader reads both: `fault` (switched on/off),
 `breaker_state` and `breaker_transition` (polled from the service's monitoring API, with the
 service's own timestamp `at`), `alert` (the service's webhook messages), `import` and `phase`.
 """

@@ -1,9 +1,11 @@
 """The chaos harness's reports: `summary.json`, `journal.json` and `events.jsonl`.
 
-`python -m chaos run` writes them to `reports/chaos/` (see docs/chaos.md); the data generator
-of `python -m notebooks` writes an `events.jsonl` of the same layout for the outages it
-causes. A plain Chaos Toolkit journal (one experiment, as in `fixtures/chaostoolkit/`) is
-read as a run of one scenario.
+`python -m chaos run` writes them to a folder per run, `reports/chaos/<run>/`, and points
+`reports/chaos/latest` at the run that finished last (see docs/chaos.md); a folder of runs
+means its `latest` (`run_folder`), and the single folder older versions wrote still reads.
+The data generator of `python -m notebooks` writes an `events.jsonl` of the same layout for
+the outages it causes. A plain Chaos Toolkit journal (one experiment, as in
+`fixtures/chaostoolkit/`) is read as a run of one scenario.
 
 From the events: the breakers' transitions (with the service's own timestamps when the event
 has them), outage windows (a breaker open, through half-open, until closed again, for
@@ -19,7 +21,8 @@ journal per scenario; the older wrapper, or the run-wide Chaos Toolkit journal t
 them too), which are read; a run-wide Chaos Toolkit journal without them, next to the run's
 per-scenario `journal-<scenario>.json` files, which are then read instead; or that journal
 alone, one experiment whose activities keep the `scenario` each result is marked with. A
-folder means its `journal-*.json` files (else its `journal.json`).
+folder means its `journal-*.json` files (else its `journal.json`); a folder of runs, its
+latest run's.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from notebooks.reliability.errors import InputError, MalformedRowError
+from notebooks.reliability.paths import run_folder
 from notebooks.reliability.timeutil import UTC_DTYPE, utc_series
 
 #: The columns of the events frame that are lifted out of each event.
@@ -113,6 +117,7 @@ def _scenario_journals(folder: Path) -> list[Path]:
 def _journal_documents(path: Path) -> list[tuple[Path, Mapping[str, Any]]]:
     """(file, journal) for every experiment `path` stands for (see the module docstring)."""
     if path.is_dir():
+        path = run_folder(path)
         files = _scenario_journals(path) or [path / "journal.json"]
         if not files[0].is_file():
             raise InputError(

@@ -289,9 +289,12 @@ def pipeline(
     junit.write_text(JUNIT, "utf-8")
     output = base / "reports"
     stdout, stderr = base / "stdout.txt", base / "stderr.txt"
+    no_reports = base / "no-reports"
+    no_reports.mkdir()
+    command = [sys.executable, "-m", "notebooks", "--output", str(output), "--tests", str(junit)]
     with stdout.open("w") as out, stderr.open("w") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "notebooks", "--output", str(output), "--tests", str(junit)],
+            [*command, "--reports-dir", str(no_reports)],  # not this checkout's reports/
             cwd=REPO,
             stdout=out,
             stderr=err,

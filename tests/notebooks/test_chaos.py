@@ -454,6 +454,18 @@ def test_journal_layouts(tmp_path: Path) -> None:
         chaos.load_chaos_journal(tmp_path)
 
 
+def test_a_folder_of_runs_means_its_latest_journal(tmp_path: Path) -> None:
+    runs = tmp_path / "chaos"
+    for name, scenario, rules in (("run-a", "bgg_outage", BGG_OUTAGE),
+                                  ("run-b", "cdn_outage", CDN_OUTAGE)):  # fmt: skip
+        (runs / name).mkdir(parents=True)
+        only = {"journals": [journal(scenario, rules)]}
+        (runs / name / "journal.json").write_text(json.dumps(only), "utf-8")
+    (runs / "latest").symlink_to("run-a")
+    experiments, _ = chaos.load_chaos_journal(runs)
+    assert experiments["scenario"].tolist() == ["bgg_outage"]
+
+
 def test_a_bad_time_in_a_scenario_journal_is_named(tmp_path: Path) -> None:
     broken = journal("bgg_outage", BGG_OUTAGE)
     broken["run"][1]["end"] = "soon"

@@ -14,8 +14,12 @@ from notebooks.execute import CellError
 from tests.notebooks.support import FIXTURES, Generated
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = cli.main(list(args))
+def run_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str) -> tuple[int, str]:
+    """`python -m notebooks ARGS` in this process, with reports of its own (none by default),
+    never this checkout's `reports/`."""
+    reports = tmp_path / "reports"
+    reports.mkdir(exist_ok=True)
+    code = cli.main(["--reports-dir", str(reports), *args])
     err = capsys.readouterr().err
     return code, err
 
@@ -51,7 +55,7 @@ def test_bad_input_is_one_line_and_exit_2(
     elif setup == "malformed csv":
         target = tmp_path / "failures.csv"
         target.write_text("task_type,created_at\nt,2026-11-30\nt,soon\n", "utf-8")
-    code, err = run_cli(capsys, "--data", str(target), "--output", str(tmp_path / "out"))
+    code, err = run_cli(capsys, tmp_path, "--data", str(target), "--output", str(tmp_path / "out"))
     assert code == 2
     assert err.count("\n") == 1, err
     assert err.startswith("python -m notebooks: error: ")
@@ -65,6 +69,7 @@ def test_bad_input_is_one_line_and_exit_2(
         (["--since", "soon"], "since: 'soon' is not an ISO-8601 time"),
         (["--bucket", "fortnight"], "bucket: 'fortnight' is not a width"),
         (["--chaos-dir", "/nonexistent"], "--chaos-dir /nonexistent: no such folder"),
+        (["--reports-dir", "/nonexistent"], "--reports-dir /nonexistent: no such folder"),
     ],
 )
 def test_bad_arguments(
@@ -73,10 +78,50 @@ def test_bad_arguments(
     sentry = tmp_path / "e.jsonl"
     sentry.write_text('{"eventID": "a", "dateCreated": "2026-11-30T00:00:00Z"}\n', "utf-8")
     base = [] if args[:1] == ["--data"] else ["--data", str(sentry)]
-    code, err = run_cli(capsys, *base, *args, "--output", str(tmp_path / "out"))
+    code, err = run_cli(capsys, tmp_path, *base, *args, "--output", str(tmp_path / "out"))
     assert code == 2
     assert expected in err
     assert err.count("\n") == 1
+
+
+def _chaos_run(folder: Path, seed: int) -> Path:
+    """A run folder as `python -m chaos run` leaves it (what the loaders need of it)."""
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"seed": seed, "scenarios": []}), "utf-8")
+    event = {"time": "2026-12-01T00:00:00+00:00", "t": 0, "scenario": None, "kind": "upstreams"}
+    (folder / "events.jsonl").write_text(json.dumps(event) + "\n", "utf-8")
+    return folder
+
+
+def _resolved(tmp_path: Path, *args: str) -> dict[str, object]:
+    sentry = tmp_path / "e.jsonl"
+    sentry.write_text('{"eventID": "a", "dateCreated": "2026-11-30T00:00:00Z"}\n', "utf-8")
+    argv = ["--data", str(sentry), "--output", str(tmp_path / "out"), *args]
+    return cli.resolve(cli.build_parser().parse_args(argv), progress=False).parameters()
+
+
+def test_the_latest_chaos_run_is_read_unless_another_is_named(tmp_path: Path) -> None:
+    runs = tmp_path / "reports" / "chaos"
+    older = _chaos_run(runs / "20261201T000000Z-seed1-10-aaaa", 1)
+    newer = _chaos_run(runs / "20261201T000001Z-seed2-11-bbbb", 2)
+    (runs / "latest").symlink_to(newer.name)
+    latest = runs / "latest"
+    # By default (the reports folder), and for the folder of runs: the latest run.
+    for args in (["--reports-dir", str(tmp_path / "reports")], ["--chaos-dir", str(runs)]):
+        found = _resolved(tmp_path, *args)
+        assert found["chaos_summary"] == str(latest / "summary.json"), args
+        assert found["chaos_events"] == str(latest / "events.jsonl"), args
+    # A run named by its folder, and the single folder of older versions.
+    assert _resolved(tmp_path, "--chaos-dir", str(older))["chaos_summary"] == str(
+        older / "summary.json"
+    )
+    flat = _chaos_run(tmp_path / "flat", 3)
+    assert _resolved(tmp_path, "--chaos-dir", str(flat))["chaos_summary"] == str(
+        flat / "summary.json"
+    )
+    # Nothing there: nothing read.
+    (tmp_path / "empty").mkdir()
+    assert _resolved(tmp_path, "--reports-dir", str(tmp_path / "empty"))["chaos_summary"] == ""
 
 
 def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,6 +143,7 @@ def test_a_failing_cell_is_exit_1(
     sentry.write_text('{"eventID": "a", "dateCreated": "2026-11-30T00:00:00Z"}\n', "utf-8")
     code, err = run_cli(
         capsys,
+        tmp_path,
         "--data",
         str(sentry),
         "--only",
@@ -114,13 +160,19 @@ def test_a_failing_cell_is_exit_1(
 
 @pytest.mark.slow
 def test_the_report_measures_mttd_from_a_chaos_toolkit_journal_alone(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     journal = FIXTURES / "chaostoolkit" / "journal-ok.json"
-    monkeypatch.setattr(cli, "REPO", tmp_path)  # no reports/chaos of this checkout's own
     out = tmp_path / "out"
     code, err = run_cli(
-        capsys, "--data", str(journal), "--only", "reliability_report", "--output", str(out)
+        capsys,
+        tmp_path,
+        "--data",
+        str(journal),
+        "--only",
+        "reliability_report",
+        "--output",
+        str(out),
     )
     assert code == 0, err
     metrics = {m["metric"]: m for m in json.loads((out / "success_metrics.json").read_text())}
@@ -187,8 +239,9 @@ def test_sigterm_stops_everything_it_started(tmp_path: Path) -> None:
 
     from tests.notebooks.support import REPO
 
+    command = [sys.executable, "-m", "notebooks", "--output", str(tmp_path / "out")]
     process = subprocess.Popen(
-        [sys.executable, "-m", "notebooks", "--output", str(tmp_path / "out")],
+        [*command, "--reports-dir", str(tmp_path)],  # none of this checkout's reports/
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

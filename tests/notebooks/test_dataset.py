@@ -89,3 +89,24 @@ def test_reports_fill_the_gaps(tmp_path: Path) -> None:
     dataset.reports_dir(data, tmp_path)
     assert data.chaos_summary == "mine.json"
     assert data.load_dir == str(tmp_path / "load")
+
+
+def test_a_folder_of_chaos_runs_means_its_latest(tmp_path: Path) -> None:
+    """A folder per run (`reports/chaos/<run>/`): only the run `latest` names is read, whether
+    given as `reports/`, as `reports/chaos` or found as the default, never a mix of runs."""
+    chaos = tmp_path / "reports" / "chaos"
+    named, other = "20261201T000000Z-seed1-1-aaaa", "20261201T000001Z-seed1-2-bbbb"
+    for run in (named, other):
+        (chaos / run).mkdir(parents=True)
+        (chaos / run / "summary.json").write_text('{"scenarios": []}', "utf-8")
+    event = '{"time": "2026-11-30T00:00:00Z", "kind": "fault"}\n'
+    (chaos / other / "events.jsonl").write_text(event, "utf-8")
+    (chaos / "latest").symlink_to(named)  # not the last in name order: latest is what counts
+    latest = chaos / "latest"
+    for given in (tmp_path / "reports", chaos):
+        data = dataset.from_paths([str(given)])
+        assert data.chaos_summary == str(latest / "summary.json"), given
+        assert data.chaos_events == "", "no events from another run"
+    data = dataset.DataSet()
+    dataset.reports_dir(data, tmp_path / "reports")
+    assert data.chaos_summary == str(latest / "summary.json") and data.chaos_events == ""

@@ -37,7 +37,10 @@ def test_relative_paths_point_into_the_repository(
     assert events is not None and len(events) == 2
     journal = sources.chaos_journal("fixtures/chaostoolkit/journal-ok.json")
     assert journal is not None
-    assert sources.output_folder("reports/x") == REPO / "reports" / "x"
+    # Relative: in the repository (here a stand-in, so the checkout gets no folder).
+    monkeypatch.setattr(sources, "REPO", tmp_path / "repo")
+    assert sources.output_folder("reports/x") == tmp_path / "repo" / "reports" / "x"
+    assert (tmp_path / "repo" / "reports" / "x").is_dir()
     assert sources.output_folder(str(tmp_path / "out")).is_dir()
 
 
