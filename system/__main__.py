@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from system.config import Settings
 from system.db import migrate
 from system.db.database import Database
+from system.supervision import mark_supervisor
 
 
 def _port(value: str) -> int:
@@ -123,6 +124,8 @@ def serve_command(settings: Settings, host: str, port: int, workers: int) -> int
     # Migrate once here so several workers do not all race to create the same tables.
     if workers > 1 and settings.auto_migrate and migrate_command(settings) != 0:
         print("warning: starting anyway; workers keep retrying the migration", file=sys.stderr)
+    if workers > 1:
+        mark_supervisor()  # the workers exit when this process dies, even by SIGKILL
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metric samples here and /metrics sums them; the folder must
         # be fresh (old samples would be summed too), so it is made now and removed at exit.

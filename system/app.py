@@ -17,6 +17,7 @@ from system.observability.metrics import Metrics, MetricsMiddleware
 from system.observability.sentry import RateLimiter, close_sentry, init_sentry
 from system.resilience.breaker import API_STATE
 from system.services import Overrides, build_services
+from system.supervision import follow_supervisor
 from system.tokens import AdminTokens
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        follow_supervisor()
         services = build_services(settings, overrides, metrics=metrics, window=window)
         app.state.services = services
         app.state.database = services.database

@@ -1,0 +1,67 @@
+"""`serve --workers N` workers exit when their parent dies, and free the port (issue 12, item 9).
+
+A SIGKILLed parent cannot stop its workers: they must notice on their own, or they keep
+serving on the port and the next start fails with "Address already in use".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from chaos.service import HarnessError, ServiceProcess, check_port_free
+from tests.conftest import ADMIN_TOKEN
+
+pytestmark = pytest.mark.slow
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for a reaper)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_workers_exit_when_the_serve_parent_is_killed(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+        "ADMIN_TOKENS": ADMIN_TOKEN,
+        "ENVIRONMENT": "test",
+        "THUMBNAIL_DIR": str(tmp_path / "thumbs"),
+        "SPOOL_PATH": str(tmp_path / "spool.jsonl"),
+    }
+    service = ServiceProcess("orphans", env, log_path=tmp_path / "serve.log", workers=2)
+    service.start()
+    try:
+        service.wait_ready(60)
+        assert service.process is not None
+        parent = service.process.pid
+        deadline = time.monotonic() + 30
+        while len(workers := _children(parent)) < 2:  # both spawned (ready means one answers)
+            assert time.monotonic() < deadline, "the workers never started"
+            time.sleep(0.05)
+        os.kill(parent, signal.SIGKILL)
+        service.process.wait(10)
+        deadline = time.monotonic() + 30
+        while alive := [pid for pid in workers if _alive(pid)]:
+            assert time.monotonic() < deadline, f"workers still running: {alive}"
+            time.sleep(0.05)
+        try:
+            check_port_free(service.port)
+        except HarnessError as exc:
+            pytest.fail(str(exc))
+    finally:
+        service.stop()  # the whole process group: nothing outlives the test either way
