@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from chaos.fakes.server import bind_socket, uvicorn_config
 
@@ -45,3 +46,31 @@ def raw_request(port: int, method: str, path: str, headers: dict[str, str]) -> s
     lines += [f"{name}: {value}" for name, value in headers.items()]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
     return sock
+
+
+async def read_response(sock: socket.socket) -> bytes:
+    """One whole response (head, and a body of Content-Length) from a raw socket; what came
+    before the server closed it, if it did."""
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    data = b""
+    async with asyncio.timeout(20):
+        while True:
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if sep:
+                lengths = [
+                    int(line.split(b":", 1)[1])
+                    for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                ]
+                if len(body) >= sum(lengths):
+                    return data
+            chunk = await loop.sock_recv(sock, 65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The asyncpg DSN of a SQLAlchemy PostgreSQL URL (for connections beside the service's)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import select
-import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -19,21 +18,16 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select as sql_select
-from sqlalchemy.engine import make_url
 
 from system.app import create_app
 from system.config import Settings
 from system.db.database import Database
 from system.db.models import BackgroundTaskFailure, BoardGame
-from tests.api.served import raw_request, served
-from tests.conftest import ADMIN_TOKEN, PostgresDatabases, make_settings
+from tests.api.served import asyncpg_dsn, raw_request, read_response, served
+from tests.conftest import ADMIN_TOKEN, make_settings
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 postgres_only = pytest.mark.postgres
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _add(database: Database, row: Any) -> int:
@@ -55,17 +49,11 @@ async def _resolved(database: Database, failure_id: int) -> bool | None:
         )
 
 
-@pytest.fixture
-def own_postgres(postgres_databases: PostgresDatabases) -> str:
-    """A migrated PostgreSQL database of this test's own (it gets triggers added)."""
-    return postgres_databases.create(migrated=True)
-
-
 def _pg_settings(url: str, tmp_path: Path) -> tuple[Settings, str]:
     settings = make_settings(
         database_url=url, thumbnail_dir=tmp_path / "thumbnails", spool_path=tmp_path / "spool.jsonl"
     )
-    return settings, _asyncpg_dsn(url)
+    return settings, asyncpg_dsn(url)
 
 
 @postgres_only
@@ -132,7 +120,7 @@ async def test_a_delete_waiting_on_a_row_lock_has_not_answered_yet(
                 readable, _, _ = select.select([sock], [], [], 0)
                 assert not readable, "answered while the DELETE was still waiting on the lock"
                 await transaction.rollback()
-                head = await _read_head(sock)
+                head = await read_response(sock)
             finally:
                 sock.close()
         finally:
@@ -141,19 +129,6 @@ async def test_a_delete_waiting_on_a_row_lock_has_not_answered_yet(
         assert head.startswith(b"HTTP/1.1 204")
         async with httpx.AsyncClient(base_url=url) as client:
             assert (await client.get(f"/api/public/games/{game_id}")).status_code == 404
-
-
-async def _read_head(sock: socket.socket) -> bytes:
-    sock.setblocking(False)
-    loop = asyncio.get_running_loop()
-    data = b""
-    async with asyncio.timeout(20):
-        while b"\r\n\r\n" not in data:
-            chunk = await loop.sock_recv(sock, 4096)
-            if not chunk:
-                break
-            data += chunk
-    return data
 
 
 async def test_a_game_is_gone_for_the_next_request_once_the_delete_answered(

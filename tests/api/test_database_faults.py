@@ -5,7 +5,6 @@ the service recovers by itself; a real bug stays a 500, and no 500 kills the con
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,20 +19,10 @@ from sqlalchemy.engine import make_url
 from system.api.deps import SessionDep
 from system.app import create_app
 from system.config import Settings
-from tests.api.served import raw_request, served
-from tests.conftest import PostgresDatabases, make_settings
+from tests.api.served import asyncpg_dsn, raw_request, read_response, served
+from tests.conftest import make_settings
 
 postgres_only = pytest.mark.postgres
-
-
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest.fixture
-def own_postgres(postgres_databases: PostgresDatabases) -> str:
-    """A migrated database of this test's own: its backends get terminated."""
-    return postgres_databases.create(migrated=True)
 
 
 def _settings(url: str, tmp_path: Path) -> Settings:
@@ -55,7 +44,9 @@ def _assert_unavailable(response: httpx.Response) -> None:
 async def admin(own_postgres: str) -> AsyncIterator[asyncpg.Connection]:
     """A superuser connection outside the service, to the server's `postgres` database."""
     connection = await asyncpg.connect(
-        _dsn(make_url(own_postgres).set(database="postgres").render_as_string(hide_password=False))
+        asyncpg_dsn(
+            make_url(own_postgres).set(database="postgres").render_as_string(hide_password=False)
+        )
     )
     try:
         yield connection
@@ -72,7 +63,7 @@ async def test_terminated_backends_answer_503_then_the_service_recovers(
         async with httpx.AsyncClient(base_url=url) as client:
             assert (await client.get("/api/public/games")).status_code == 200
             # Hold the catalogue so the next read is in flight when its backend is killed.
-            locker = await asyncpg.connect(_dsn(own_postgres))
+            locker = await asyncpg.connect(asyncpg_dsn(own_postgres))
             try:
                 transaction = locker.transaction()
                 await transaction.start()
@@ -158,35 +149,13 @@ async def test_a_real_bug_stays_500_and_keeps_the_connection_open(settings: Sett
         port = int(url.rsplit(":", 1)[1])
         sock = raw_request(port, "GET", "/bug", {})
         try:
-            first = await _read_response(sock)
+            first = await read_response(sock)
             assert first.startswith(b"HTTP/1.1 500")
             assert b'"code":"internal_error"' in first
             # Same connection, next request: it must be answered, not find a closed socket.
             sock.setblocking(True)
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
-            second = await _read_response(sock)
+            second = await read_response(sock)
         finally:
             sock.close()
         assert second.startswith(b"HTTP/1.1 200"), second
-
-
-async def _read_response(sock: socket.socket) -> bytes:
-    """One whole response (headers and a Content-Length body) from a raw socket."""
-    sock.setblocking(False)
-    loop = asyncio.get_running_loop()
-    data = b""
-    async with asyncio.timeout(20):
-        while True:
-            head, sep, body = data.partition(b"\r\n\r\n")
-            if sep:
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.lower().split(b"\r\n")
-                    if line.startswith(b"content-length:")
-                )
-                if len(body) >= length:
-                    return data
-            chunk = await loop.sock_recv(sock, 65536)
-            if not chunk:
-                return data
-            data += chunk
