@@ -21,6 +21,7 @@ NAMES: tuple[str, ...] = (
     "cdn_outage",
     "cdn_slow",
     "database_outage",
+    "database_failover",
     "shared_breaker",
     "redis_outage",
 )
