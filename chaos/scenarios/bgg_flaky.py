@@ -162,6 +162,8 @@ async def imports_succeed(ctx: Context, imports: int = IMPORTS) -> dict[str, Any
         "failed_by_opening_the_breaker": tripped,
         "success_rate": rounded(ok / judged, 4) if judged else None,
         "raw_success_rate": rounded(ok / made, 4) if made else None,
+        "allowed_failures": MAX_FAILED if imports == IMPORTS else threshold(imports).max_failed,
+        "false_alarm_below": FALSE_ALARM,
     }
     ctx.note(import_success_rate=output["success_rate"],
              raw_import_success_rate=output["raw_success_rate"],

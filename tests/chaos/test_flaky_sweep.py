@@ -18,15 +18,16 @@ import pytest
 
 from chaos.context import Context, Ids
 from chaos.events import EventLog
-from chaos.scenarios import bgg_flaky
+from chaos.scenarios import bgg_flaky, common
 from chaos.stack import Deployment, Options, Stack
 from chaos.watch import BreakerWatcher, PublicSampler
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-SWEEP_SEEDS = range(1000, 1050)
+#: Seeds whose plans open the breaker (3 of them), so that path is swept too.
+SWEEP_SEEDS = range(450, 500)
 SWEEP_IMPORTS = 60
-MUTANT_SEEDS = range(1000, 1010)
+MUTANT_SEEDS = range(450, 460)
 
 
 class Sweep:
@@ -47,6 +48,15 @@ class Sweep:
             events=self.events, ids=self.ids, sampler=PublicSampler(clients, self.events),
             watcher=BreakerWatcher(clients, self.events),
         )  # fmt: skip
+        # One service for every seed (a fresh one in a real run): a success first, so the
+        # failures that ended the seed before do not count toward this one's breaker, and
+        # the breaker transitions of earlier seeds are known before this seed starts.
+        (bgg_id, _title) = common.REAL_GAMES[0]
+        await common.wait_for_half_open(ctx)
+        assert (await ctx.import_game(bgg_id)).ok
+        await ctx.watcher.poll()
+        ctx.watcher.forget()
+        self.stack.bgg.log.reset()
         await bgg_flaky.bgg_flaky(ctx)
         imported = await bgg_flaky.imports_succeed(ctx, imports)
         breaker = await bgg_flaky.breaker_matches_log(ctx)
@@ -91,16 +101,33 @@ async def test_the_same_seed_replays_the_same_faults_and_answers(sweep: Sweep) -
     assert first[0]["failed"] == again[0]["failed"]
 
 
+def _opens(plan: list[int], imports: int) -> bool:
+    """Whether 3 attempts per import meet 5 failed requests in a row in the first imports."""
+    run = 0
+    for failures in plan[:imports]:
+        for status in [503] * min(failures, 3) + [200] * (failures < 3):
+            run = run + 1 if status == 503 else 0
+            if run >= 5:
+                return True
+    return False
+
+
 async def test_bgg_flaky_passes_for_every_seed(sweep: Sweep) -> None:
     allowed = bgg_flaky.threshold(SWEEP_IMPORTS).max_failed
     failures: dict[int, int] = {}
+    opened: set[int] = set()
     for seed in SWEEP_SEEDS:
         imported, breaker = await sweep.run(seed, SWEEP_IMPORTS)
         assert breaker["fault_plan_followed"], seed
         assert breaker["consistent"], (seed, breaker)
         assert imported["judged"] == SWEEP_IMPORTS, (seed, imported)
         failures[seed] = imported["failed"]
+        if breaker["breaker_opened"]:
+            opened.add(seed)
+    expected = {s for s in SWEEP_SEEDS if _opens(bgg_flaky.fault_plan(s), SWEEP_IMPORTS)}
+    assert opened == expected and opened, "the breaker opened exactly where the plans say"
     assert max(failures.values()) <= allowed, failures
+    assert imported["allowed_failures"] == allowed
 
 
 async def test_a_service_without_retries_fails_for_every_seed(no_retries: Sweep) -> None:
