@@ -28,6 +28,13 @@ _CONFLICT_CODES = frozenset({"40001", "40P01"})
 #: sqlite3 primary result codes (`sqlite_errorcode & 0xFF`) that mean the file cannot be used
 #: right now: BUSY and LOCKED (another writer), IOERR, FULL (the disk), CANTOPEN.
 _SQLITE_UNAVAILABLE = frozenset({5, 6, 10, 13, 14})
+_SQLITE_REASONS = {
+    5: "the database is locked by another writer",
+    6: "the database is locked by another writer",
+    10: "a disk I/O error",
+    13: "the disk is full",
+    14: "the database file cannot be opened",
+}
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -76,10 +83,8 @@ def describe(exc: BaseException) -> str:
     if code is not None:
         return f"the server answered SQLSTATE {code}"
     sqlite = _sqlite_code(exc)
-    if sqlite in (5, 6):
-        return "the database is locked by another writer"
     if sqlite is not None:
-        return f"SQLite error {sqlite}"
+        return _SQLITE_REASONS.get(sqlite, f"SQLite error {sqlite}")
     if isinstance(exc, TimeoutError | PoolTimeoutError):
         return "no answer in time"
     if isinstance(exc, OSError):
