@@ -55,8 +55,8 @@ BACKENDS = [
 TABLES = ("background_task_runs", "background_task_failures", "boardgames")
 
 # Whole chaos runs, Locust runs and notebook pipelines: their own subprocess limits go up to
-# 240 s. Every other test has pyproject.toml's `timeout`.
-SLOW_TIMEOUT = 300
+# 300 s, and must fire first to say what hung. Every other test has pyproject.toml's `timeout`.
+SLOW_TIMEOUT = 600
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
