@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from chaos.service import HarnessError, ServiceProcess, check_port_free
 from tests.conftest import ADMIN_TOKEN
+from tests.support.waiting import eventually_sync
 
 pytestmark = pytest.mark.slow
 
@@ -49,16 +49,18 @@ def test_workers_exit_when_the_serve_parent_is_killed(tmp_path: Path) -> None:
         service.wait_ready(60)
         assert service.process is not None
         parent = service.process.pid
-        deadline = time.monotonic() + 30
-        while len(workers := _children(parent)) < 2:  # both spawned (ready means one answers)
-            assert time.monotonic() < deadline, "the workers never started"
-            time.sleep(0.05)
+        # Both spawned (ready means one of them answers).
+        workers = eventually_sync(
+            lambda: _children(parent), "two workers", until=lambda pids: len(pids) >= 2, within=30
+        )
         os.kill(parent, signal.SIGKILL)
         service.process.wait(10)
-        deadline = time.monotonic() + 30
-        while alive := [pid for pid in workers if _alive(pid)]:
-            assert time.monotonic() < deadline, f"workers still running: {alive}"
-            time.sleep(0.05)
+        eventually_sync(
+            lambda: [pid for pid in workers if _alive(pid)],
+            "the workers to exit after their parent died",
+            until=lambda alive: not alive,
+            within=30,
+        )
         try:
             check_port_free(service.port)
         except HarnessError as exc:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from chaos.fakes.server import bind_socket, uvicorn_config
+from tests.support.waiting import eventually
 
 
 @asynccontextmanager
@@ -26,12 +27,11 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
     server = uvicorn.Server(uvicorn_config(app, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        async with asyncio.timeout(30):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn stopped before it started")
-                await asyncio.sleep(0.005)
+        # Done (crashed) counts too: its exception, not a timeout, is what to see.
+        await eventually(lambda: server.started or task.done(), "uvicorn to start", within=30)
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped before it started")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True

@@ -8,7 +8,6 @@ from a real socket what a client would see: a commit that fails must be the answ
 
 from __future__ import annotations
 
-import asyncio
 import select
 import sqlite3
 from pathlib import Path
@@ -25,6 +24,7 @@ from system.db.database import Database
 from system.db.models import BackgroundTaskFailure, BoardGame
 from tests.api.served import asyncpg_dsn, raw_request, read_response, served
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.waiting import eventually
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 postgres_only = pytest.mark.postgres
@@ -111,12 +111,13 @@ async def test_a_delete_waiting_on_a_row_lock_has_not_answered_yet(
             sock = raw_request(port, "DELETE", f"/api/admin/games/{game_id}", AUTH)
             try:
                 # Wait (bounded, by polling) until the service's DELETE waits on our lock.
-                async with asyncio.timeout(20):
-                    while not await watcher.fetchval(
+                await eventually(
+                    lambda: watcher.fetchval(
                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                         "AND application_name = 'bgg-reliability' AND query LIKE 'DELETE%'"
-                    ):
-                        await asyncio.sleep(0.01)
+                    ),
+                    "the service's DELETE to wait on the row lock",
+                )
                 readable, _, _ = select.select([sock], [], [], 0)
                 assert not readable, "answered while the DELETE was still waiting on the lock"
                 await transaction.rollback()

@@ -21,6 +21,7 @@ from system.app import create_app
 from system.config import Settings
 from tests.api.served import asyncpg_dsn, raw_request, read_response, served
 from tests.conftest import make_settings
+from tests.support.waiting import eventually
 
 postgres_only = pytest.mark.postgres
 
@@ -69,13 +70,14 @@ async def test_terminated_backends_answer_503_then_the_service_recovers(
                 await transaction.start()
                 await locker.execute("LOCK TABLE boardgames IN ACCESS EXCLUSIVE MODE")
                 read = asyncio.create_task(client.get("/api/public/games"))
-                async with asyncio.timeout(20):
-                    while not await admin.fetchval(
+                await eventually(
+                    lambda: admin.fetchval(
                         "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 "
                         "AND application_name = 'bgg-reliability' AND wait_event_type = 'Lock'",
                         name,
-                    ):
-                        await asyncio.sleep(0.01)
+                    ),
+                    "the service's read to wait on the table lock",
+                )
                 await admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = $1 AND application_name = 'bgg-reliability'",
