@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
         if services.database.schema_ready:
             # Records spooled while the database was down, by this or an earlier process.
             await services.recorder.replay()
+        services.recorder.start()
         services.recovery.start()
         services.alerter.start()
         try:

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     background_concurrency: int = Field(4, ge=1)
     background_drain_seconds: float = Field(10.0, ge=0)
     spool_path: Path = Field(Path("var/failure-spool.jsonl"))
+    spool_replay_seconds: float = Field(
+        5.0, gt=0, description="How often spooled task records are replayed while any wait."
+    )
     record_failures: bool = Field(
         True, description="Only for proving the chaos harness catches lost records."
     )

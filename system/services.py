@@ -84,6 +84,7 @@ class Services:
         """Drain background tasks, then close clients, Redis and the database."""
         await self.alerter.aclose()
         await self.recovery.aclose()
+        await self.recorder.aclose()
         await self.runner.drain(self.settings.background_drain_seconds)
         for store in self.stores:
             await store.aclose()
@@ -203,6 +204,7 @@ def build_services(
         Spool(settings.spool_path),
         record_failures=settings.record_failures,
         on_record=lambda record: _count_record(metrics, record),
+        replay_seconds=settings.spool_replay_seconds,
     )
     metrics.watch_spool(recorder.spool.pending)
     for breaker in (bgg_breaker, cdn_breaker):

@@ -1,9 +1,11 @@
 """Record every task run in the database, or in the spool while the database is down.
 
 Recording never raises into the task. A record that cannot be written goes to the spool
-(fsync'd JSON lines) and is replayed, exactly once, on the next successful write and at
-start-up: the run row carries the record's UUID under a unique constraint, and a replayed
-record already present is skipped.
+(fsync'd JSON lines) and is replayed, exactly once, at start-up, on the next successful
+write, and by a loop that tries every `replay_seconds` while the spool is not empty, so the
+records show up as soon as the database answers again even if nothing else is written. The
+run row carries the record's UUID under a unique constraint, and a replayed record already
+present is skipped. One process replays at a time (`Spool.replaying`).
 """
 
 from __future__ import annotations
@@ -31,14 +33,17 @@ class TaskRecorder:
         *,
         record_failures: bool = True,
         on_record: Callable[[TaskRecord], None] | None = None,
+        replay_seconds: float = 5.0,
     ) -> None:
         self.database = database
         self.spool = spool
         self.record_failures = record_failures
         #: Told about every run recorded (to the database or the spool), for metrics.
         self.on_record = on_record
+        self.replay_seconds = replay_seconds
         self._replay_lock = asyncio.Lock()
         self._db_down_logged = False
+        self._loop: asyncio.Task[None] | None = None
 
     async def record(self, record: TaskRecord) -> None:
         """Store the record somewhere durable. Never raises (except cancellation)."""
@@ -85,34 +90,60 @@ class TaskRecorder:
             logger.exception("could not spool task record %s: it is lost", record.record_id)
 
     async def replay(self) -> int:
-        """Move spooled records into the database; returns how many were stored now."""
+        """Move spooled records into the database; returns how many were stored now.
+
+        Returns 0 at once when another process is replaying the same spool.
+        """
         async with self._replay_lock:
+            with self.spool.replaying() as mine:
+                return await self._replay() if mine else 0
+
+    async def _replay(self) -> int:
+        try:
+            pending = await self.spool.read()
+        except Exception:
+            logger.exception("could not read the spool %s", self.spool.path)
+            return 0
+        done: set[str] = set()
+        stored = 0
+        for data in pending:
+            record_id = str(data.get("record_id"))
             try:
-                pending = await self.spool.read()
-            except Exception:
-                logger.exception("could not read the spool %s", self.spool.path)
-                return 0
-            done: set[str] = set()
-            stored = 0
-            for data in pending:
-                record_id = str(data.get("record_id"))
-                try:
-                    record = TaskRecord.from_json(data)
-                except (KeyError, TypeError, ValueError):
-                    logger.error("unreadable spool record %s: kept for inspection", record_id)
-                    continue
-                try:
-                    stored += await self._write(record)
-                except IntegrityError:
-                    pass  # another worker replayed it first: present once, as it should be
-                except Exception as exc:
-                    logger.warning("spool replay paused, database unavailable: %s", exc)
-                    break
-                done.add(record_id)
+                record = TaskRecord.from_json(data)
+            except (KeyError, TypeError, ValueError):
+                logger.error("unreadable spool record %s: kept for inspection", record_id)
+                continue
             try:
-                await self.spool.remove(done)
+                stored += await self._write(record)
+            except IntegrityError:
+                pass  # another worker replayed it first: present once, as it should be
+            except Exception as exc:
+                logger.warning("spool replay paused, database unavailable: %s", exc)
+                break
+            done.add(record_id)
+        try:
+            await self.spool.remove(done)
+        except Exception:
+            logger.exception("could not compact the spool %s", self.spool.path)
+        if stored:
+            logger.info("replayed %d spooled task records", stored)
+        return stored
+
+    def start(self) -> None:
+        """Start replaying the spool whenever it holds records (the lifespan calls this)."""
+        self._loop = asyncio.create_task(self._run(), name="spool-replay")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.replay_seconds)
+            try:
+                if self.spool.pending():
+                    await self.replay()
             except Exception:
-                logger.exception("could not compact the spool %s", self.spool.path)
-            if stored:
-                logger.info("replayed %d spooled task records", stored)
-            return stored
+                logger.exception("spool replay failed")
+
+    async def aclose(self) -> None:
+        """Stop the replay loop."""
+        if self._loop is not None:
+            self._loop.cancel()
+            await asyncio.gather(self._loop, return_exceptions=True)
