@@ -8,18 +8,28 @@ timeout inside the breaker, so a request that hangs counts as a failure.
 This is the one boundary where `httpx` errors and odd answers become our own error tree
 (`system/bgg/errors.py`); `OUTCOMES` below is the table README.md shows, and
 `tests/bgg/test_outcomes.py` checks each row against a real request.
+
+The XML is parsed in a worker thread, never on the event loop: a 5 MB answer took hundreds
+of milliseconds to parse, and every request of the worker waited for it. At most
+`parse_threads` parses run at once (default 1: parses share one GIL, so more would not finish
+sooner, each more would compete with the loop for it, and the default thread pool stays free
+for DNS lookups); the parser pauses without the GIL between 16 KB pieces and builds only the
+elements it reads, so the loop keeps answering while a parse runs
+(`python -m benchmarks.big_answers` measures it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import anyio
 import httpx
 
 from system import __version__
@@ -41,6 +51,9 @@ from system.resilience.store import CLOSED
 from system.resilience.transport import NetworkErrorsOnly
 
 logger = logging.getLogger(__name__)
+
+#: `parse_thing`'s signature: the body, then `bgg_id` and `max_bytes` by keyword.
+Parser = Callable[..., BggGame]
 
 USER_AGENT = f"bgg-reliability/{__version__} (+https://github.com/bgg-reliability)"
 
@@ -204,6 +217,8 @@ class BggClient:
         clock: Callable[[], float] = time.monotonic,
         max_bytes: int = DEFAULT_MAX_BYTES,
         on_fetch: Callable[[int, str], None] | None = None,
+        parser: Parser = parse_thing,
+        parse_threads: int = 1,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http
@@ -217,6 +232,8 @@ class BggClient:
         self._max_bytes = max_bytes
         #: Told `(attempts, outcome)` after every fetch; outcome is `ok` or the error's name.
         self.on_fetch = on_fetch
+        self._parser = parser
+        self._parse_limiter = anyio.CapacityLimiter(parse_threads)
 
     async def _wait(self, seconds: float) -> None:
         """The retry wait, cut short when the breaker opens meanwhile (another import
@@ -285,7 +302,7 @@ class BggClient:
             async with self.breaker.guard():
                 body = await self._get(bgg_id, within=min(self.request_timeout, remaining))
                 try:
-                    game = parse_thing(body, bgg_id=bgg_id, max_bytes=self._max_bytes)
+                    game = await self._parse(body, bgg_id)
                 except BggError as exc:
                     if exc.breaker_failure:
                         raise
@@ -304,6 +321,13 @@ class BggClient:
         if answer is not None:
             raise answer
         return game
+
+    async def _parse(self, body: bytes, bgg_id: int) -> BggGame:
+        """`parse_thing` in a worker thread (see the module docstring)."""
+        return await anyio.to_thread.run_sync(
+            functools.partial(self._parser, body, bgg_id=bgg_id, max_bytes=self._max_bytes),
+            limiter=self._parse_limiter,
+        )
 
     async def _get(self, bgg_id: int, *, within: float) -> bytes:
         url = f"{self.base_url}/thing"

@@ -53,10 +53,13 @@ _INT_MAX: Final = 2**31 - 1
 _RATING_MAX: Final = 10.0
 # Keeps error messages short when they quote text we did not expect.
 _QUOTE_MAX: Final = 200
-# Characters handed to expat at a time. Between two pieces the parse gives up the GIL, so
-# an event loop in another thread waits for at most one piece (about a millisecond), not for
-# the whole of a multi-megabyte answer (see `system/bgg/client.py`).
+# Characters handed to expat at a time. Between two pieces the parse pauses for
+# `_FEED_PAUSE` s without the GIL, so an event loop in another thread waits for at most one
+# piece (about a millisecond), not for a whole multi-megabyte answer (`system/bgg/client.py`).
+# A real pause, not sleep(0): that released the GIL but mostly took it straight back, and
+# the loop still waited out the 5 ms switch interval at each hand-over.
 _FEED_CHARS: Final = 16_384
+_FEED_PAUSE: Final = 0.0002
 
 _INT_RE: Final = re.compile(r"[+-]?[0-9]{1,12}")
 _FLOAT_RE: Final = re.compile(r"[+-]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})")
@@ -177,12 +180,80 @@ def _parse_xml(body: bytes | str, *, bgg_id: int, max_bytes: int) -> Element:
         ) from None
 
 
+# What `_game_from_item` and `_raise_item_error` read of a top-level item; nothing else of it
+# is built (see `_ThingTreeBuilder`).
+_ITEM_CHILDREN: Final = frozenset(
+    {
+        "name",
+        "link",
+        "statistics",
+        "yearpublished",
+        "minplayers",
+        "maxplayers",
+        "playingtime",
+        "minage",
+        "description",
+        "thumbnail",
+        "image",
+        "error",
+    }
+)
+
+
+class _ThingTreeBuilder:
+    """A `TreeBuilder` that leaves out the children of a top-level `<item>` nobody reads.
+
+    A multi-megabyte answer is mostly `<versions>`, `<poll>`s, videos and comments: tens of
+    thousands of elements. Building them cost most of the parse, and the garbage collector's
+    full passes over them (tens of milliseconds each, holding the GIL) stalled the event loop
+    even with the parse in a thread. Only `<items><item><CHILD>` with CHILD outside
+    `_ITEM_CHILDREN` is skipped, subtree and all; every other answer is built whole.
+    """
+
+    def __init__(self) -> None:
+        self._builder = TreeBuilder()
+        self._path: list[str] = []
+        self._skipping_at = 0  # depth of the skipped element, 0 while building
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        """An element opens."""
+        self._path.append(tag)
+        if self._skipping_at:
+            return
+        if (
+            len(self._path) == 3
+            and self._path[:2] == ["items", "item"]
+            and (tag not in _ITEM_CHILDREN)
+        ):
+            self._skipping_at = 3
+            return
+        self._builder.start(tag, attrs)
+
+    def end(self, tag: str) -> None:
+        """An element closes."""
+        depth = len(self._path)
+        self._path.pop()
+        if not self._skipping_at:
+            self._builder.end(tag)
+        elif depth == self._skipping_at:
+            self._skipping_at = 0
+
+    def data(self, text: str) -> None:
+        """Text inside the current element."""
+        if not self._skipping_at:
+            self._builder.data(text)
+
+    def close(self) -> Element:
+        """The root element."""
+        return self._builder.close()
+
+
 def _feed(text: str) -> Element:
     # A str makes pyexpat ignore the declared encoding, so no codec is looked up by name.
-    parser = DefusedXMLParser(target=TreeBuilder(), forbid_dtd=True)
+    parser = DefusedXMLParser(target=_ThingTreeBuilder(), forbid_dtd=True)
     for start in range(0, len(text), _FEED_CHARS):
         parser.feed(text[start : start + _FEED_CHARS])
-        time.sleep(0)  # hands the GIL to a waiting thread (the event loop) between pieces
+        time.sleep(_FEED_PAUSE)
     root: Element = parser.close()
     return root
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from system.bgg.client import BggClient, build_http_client, parse_retry_after
+from system.bgg.client import BggClient, Parser, build_http_client, parse_retry_after
 from system.bgg.errors import (
     BggAuthError,
     BggBadResponse,
@@ -16,6 +18,8 @@ from system.bgg.errors import (
     BggTransientError,
     GameNotFound,
 )
+from system.bgg.models import BggGame
+from system.bgg.parser import parse_thing
 from system.resilience.breaker import AsyncCircuitBreaker
 from system.resilience.retry import RetryPolicy
 from tests.conftest import FIXTURES
@@ -33,7 +37,13 @@ class NoSleep:
 
 
 def client(
-    handler: object, *, token: str | None = None, attempts: int = 3, sleep: NoSleep | None = None
+    handler: object,
+    *,
+    token: str | None = None,
+    attempts: int = 3,
+    sleep: NoSleep | None = None,
+    parser: Parser = parse_thing,
+    parse_threads: int = 1,
 ) -> BggClient:
     http = build_http_client(
         connect_timeout=1,
@@ -49,6 +59,8 @@ def client(
         request_timeout=5,
         max_id=10_000_000,
         sleep=sleep or NoSleep(),
+        parser=parser,
+        parse_threads=parse_threads,
     )
 
 
@@ -182,3 +194,70 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("soon") is None
     later = (now + timedelta(seconds=30)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     assert parse_retry_after(later, now=now) == 30
+
+
+class BlockingParser:
+    """`parse_thing` that waits for `release` first, counting parses under way.
+
+    The wait has a timeout only so that a parse run on the event loop (which blocks the
+    loop, so nothing there can ever set `release`) fails the test instead of hanging it.
+    """
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.released_in_time: list[bool] = []
+        self.inside = 0
+        self.most_inside = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, body: bytes, *, bgg_id: int, max_bytes: int) -> BggGame:
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        self.started.set()
+        self.released_in_time.append(self.release.wait(timeout=5))
+        with self._lock:
+            self.inside -= 1
+        return parse_thing(body, bgg_id=bgg_id, max_bytes=max_bytes)
+
+
+async def test_the_answer_is_parsed_off_the_event_loop() -> None:
+    """A coroutine makes progress while a parse is under way: the loop is not blocked.
+
+    The parser waits until the coroutine has ticked a hundred times; on the loop that wait
+    could never be satisfied (before the change it timed out with 0 ticks).
+    """
+    parser = BlockingParser()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not parser.started.is_set():
+            await asyncio.sleep(0)
+        for _ in range(100):
+            ticks += 1
+            await asyncio.sleep(0)
+        parser.release.set()
+
+    bgg = client(lambda _r: httpx.Response(200, content=BRASS), parser=parser)
+    game, _ = await asyncio.gather(bgg.fetch_thing(28720), ticker())
+    assert game.title == "Brass: Lancashire"
+    assert parser.released_in_time == [True]
+    assert ticks == 100
+
+
+async def test_parses_are_bounded_so_they_do_not_take_every_thread() -> None:
+    parser = BlockingParser()
+    bgg = client(lambda _r: httpx.Response(200, content=BRASS), parser=parser, parse_threads=2)
+    fetches = [asyncio.ensure_future(bgg.fetch_thing(28720)) for _ in range(10)]
+    limiter = bgg._parse_limiter
+    for _ in range(10_000):  # until two parses run and the other fetches wait for a thread
+        if parser.inside == 2 and limiter.statistics().tasks_waiting == 8:
+            break
+        await asyncio.sleep(0.001)
+    assert (limiter.borrowed_tokens, limiter.statistics().tasks_waiting) == (2, 8)
+    parser.release.set()
+    games = await asyncio.gather(*fetches)
+    assert {g.bgg_id for g in games} == {28720}
+    assert parser.most_inside == 2
