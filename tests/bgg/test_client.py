@@ -23,6 +23,7 @@ from system.bgg.parser import parse_thing
 from system.resilience.breaker import AsyncCircuitBreaker
 from system.resilience.retry import RetryPolicy
 from tests.conftest import FIXTURES
+from tests.support.waiting import eventually
 
 BRASS = (FIXTURES / "bgg" / "thing_28720_brass_lancashire_stats.xml").read_bytes()
 EMPTY = (FIXTURES / "bgg" / "thing_10000000_nonexistent_empty.xml").read_bytes()
@@ -200,7 +201,8 @@ class BlockingParser:
     """`parse_thing` that waits for `release` first, counting parses under way.
 
     The wait has a timeout only so that a parse run on the event loop (which blocks the
-    loop, so nothing there can ever set `release`) fails the test instead of hanging it.
+    loop, so nothing there can ever set `release`) fails the test instead of hanging it; it
+    is long so that a slow machine still sees the parses held (under the test's timeout).
     """
 
     def __init__(self) -> None:
@@ -216,7 +218,7 @@ class BlockingParser:
             self.inside += 1
             self.most_inside = max(self.most_inside, self.inside)
         self.started.set()
-        self.released_in_time.append(self.release.wait(timeout=5))
+        self.released_in_time.append(self.release.wait(timeout=30))
         with self._lock:
             self.inside -= 1
         return parse_thing(body, bgg_id=bgg_id, max_bytes=max_bytes)
@@ -252,11 +254,11 @@ async def test_parses_are_bounded_so_they_do_not_take_every_thread() -> None:
     bgg = client(lambda _r: httpx.Response(200, content=BRASS), parser=parser, parse_threads=2)
     fetches = [asyncio.ensure_future(bgg.fetch_thing(28720)) for _ in range(10)]
     limiter = bgg._parse_limiter
-    for _ in range(10_000):  # until two parses run and the other fetches wait for a thread
-        if parser.inside == 2 and limiter.statistics().tasks_waiting == 8:
-            break
-        await asyncio.sleep(0.001)
-    assert (limiter.borrowed_tokens, limiter.statistics().tasks_waiting) == (2, 8)
+    await eventually(
+        lambda: (parser.inside, limiter.borrowed_tokens, limiter.statistics().tasks_waiting),
+        "two parses running and eight fetches waiting for a thread",
+        until=lambda state: state == (2, 2, 8),
+    )
     parser.release.set()
     games = await asyncio.gather(*fetches)
     assert {g.bgg_id for g in games} == {28720}
