@@ -22,7 +22,7 @@ from chaos.scenarios import bgg_flaky, common
 from chaos.stack import Deployment, Options, Stack
 from chaos.watch import BreakerWatcher, PublicSampler
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.slow
 
 #: Seeds whose plans open the breaker (3 of them), so that path is swept too.
 SWEEP_SEEDS = range(450, 500)
