@@ -181,7 +181,7 @@ class Stack:
         """What a service must be configured with to be run against (`--target`)."""
         return {
             "BGG_BASE_URL": self.bgg_base_url,
-            "IMAGE_ALLOWED_HOSTS": "127.0.0.1",
+            "IMAGE_ALLOWED_HOSTS": "127.0.0.1:*",  # the fake CDN, on whatever port it has
             "ADMIN_TOKENS": self.token,
             "ALERT_WEBHOOK_URL": self.webhook.url,
             **HARNESS.service_env(),

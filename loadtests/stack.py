@@ -34,7 +34,7 @@ SEED_FIXTURE_IDS = (28720, 223555, 1001, 31260, 283)
 LOAD_DEFAULTS: Mapping[str, str] = {
     "ENVIRONMENT": "loadtest",
     "LOG_LEVEL": "WARNING",
-    "IMAGE_ALLOWED_HOSTS": "127.0.0.1",
+    "IMAGE_ALLOWED_HOSTS": "127.0.0.1:*",  # the fake CDN, on whatever port it has
     # The outage shape's recovery phase lasts ~18 s by default: a 60 s reset timeout would
     # keep the breaker open past the end of the run, so a run could never show it closing.
     "BGG_BREAKER_RESET_TIMEOUT": "5",

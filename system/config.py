@@ -6,6 +6,7 @@ deploy files and the chaos harness set these variables, so rename nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,6 +17,55 @@ from sqlalchemy.engine import make_url
 from system.tokens import HASH_PREFIX, parse_hashed_token
 
 DEFAULT_IMAGE_HOSTS = ("cf.geekdo-images.com", "cf.geekdo-static.com")
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedHost:
+    """One `IMAGE_ALLOWED_HOSTS` entry: a host and the port(s) it may be fetched on."""
+
+    host: str
+    #: None: the default port of the URL's scheme only; "*": any port.
+    port: int | Literal["*"] | None = None
+
+    def allows(self, host: str, port: int | None, scheme: str) -> bool:
+        """Whether a URL with this host, port (None: not given) and scheme may be fetched."""
+        if host != self.host:
+            return False
+        if self.port == "*":
+            return True
+        default = DEFAULT_PORTS.get(scheme)
+        return (port or default) == (self.port or default)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+
+#: The port a URL without one connects to.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_allowed_host(entry: str) -> AllowedHost:
+    """`host`, `host:port`, `host:*`, `[v6]`, `[v6]:port` or a bare IPv6 address, lower-cased.
+
+    Raises ValueError naming the entry when it is none of these.
+    """
+    text = entry.strip().lower()
+    host, port = text, ""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"IMAGE_ALLOWED_HOSTS entry {entry!r}: expected [ipv6]:port")
+        port = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    if not host or any(c in host for c in "/@?#[] "):
+        raise ValueError(f"IMAGE_ALLOWED_HOSTS entry {entry!r}: not a host name")
+    if port in ("", "*"):
+        return AllowedHost(host, "*" if port else None)
+    if not port.isascii() or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValueError(f"IMAGE_ALLOWED_HOSTS entry {entry!r}: port must be 1-65535 or *")
+    return AllowedHost(host, int(port))
 
 
 def _default_database_url() -> SecretStr:
@@ -115,7 +165,9 @@ class Settings(BaseSettings):
     thumbnail_retry_max_wait: float = Field(10.0, ge=0)
     image_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_IMAGE_HOSTS),
-        description="Hosts thumbnails may be downloaded from (comma-separated).",
+        description="Hosts thumbnails may be downloaded from (comma-separated), each `host` "
+        "(only the scheme's default port: 443 for https, 80 for http), `host:port` (only that "
+        "port) or `host:*` (any port). IPv6: `[::1]:8080`.",
     )
     cdn_breaker_fail_max: int = Field(5, ge=1)
     cdn_breaker_reset_timeout: float = Field(60.0, gt=0)
@@ -158,6 +210,11 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("image_allowed_hosts")
+    @classmethod
+    def _host_entries_well_formed(cls, value: list[str]) -> list[str]:
+        return [str(parse_allowed_host(entry)) for entry in value]
 
     @field_validator("admin_tokens")
     @classmethod

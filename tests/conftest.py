@@ -261,7 +261,7 @@ def make_service(settings: Settings, upstreams: Upstreams, tmp_path: Path) -> Se
         values = settings.model_dump()
         values.update(
             bgg_base_url=upstreams.bgg_base_url,
-            image_allowed_hosts=["127.0.0.1"],
+            image_allowed_hosts=[f"127.0.0.1:{upstreams.cdn.port}"],
             admin_tokens=ADMIN_TOKEN,
         )
         values.update(overrides)

@@ -60,7 +60,7 @@ def workers(
         "BGG_RETRY_ATTEMPTS": "1",  # one request per import: the count is easy to follow
         "BGG_BREAKER_FAIL_MAX": "4",
         "REDIS_URL": redis.url,
-        "IMAGE_ALLOWED_HOSTS": "127.0.0.1",
+        "IMAGE_ALLOWED_HOSTS": f"127.0.0.1:{upstreams.cdn.port}",
         "THUMBNAIL_DIR": str(tmp_path / "thumbs"),
         "SPOOL_PATH": str(tmp_path / "spool.jsonl"),
     }

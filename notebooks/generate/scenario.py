@@ -221,7 +221,7 @@ class Story:
                 "ADMIN_TOKENS": TOKEN,
                 "ENVIRONMENT": "generated",
                 "BGG_BASE_URL": bgg_base_url(bgg.url),
-                "IMAGE_ALLOWED_HOSTS": "127.0.0.1",
+                "IMAGE_ALLOWED_HOSTS": f"127.0.0.1:{cdn.port}",
                 "ALERT_WEBHOOK_URL": alerts.url,
                 "THUMBNAIL_DIR": str(self.data_dir / "var" / "thumbnails"),
                 "SPOOL_PATH": str(self.data_dir / "var" / "spool.jsonl"),

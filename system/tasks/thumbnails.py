@@ -7,8 +7,11 @@ that breaker and not the BGG one.
 
 Files are named by the service (`<game_id>-<hash of the URL>.<ext from the content type>`),
 streamed to a temporary file in the same folder and renamed into place, so a reader never
-sees half an image and a refused download leaves nothing behind. Only http(s) URLs on hosts
-in `IMAGE_ALLOWED_HOSTS` are fetched; a host name that resolves to a private, loopback or
+sees half an image and a refused download leaves nothing behind. The body must start with the
+magic bytes of the type the CDN declared (an `image/png` answer holding HTML is refused as
+`ContentTypeMismatch`). Only http(s) URLs without credentials, on a host and port that
+`IMAGE_ALLOWED_HOSTS` allows (a bare host: the scheme's default port only), are fetched; a
+host name that resolves to a private, loopback or
 link-local address is refused, unless the allow-list names that address itself (the chaos
 harness allow-lists its loopback CDN as `127.0.0.1`). The name is resolved once per attempt
 and the connection goes to the address that was checked (`Host` header and TLS SNI keep the
@@ -34,6 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from system.clock import utcnow
+from system.config import parse_allowed_host
 from system.db.tasks import TaskRecord, Trigger
 from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError
 from system.resilience.retry import RetryPolicy, Sleep, build_retrying
@@ -53,6 +57,31 @@ CONTENT_TYPES = {
 }
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+# Enough of the body to tell every stored type apart (WebP's and AVIF's marks end at byte 12).
+_SNIFF_BYTES = 12
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The file extension the first bytes of an image say it is ("png", ...), or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "avif"
+    return None
+
+
+def _check_magic(head: bytes, content_type: str) -> None:
+    found = sniff_image(head)
+    if found != CONTENT_TYPES[content_type]:
+        what = f"a {found.upper()} image" if found else f"not an image (starts {head[:8]!r})"
+        raise ContentTypeMismatch(f"Refused body: declared {content_type}, but it is {what}")
 
 
 class ThumbnailError(Exception):
@@ -77,6 +106,12 @@ class UnsupportedContentType(ThumbnailError):
     """The CDN answered with something that is not an image."""
 
     error_type = "UnsupportedContentType"
+
+
+class ContentTypeMismatch(ThumbnailError):
+    """The body does not start like the image type the CDN declared (HTML sent as PNG, ...)."""
+
+    error_type = "ContentTypeMismatch"
 
 
 class ThumbnailTooLarge(ThumbnailError):
@@ -187,7 +222,7 @@ class ThumbnailDownloader:
         self.breaker = breaker
         self.directory = directory
         self.max_bytes = max_bytes
-        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.allowed_hosts = [parse_allowed_host(entry) for entry in allowed_hosts]
         self.policy = policy
         self.attempt_timeout = attempt_timeout
         self._sleep = sleep
@@ -227,9 +262,17 @@ class ThumbnailDownloader:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise RefusedUrl(f"Refused URL scheme {parts.scheme!r}: only http and https")
+        if "@" in parts.netloc:
+            # httpx would send them as Basic auth to the CDN; they are never anyone's to send.
+            raise RefusedUrl("Refused URL with credentials (user:password@host)")
         host = (parts.hostname or "").lower()
-        if not host or host not in self.allowed_hosts:
-            raise RefusedUrl(f"Refused host {host!r}: not in IMAGE_ALLOWED_HOSTS")
+        try:
+            port = parts.port
+        except ValueError:
+            raise RefusedUrl(f"Refused URL: invalid port in {parts.netloc!r}") from None
+        if not host or not any(a.allows(host, port, parts.scheme) for a in self.allowed_hosts):
+            where = f"{host!r}" if port is None else f"{host!r} port {port}"
+            raise RefusedUrl(f"Refused host {where}: not in IMAGE_ALLOWED_HOSTS")
 
     async def _pin(self, url: str) -> Pinned:
         """Where to connect for `url`: a checked address, the name kept for Host and SNI."""
@@ -319,13 +362,14 @@ class ThumbnailDownloader:
                 )
             self.directory.mkdir(parents=True, exist_ok=True)
             target = self.directory / thumbnail_name(game_id, pinned.url, content_type)
-            size = await self._stream_to(response, target)
+            size = await self._stream_to(response, target, content_type)
         return Downloaded(path=target, attempts=attempt, bytes=size)
 
-    async def _stream_to(self, response: httpx.Response, target: Path) -> int:
+    async def _stream_to(self, response: httpx.Response, target: Path, content_type: str) -> int:
         handle, tmp_name = tempfile.mkstemp(dir=self.directory, prefix=".part-", suffix=".tmp")
         tmp = Path(tmp_name)
         size = 0
+        head = b""
         try:
             with os.fdopen(handle, "wb") as out:
                 async for chunk in response.aiter_bytes():
@@ -334,7 +378,13 @@ class ThumbnailDownloader:
                         raise ThumbnailTooLarge(
                             f"Image is over THUMBNAIL_MAX_BYTES={self.max_bytes} bytes"
                         )
+                    if len(head) < _SNIFF_BYTES:
+                        head += chunk[: _SNIFF_BYTES - len(head)]
+                        if len(head) == _SNIFF_BYTES:  # checked as soon as it can be
+                            _check_magic(head, content_type)
                     out.write(chunk)
+            if len(head) < _SNIFF_BYTES:  # a body shorter than that
+                _check_magic(head, content_type)
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

@@ -42,7 +42,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         "THUMBNAIL_DIR": str(folder / "thumbnails"),
         "SPOOL_PATH": str(folder / "spool.jsonl"),
         "BGG_BASE_URL": f"http://127.0.0.1:{ports['bgg']}/xmlapi2",
-        "IMAGE_ALLOWED_HOSTS": "127.0.0.1",
+        "IMAGE_ALLOWED_HOSTS": f"127.0.0.1:{ports['cdn']}",
         "ADMIN_TOKENS": TOKEN,
         "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{ports['webhook']}/hooks/alerts",
         **HARNESS.service_env(),

@@ -181,7 +181,10 @@ IMAGE_URL = "https://cf.geekdo-images.com/pic/x.png"
 
 
 def downloader_with(
-    handler: Callable[[httpx.Request], httpx.Response], resolver: FakeDns | Resolver, tmp: Path
+    handler: Callable[[httpx.Request], httpx.Response],
+    resolver: FakeDns | Resolver,
+    tmp: Path,
+    allowed: Sequence[str] = ("cf.geekdo-images.com",),
 ) -> tuple[ThumbnailDownloader, NoSleep]:
     """A downloader whose CDN is `handler`: no socket, so the request itself can be read."""
     sleeps = NoSleep()
@@ -192,7 +195,7 @@ def downloader_with(
         breaker=AsyncCircuitBreaker("Image CDN", fail_max=5, reset_timeout=60),
         directory=tmp,
         max_bytes=1_000_000,
-        allowed_hosts=["cf.geekdo-images.com"],
+        allowed_hosts=allowed,
         policy=RetryPolicy(attempts=3, initial_wait=1.0, min_wait=2, max_wait=10, jitter=False),
         attempt_timeout=5.0,
         sleep=sleeps,
