@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+import time_machine
 
 from chaos.fakes import FaultRule
 from system.db.models import BackgroundTaskFailure, BackgroundTaskRun, BoardGame
 from tests.conftest import ServiceFactory, ServiceUnderTest
 from tests.fakes import Upstreams
+from tests.support.waiting import eventually
 
 T0 = datetime(2025, 12, 20, 10, 30, tzinfo=UTC)
 FAILURE_KEYS = {
@@ -145,17 +147,18 @@ async def test_resolve_keeps_the_first_resolved_at(service: ServiceUnderTest) ->
     )
     failure_id = listing.json()["failures"][0]["id"]
     url = f"/api/admin/monitoring/background-failures/{failure_id}/resolve"
-    first = await service.client.post(url, headers=_auth())
-    assert first.status_code == 200
-    body = first.json()
-    assert body["success"] is True
-    assert body["message"] == f"Background failure {failure_id} marked as resolved"
-    resolved_at = body["failure"]["resolved_at"]
-    assert resolved_at.endswith("Z")
-    await asyncio.sleep(0.01)
-    again = (await service.client.post(url, headers=_auth())).json()
+    with time_machine.travel(T0 + timedelta(hours=2), tick=False) as clock:
+        first = await service.client.post(url, headers=_auth())
+        assert first.status_code == 200
+        body = first.json()
+        assert body["success"] is True
+        assert body["message"] == f"Background failure {failure_id} marked as resolved"
+        assert body["failure"]["resolved_at"] == "2025-12-20T12:30:00Z"
+        # An hour later: a second resolve that overwrote the time would show it.
+        clock.shift(timedelta(hours=1))
+        again = (await service.client.post(url, headers=_auth())).json()
     assert again["message"] == f"Background failure {failure_id} was already resolved"
-    assert again["failure"]["resolved_at"] == resolved_at
+    assert again["failure"]["resolved_at"] == "2025-12-20T12:30:00Z"
     missing = await service.client.post(
         "/api/admin/monitoring/background-failures/999999/resolve", headers=_auth()
     )
@@ -221,13 +224,18 @@ async def test_a_cdn_outage_is_cleaned_up_by_the_automatic_retry(
         }
 
         upstreams.cdn_app.engine.clear()  # the CDN is back; nobody calls the retry route
-        for _ in range(300):
+
+        async def failures_once_retries_ran() -> dict[str, Any]:
             await service.services.runner.join()
-            after = (await service.admin_get("/api/admin/monitoring/background-failures")).json()
-            if after["unresolved_failures"] == 0:
-                break
-            await asyncio.sleep(0.02)
-        assert after["unresolved_failures"] == 0
+            response = await service.admin_get("/api/admin/monitoring/background-failures")
+            body: dict[str, Any] = response.json()
+            return body
+
+        after = await eventually(
+            failures_once_retries_ran,
+            "the automatic retry to resolve every failure",
+            until=lambda body: body["unresolved_failures"] == 0,
+        )
         assert all(f["resolved"] for f in after["failures"])
         async with service.services.database.session() as session:
             from sqlalchemy import func, select
