@@ -231,7 +231,7 @@ async def test_a_cdn_outage_is_cleaned_up_by_the_automatic_retry(
             body: dict[str, Any] = response.json()
             return body
 
-        after = await eventually(
+        after: dict[str, Any] = await eventually(
             failures_once_retries_ran,
             "the automatic retry to resolve every failure",
             until=lambda body: body["unresolved_failures"] == 0,

@@ -12,6 +12,7 @@ import pytest
 from notebooks import cli
 from notebooks.execute import CellError
 from tests.notebooks.support import FIXTURES, Generated
+from tests.support.waiting import eventually_sync
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str) -> tuple[int, str]:
@@ -235,7 +236,6 @@ def test_sigterm_stops_everything_it_started(tmp_path: Path) -> None:
     import signal
     import subprocess
     import sys
-    import time
 
     from tests.notebooks.support import REPO
 
@@ -248,22 +248,21 @@ def test_sigterm_stops_everything_it_started(tmp_path: Path) -> None:
         text=True,
     )
     assert process.stdout is not None
-    children: set[int] = set()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
+    for line in process.stdout:
         if "healthy imports" in line:  # the service and the test collection are running
-            children = descendants(process.pid)
             break
+    else:
+        _out, err = process.communicate(timeout=60)
+        pytest.fail(f"the generator ended before it started the service: {err}")
+    children = descendants(process.pid)
     assert children, "the generator never started the service"
     process.send_signal(signal.SIGTERM)
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "interrupted" in err
     # Children may take a moment to be reaped after the parent returned: poll, bounded.
-    deadline = time.monotonic() + 5
-    alive = {pid for pid in children if Path(f"/proc/{pid}").exists()}
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.05)
-        alive = {pid for pid in alive if Path(f"/proc/{pid}").exists()}
-    assert not alive, f"left running: {alive}"
+    eventually_sync(
+        lambda: {pid for pid in children if Path(f"/proc/{pid}").exists()},
+        "every process the generator started to be gone",
+        until=lambda alive: not alive,
+    )
