@@ -128,9 +128,11 @@ class SuccessSummary:
 
 
 def success_summary(totals: pd.DataFrame, *, target: float = SUCCESS_TARGET) -> SuccessSummary:
-    """`SuccessSummary` from `TaskTables.run_totals`."""
-    first = totals[totals["trigger"] == "initial"]
-    retries = totals[totals["trigger"] != "initial"]
+    """`SuccessSummary` from `TaskTables.run_totals`. Superseded runs (their game was
+    deleted or re-imported meanwhile) are neither successes nor failures: not counted."""
+    judged = totals[totals["outcome"] != "superseded"]
+    first = judged[judged["trigger"] == "initial"]
+    retries = judged[judged["trigger"] != "initial"]
     return SuccessSummary(
         tasks=int(first["runs"].sum()),
         first_run_successes=int(first.loc[first["outcome"] == "success", "runs"].sum()),

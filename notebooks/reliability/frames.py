@@ -54,7 +54,8 @@ RUN_COLUMNS: Mapping[str, str] = {
     "duration_ms": "float",
 }
 RUN_REQUIRED = ("task_type", "outcome", "started_at")
-OUTCOMES = frozenset({"success", "failure"})
+#: `superseded`: a download that finished for a game deleted or re-imported meanwhile.
+OUTCOMES = frozenset({"success", "failure", "superseded"})
 
 #: Text columns the schema declares NOT NULL: an empty field there is an empty text.
 NOT_NULL_TEXT = frozenset({"task_type", "error_message", "outcome", "record_id"})
@@ -214,7 +215,7 @@ def failure_frame(frame: pd.DataFrame, *, source: str, first_record: int = 1) ->
 
 def run_frame(frame: pd.DataFrame, *, source: str, first_record: int = 1) -> pd.DataFrame:
     """Rows of `background_task_runs` with the standard dtypes (`trigger` defaults to
-    `initial`; an `outcome` other than success/failure is malformed)."""
+    `initial`; an `outcome` other than success/failure/superseded is malformed)."""
     out = _convert(frame, RUN_COLUMNS, RUN_REQUIRED, source=source, first_record=first_record)
     out["trigger"] = out["trigger"].fillna("initial")
     wrong = ~out["outcome"].isin(OUTCOMES)
@@ -222,6 +223,8 @@ def run_frame(frame: pd.DataFrame, *, source: str, first_record: int = 1) -> pd.
         first = first_position(wrong)
         label = _labels(frame, first_record).iloc[first]
         raise MalformedRowError(
-            source, str(label), f"outcome {out['outcome'].iloc[first]!r} is not success or failure"
+            source,
+            str(label),
+            f"outcome {out['outcome'].iloc[first]!r} is not success, failure or superseded",
         )
     return out

@@ -36,7 +36,7 @@ from notebooks.reliability.db import (
     open_engine,
 )
 from notebooks.reliability.errors import InputError, MalformedRowError
-from notebooks.reliability.frames import FAILURE_COLUMNS, failure_frame
+from notebooks.reliability.frames import FAILURE_COLUMNS, OUTCOMES, failure_frame
 from notebooks.reliability.sql import DURATION_EDGES, DURATION_LABELS, Dialect, dialect_for
 from notebooks.reliability.timeutil import UTC_DTYPE, as_instant
 
@@ -273,7 +273,7 @@ class TaskTables:
         SQLite stores any value in any column, so text that is not a time, a `resolved` that
         is not 0/1 or a `retry_count` that is not a whole number is possible there; on both
         databases an empty `task_type`, a NULL `created_at` and a negative `retry_count` are
-        malformed, and so is a run whose `outcome` is not success or failure.
+        malformed, and so is a run whose `outcome` is not success, failure or superseded.
         """
         profile = self._profile()
         bad = profile["malformed_id"].dropna()
@@ -305,14 +305,16 @@ class TaskTables:
             )
             runs = self._rows(
                 f"""SELECT id, outcome, started_at FROM {RUNS_TABLE}
-                     WHERE outcome IS NULL OR outcome NOT IN ('success', 'failure') OR {bad_time}
+                     WHERE outcome IS NULL
+                        OR outcome NOT IN ('success', 'failure', 'superseded')
+                        OR {bad_time}
                      ORDER BY id LIMIT 1""",  # noqa: S608
                 {},
             )
             if runs:
                 row_id, outcome, started_at = runs[0]
-                if outcome not in ("success", "failure"):
-                    problem = f"outcome {outcome!r} is not success or failure"
+                if outcome not in OUTCOMES:
+                    problem = f"outcome {outcome!r} is not success, failure or superseded"
                 else:
                     problem = f"started_at {started_at!r} is not a timestamp"
                 raise MalformedRowError(f"{self.source}: {RUNS_TABLE}", f"id={row_id}", problem)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 
 from system.api.auth import require_admin
 from system.api.deps import ServicesDep, SessionDep
@@ -13,6 +14,7 @@ from system.api.errors import ApiError
 from system.api.public import MAX_DB_ID
 from system.api.schemas import Game
 from system.db.games import GameRepository
+from system.tasks.files import remove_thumbnail
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -26,13 +28,18 @@ router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(re
 async def delete_game(
     session: SessionDep, game_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)]
 ) -> Response:
-    """Delete a game; its recorded failures stay, with `game_id` set to NULL."""
+    """Delete a game and its thumbnail file; its recorded failures stay, with `game_id` set
+    to NULL."""
     repository = GameRepository(session)
     game = await repository.get(game_id)
     if game is None:
         raise ApiError(404, f"Game {game_id} not found")
-    await repository.delete(game)
-    return Response(status_code=204)
+    thumbnail = await repository.delete(game)
+    # A response's background task runs only once the response is sent, which is after the
+    # session's commit (SessionDep); a delete that fails to commit never sends this response,
+    # so its file stays.
+    background = None if thumbnail is None else BackgroundTask(remove_thumbnail, thumbnail)
+    return Response(status_code=204, background=background)
 
 
 _ERROR = {"description": "The shared error shape (see README)."}

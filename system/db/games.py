@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -121,6 +121,32 @@ class GameRepository:
         await self.session.flush()
         return Upserted(row, created, needs_thumbnail and game.thumbnail_url is not None)
 
-    async def delete(self, game: BoardGame) -> None:
-        """Remove a game; its failure and run rows keep their history with `game_id` NULL."""
+    async def delete(self, game: BoardGame) -> str | None:
+        """Remove a game; its failure and run rows keep their history with `game_id` NULL.
+
+        Returns its thumbnail file, for the caller to remove once the delete is committed
+        (never before: a delete that fails to commit must keep the game's file).
+        """
+        path = game.thumbnail_path
         await self.session.delete(game)
+        return path
+
+    async def set_thumbnail(self, game_id: int, url: str | None, path: str) -> bool:
+        """Point the game at a downloaded thumbnail, only if it is still the game the
+        download was started for: same id, same thumbnail URL. False when it is not (deleted,
+        or re-imported with another URL): the download is superseded and nothing changes.
+        """
+        if url is None:
+            return False
+        result = await self.session.execute(
+            update(BoardGame)
+            .where(BoardGame.id == game_id, BoardGame.thumbnail_url == url)
+            .values(thumbnail_path=path)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def thumbnail_in_use(self, path: str) -> bool:
+        """Whether any game points at that thumbnail file."""
+        return bool(
+            await self.session.scalar(select(exists().where(BoardGame.thumbnail_path == path)))
+        )

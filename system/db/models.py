@@ -64,7 +64,8 @@ class BoardGame(Base):
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
     )
 
-    __table_args__ = (Index("ix_boardgames_title", "title"),)
+    # AUTOINCREMENT: SQLite would give a deleted game's id to the next one (migration 0005).
+    __table_args__ = (Index("ix_boardgames_title", "title"), {"sqlite_autoincrement": True})
 
 
 class BackgroundTaskFailure(Base):
@@ -130,7 +131,7 @@ class BackgroundTaskRun(Base):
     duration_ms: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (
-        CheckConstraint("outcome IN ('success', 'failure')", name="outcome"),
+        CheckConstraint("outcome IN ('success', 'failure', 'superseded')", name="outcome"),
         Index("idx_task_run_type_date", "task_type", "started_at"),
         Index("idx_task_run_date", "started_at"),
         Index("idx_task_run_failure", "failure_id"),

@@ -10,9 +10,11 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from system.db.games import GameRepository
 from system.db.models import BackgroundTaskFailure, BackgroundTaskRun, BoardGame
 
-Outcome = Literal["success", "failure"]
+#: `superseded`: a download that finished for a game deleted or given another URL meanwhile.
+Outcome = Literal["success", "failure", "superseded"]
 Trigger = Literal["initial", "manual_retry", "auto_retry"]
 
 
@@ -60,17 +62,34 @@ class TaskRecord:
         return cls(**values)
 
 
-async def write_task_record(session: AsyncSession, record: TaskRecord) -> bool:
-    """Store `record` once; False when a record with its `record_id` is already stored.
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What `write_task_record` did."""
+
+    #: False when a record with that `record_id` was stored already.
+    stored: bool
+    #: The outcome stored: a success whose thumbnail no longer fits its game is `superseded`.
+    outcome: Outcome
+    #: A downloaded file no game points at: the caller removes it once committed.
+    orphan: str | None = None
+
+
+async def write_task_record(session: AsyncSession, record: TaskRecord) -> Written:
+    """Store `record` once (`stored` False when its `record_id` is stored already).
 
     The run row and the failure row go in the caller's transaction together, so a record
-    replayed from the spool is either entirely present or entirely absent.
+    replayed from the spool is either entirely present or entirely absent. A downloaded
+    thumbnail lands only on the game (id and URL) it was started for; otherwise the run is
+    `superseded` and its file is returned as `orphan`. A superseded retry still resolves its
+    failure: there is nothing left to retry for that game and URL.
     """
     seen = await session.scalar(
         select(BackgroundTaskRun.id).where(BackgroundTaskRun.record_id == record.record_id)
     )
     if seen is not None:
-        return False
+        return Written(stored=False, outcome=record.outcome)
+    outcome = record.outcome
+    orphan: str | None = None
     game_id = record.game_id
     if game_id is not None and await session.get(BoardGame, game_id) is None:
         game_id = None  # the game was deleted meanwhile; ON DELETE SET NULL would agree
@@ -112,19 +131,22 @@ async def write_task_record(session: AsyncSession, record: TaskRecord) -> bool:
                 .where(BackgroundTaskFailure.resolved.is_not(True))
                 .values(resolved=True, resolved_at=record.finished_at)
             )
-        if record.thumbnail_path is not None and game_id is not None:
-            await session.execute(
-                update(BoardGame)
-                .where(BoardGame.id == game_id)
-                .values(thumbnail_path=record.thumbnail_path)
+        if record.thumbnail_path is not None:
+            games = GameRepository(session)
+            landed = game_id is not None and await games.set_thumbnail(
+                game_id, record.url, record.thumbnail_path
             )
+            if not landed:
+                outcome = "superseded"
+                if not await games.thumbnail_in_use(record.thumbnail_path):
+                    orphan = record.thumbnail_path
     session.add(
         BackgroundTaskRun(
             record_id=record.record_id,
             task_type=record.task_type,
             game_id=game_id,
             failure_id=failure_id,
-            outcome=record.outcome,
+            outcome=outcome,
             attempts=record.attempts,
             trigger=record.trigger,
             error_type=record.error_type,
@@ -134,4 +156,4 @@ async def write_task_record(session: AsyncSession, record: TaskRecord) -> bool:
         )
     )
     await session.flush()
-    return True
+    return Written(stored=True, outcome=outcome, orphan=orphan)

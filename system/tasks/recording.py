@@ -6,18 +6,23 @@ write, and by a loop that tries every `replay_seconds` while the spool is not em
 records show up as soon as the database answers again even if nothing else is written. The
 run row carries the record's UUID under a unique constraint, and a replayed record already
 present is skipped. One process replays at a time (`Spool.replaying`).
+
+A downloaded thumbnail whose game was deleted or given another URL meanwhile is recorded as
+`superseded` (see `write_task_record`), and its file is removed once that is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
 
 from system.db.database import Database
-from system.db.tasks import TaskRecord, write_task_record
+from system.db.tasks import TaskRecord, Written, write_task_record
+from system.tasks.files import remove_thumbnail
 from system.tasks.spool import Spool
 
 logger = logging.getLogger(__name__)
@@ -51,16 +56,13 @@ class TaskRecorder:
             # RECORD_FAILURES=false exists only so the chaos harness can prove it notices.
             logger.error("failure recording is OFF: dropping %s", record.record_id)
             return
-        if self.on_record is not None:
-            try:
-                self.on_record(record)
-            except Exception:  # a metrics bug must not cost the record
-                logger.exception("on_record hook failed for %s", record.record_id)
         try:
-            await self._write(record)
+            written = await self._write(record)
         except Exception as exc:
+            self._notify(record)
             await self._spool(record, exc)
             return
+        self._notify(dataclasses.replace(record, outcome=written.outcome))
         if self._db_down_logged:
             logger.info("database reachable again: replaying spooled task records")
             self._db_down_logged = False
@@ -72,9 +74,22 @@ class TaskRecorder:
         if pending:
             await self.replay()
 
-    async def _write(self, record: TaskRecord) -> bool:
+    def _notify(self, record: TaskRecord) -> None:
+        if self.on_record is None:
+            return
+        try:
+            self.on_record(record)
+        except Exception:  # a metrics bug must not cost the record
+            logger.exception("on_record hook failed for %s", record.record_id)
+
+    async def _write(self, record: TaskRecord) -> Written:
         async with self.database.session() as session:
-            return await write_task_record(session, record)
+            written = await write_task_record(session, record)
+        if written.orphan is not None:
+            # Only now: had the commit failed, the replay would decide again.
+            logger.info("thumbnail %s superseded: removing its file", written.orphan)
+            await asyncio.to_thread(remove_thumbnail, written.orphan)
+        return written
 
     async def _spool(self, record: TaskRecord, exc: BaseException) -> None:
         if not self._db_down_logged:
@@ -114,7 +129,7 @@ class TaskRecorder:
                 logger.error("unreadable spool record %s: kept for inspection", record_id)
                 continue
             try:
-                stored += await self._write(record)
+                stored += (await self._write(record)).stored
             except IntegrityError:
                 pass  # another worker replayed it first: present once, as it should be
             except Exception as exc:

@@ -75,7 +75,7 @@ RUN_CORRUPTIONS = (
     Corruption(
         "outcome",
         st.sampled_from(["ok", "SUCCESS", "failed", "done"]),
-        lambda v: f"outcome {v!r} is not success or failure",
+        lambda v: f"outcome {v!r} is not success, failure or superseded",
     ),
     Corruption("attempts", NOT_WHOLE, lambda v: f"attempts {v!r} is not a whole number"),
     Corruption(
