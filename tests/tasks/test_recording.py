@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from chaos.proxy import ProxyServer
 from system.clock import utcnow
@@ -19,6 +18,7 @@ from system.db.models import BackgroundTaskFailure, BackgroundTaskRun, BoardGame
 from system.db.tasks import TaskRecord
 from system.tasks.recording import TaskRecorder
 from system.tasks.spool import Spool
+from tests.tasks.outages import postgres_outage
 
 
 def failure(game_id: int | None, n: int) -> TaskRecord:
@@ -125,17 +125,13 @@ async def test_postgres_outage_spools_then_replays_exactly_once(
     database_url: str, proxies: ProxyServer, tmp_path: Path
 ) -> None:
     """The database sits behind the TCP fault proxy; taking the proxy down is the outage."""
-    url = make_url(database_url)
-    proxies.create("pg", (url.host or "127.0.0.1", url.port or 5432))
-    _host, port = proxies.address("pg")
-    proxied = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
-    database = Database(proxied, connect_timeout=1)
-    try:
+    async with postgres_outage(database_url, proxies) as outage:
+        database = outage.database
         recorder = TaskRecorder(database, Spool(tmp_path / "spool.jsonl"))
         game_id = await make_game(database)
         await recorder.record(failure(game_id, 0))
 
-        proxies.down("pg")
+        outage.down()
         await database.engine.dispose()  # pooled connections went down with the network
         for n in range(1, 6):
             await recorder.record(failure(game_id, n))  # never raises
@@ -143,7 +139,7 @@ async def test_postgres_outage_spools_then_replays_exactly_once(
         lines = [json.loads(x) for x in (tmp_path / "spool.jsonl").read_text().splitlines()]
         assert {x["game_id"] for x in lines} == {game_id}
 
-        proxies.up("pg")
+        outage.up()
         await recorder.record(failure(game_id, 6))  # the next write replays the spool
         assert recorder.spool.pending() == 0
         assert await counts(database) == (7, 7)
@@ -152,8 +148,6 @@ async def test_postgres_outage_spools_then_replays_exactly_once(
         assert sorted(urls) == sorted(f"https://cf.geekdo-images.com/{n}.jpg" for n in range(7))
         assert await recorder.replay() == 0
         assert await counts(database) == (7, 7)
-    finally:
-        await database.close()
 
 
 async def test_sqlite_outage_spools_then_replays_at_start_up(

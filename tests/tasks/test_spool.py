@@ -4,20 +4,16 @@ records reach the database as soon as it answers again, with no other write to t
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from chaos.proxy import ProxyServer
-from system.db import migrate
 from system.db.database import Database
 from system.tasks.recording import TaskRecorder
 from system.tasks.spool import Spool
 from tests.conftest import ServiceFactory
 from tests.support.waiting import eventually
+from tests.tasks.outages import postgres_outage, sqlite_outage
 from tests.tasks.test_recording import counts, failure
 
 
@@ -60,36 +56,6 @@ async def test_only_one_process_replays_at_a_time(tmp_path: Path) -> None:
         assert again
 
 
-@asynccontextmanager
-async def postgres_outage(
-    database_url: str, proxies: ProxyServer
-) -> AsyncIterator[tuple[Database, Callable[[], None], Callable[[], None]]]:
-    """The database behind the TCP fault proxy: down() cuts the network, up() restores it."""
-    url = make_url(database_url)
-    proxies.create("pg", (url.host or "127.0.0.1", url.port or 5432))
-    _host, port = proxies.address("pg")
-    proxied = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
-    database = Database(proxied, connect_timeout=1)
-    try:
-        yield database, lambda: proxies.down("pg"), lambda: proxies.up("pg")
-    finally:
-        await database.close()
-
-
-@asynccontextmanager
-async def sqlite_outage(
-    tmp_path: Path,
-) -> AsyncIterator[tuple[Database, Callable[[], None], Callable[[], None]]]:
-    """The SQLite file's folder disappears (a lost volume), then comes back."""
-    folder, away = tmp_path / "data", tmp_path / "away"
-    database = Database(f"sqlite+aiosqlite:///{folder / 'bgg.db'}", connect_timeout=1)
-    await migrate.upgrade(database.engine)
-    try:
-        yield database, lambda: folder.rename(away), lambda: away.rename(folder)
-    finally:
-        await database.close()
-
-
 async def test_spooled_records_are_replayed_when_the_database_is_back(
     backend: str, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -99,16 +65,17 @@ async def test_spooled_records_are_replayed_when_the_database_is_back(
         if backend == "postgresql"
         else sqlite_outage(tmp_path)
     )
-    async with outage as (database, down, up):
+    async with outage as broken:
+        database = broken.database
         recorder = TaskRecorder(database, Spool(tmp_path / "spool.jsonl"), replay_seconds=0.02)
         recorder.start()
         try:
-            down()
+            broken.down()
             await database.engine.dispose()  # pooled connections went down with it
             for n in range(3):
                 await recorder.record(failure(None, n))
             assert recorder.spool.pending() == 3
-            up()
+            broken.up()
             await eventually(lambda: counts(database), "the spooled records", until=(3, 3).__eq__)
             assert recorder.spool.pending() == 0
         finally:
