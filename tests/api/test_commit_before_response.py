@@ -152,7 +152,11 @@ async def test_a_game_is_gone_for_the_next_request_once_the_delete_answered(
 async def test_a_delete_whose_commit_cannot_get_the_sqlite_lock_answers_503(
     tmp_path: Path,
 ) -> None:
+    """...and keeps the game's thumbnail file: it is removed only once a delete commits."""
     path = tmp_path / "locked.db"
+    thumbnail = tmp_path / "thumbnails" / "1-a.png"
+    thumbnail.parent.mkdir()
+    thumbnail.write_bytes(b"\x89PNG\r\n\x1a\n")
     settings = make_settings(
         database_url=f"sqlite+aiosqlite:///{path}",
         database_connect_timeout=0.2,  # SQLite's busy timeout: give up on the lock quickly
@@ -162,7 +166,9 @@ async def test_a_delete_whose_commit_cannot_get_the_sqlite_lock_answers_503(
     app = create_app(settings)
     async with served(app) as url:
         database: Database = app.state.services.database
-        game_id = await _game(database, 7)
+        game_id = await _add(
+            database, BoardGame(bgg_id=7, title="Game 7", thumbnail_path=str(thumbnail))
+        )
         holder = sqlite3.connect(path, isolation_level=None)
         try:
             holder.execute("BEGIN IMMEDIATE")
@@ -176,3 +182,4 @@ async def test_a_delete_whose_commit_cannot_get_the_sqlite_lock_answers_503(
         assert response.json()["error"]["status"] == 503
         async with httpx.AsyncClient(base_url=url) as client:
             assert (await client.get(f"/api/public/games/{game_id}")).status_code == 200
+    assert thumbnail.exists()
