@@ -124,9 +124,11 @@ class Spool:
     def _remove(self, record_ids: set[str]) -> None:
         with self._locked():
             records, torn = self._parse_unlocked()
+            kept = [r for r in records if r.get("record_id") not in record_ids]
+            if not torn and len(kept) == len(records):
+                return  # nothing to drop: no rewrite
             if torn:
                 self._quarantine(torn)
-            kept = [r for r in records if r.get("record_id") not in record_ids]
             tmp = self.path.with_name(self.path.name + ".tmp")
             with open(tmp, "w", encoding="utf-8") as out:
                 for record in kept:
@@ -148,9 +150,8 @@ class Spool:
         return await asyncio.to_thread(self._read)
 
     async def remove(self, record_ids: set[str]) -> None:
-        """Drop records that reached the database."""
-        if record_ids:
-            await asyncio.to_thread(self._remove, record_ids)
+        """Drop records that reached the database, and move torn lines aside."""
+        await asyncio.to_thread(self._remove, record_ids)
 
     def pending(self) -> int:
         """How many records wait (cheap enough for a metrics scrape)."""

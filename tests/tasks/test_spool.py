@@ -47,6 +47,19 @@ async def test_an_append_after_a_torn_line_is_kept(tmp_path: Path, database_url:
     assert spool.quarantine_path.read_text(encoding="utf-8") == torn + "\n"
 
 
+async def test_a_spool_holding_only_a_torn_line_empties(tmp_path: Path, database_url: str) -> None:
+    """Nothing to store, but the torn line must not wait there (and count as pending) forever."""
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.path.write_text(torn_line(1), encoding="utf-8")
+    database = Database(database_url, connect_timeout=1)
+    try:
+        assert await TaskRecorder(database, spool).replay() == 0
+    finally:
+        await database.close()
+    assert spool.pending() == 0
+    assert spool.quarantine_path.exists()
+
+
 async def test_only_one_process_replays_at_a_time(tmp_path: Path) -> None:
     path = tmp_path / "spool.jsonl"
     with Spool(path).replaying() as first:
