@@ -83,5 +83,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _rebuild_games(autoincrement=False)
+        # The table itself is SQLite's and may not be dropped; its row for ours can go.
+        op.execute("DELETE FROM sqlite_sequence WHERE name = 'boardgames'")
     op.execute(f"DELETE FROM {RUNS} WHERE outcome = 'superseded'")  # noqa: S608
     _outcomes(OUTCOMES_BEFORE)
