@@ -35,7 +35,14 @@ TRANSIENT_ERROR_TYPES: frozenset[str] = frozenset(
 
 #: The permanent ones the service records (anything unknown is permanent too).
 PERMANENT_ERROR_TYPES: frozenset[str] = frozenset(
-    {"RefusedUrl", "UnsupportedContentType", "ThumbnailTooLarge", "ImageNotFound", "CdnHttpError"}
+    {
+        "RefusedUrl",
+        "UnsupportedContentType",
+        "ContentTypeMismatch",
+        "ThumbnailTooLarge",
+        "ImageNotFound",
+        "CdnHttpError",
+    }
 )
 
 
