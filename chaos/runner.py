@@ -74,6 +74,8 @@ def _skip_reason(item: Item, stack: Stack) -> str | None:
         return "needs services the harness starts itself (not possible with --target)"
     if "redis" in needs and not redis_available():
         return "redis-server is not installed"
+    if "postgresql" in needs and item.backend != "postgresql":
+        return "PostgreSQL only (set TEST_DATABASE_URL to run it)"
     return None
 
 

@@ -168,5 +168,5 @@ SCENARIO = Scenario(
     ),
     rollbacks=(action("allow-connections", allow_connections), common.RESTORE),
     per_backend=True,
-    requires=frozenset({"database"}),
+    requires=frozenset({"database", "postgresql"}),
 )

@@ -34,8 +34,9 @@ from chaos.database import TaskRows
 from chaos.engine import run_scenario, skipped
 from chaos.events import EventLog
 from chaos.report import exit_code, journal, summary
-from chaos.runner import derive_seed
-from chaos.scenarios import NAMES, load_all
+from chaos.runner import _skip_reason, derive_seed, plan
+from chaos.scenarios import NAMES, load, load_all
+from chaos.stack import Options, Stack
 from chaos.stats import percentile
 from chaos.watch import PublicSampler
 from tests.chaos import ctk
@@ -424,3 +425,23 @@ async def test_reports_carry_seed_versions_and_commit(tmp_path: Path) -> None:
 def test_scenario_modules_document_themselves(name: str) -> None:
     scenario = next(s for s in load_all() if s.name == name)
     assert scenario.description.strip() and scenario.fault and scenario.title
+
+
+@pytest.mark.parametrize(
+    ("database_url", "postgres_url", "judged_on"),
+    [
+        (None, None, []),
+        (None, "postgresql+asyncpg://pg/test", ["postgresql"]),
+        ("postgresql+asyncpg://pg/test", None, ["postgresql"]),
+    ],
+)
+def test_a_postgresql_only_scenario_is_skipped_on_sqlite_with_why(
+    tmp_path: Path, database_url: str | None, postgres_url: str | None, judged_on: list[str]
+) -> None:
+    options = Options(seed=1, report_dir=tmp_path, database_url=database_url,
+                      postgres_url=postgres_url)  # fmt: skip
+    stack = Stack(options)
+    items = plan([load("database_failover")], stack)
+    reasons = {item.backend: _skip_reason(item, stack) for item in items}
+    assert [backend for backend, why in reasons.items() if why is None] == judged_on
+    assert all("PostgreSQL only" in why for why in reasons.values() if why is not None)
