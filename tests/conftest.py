@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -19,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
+import hypothesis
 import pytest
 from fastapi import FastAPI
+from hypothesis.configuration import set_hypothesis_home_dir
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -35,6 +38,14 @@ if TYPE_CHECKING:
     from tests.fakes import Upstreams
 
 pytest_plugins = ["tests.fakes"]
+
+# Property tests judge what was generated, never how fast this machine ran it (no per-example
+# deadline), and keep no example database (tests write only under tmp_path).
+hypothesis.settings.register_profile("project", deadline=None, database=None)
+hypothesis.settings.load_profile("project")
+# Its own caches go to the system's temporary folder, not the checkout; set before any test
+# collects, since Hypothesis writes them while collecting.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / f"bgg-reliability-hypothesis-{os.getuid()}")
 
 ADMIN_TOKEN = "test-admin-token"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
