@@ -27,6 +27,20 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "target-mode-token"
 ALERTS = ["alert-fires", "alert-fires-once-resolves-once"]
+#: Latency promises: they also depend on what else runs on this 2-core machine, so these tests
+#: (about what --target judges, not about speed) allow them to miss; every other must hold.
+LOAD_SENSITIVE = {"rejections-fast", "public-api-fast"}
+
+
+def _held_but_latency(code: int, entry: dict[str, Any], out: str) -> dict[str, bool]:
+    """Every hypothesis but the latency ones held (exit 1 only if a latency one missed)."""
+    held: dict[str, bool] = {}
+    for h in entry["hypotheses"]:
+        held[h["name"]] = held.get(h["name"], True) and h["met"]
+    missed = {name for name, ok in held.items() if not ok}
+    assert missed <= LOAD_SENSITIVE, (missed, entry["reason"], out)
+    assert code == (1 if missed else 0), (code, entry["reason"], out)
+    return held
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +93,7 @@ def test_with_webhook_port_the_alerts_are_judged_and_hold(
 ) -> None:
     code, summary, out = _run(target, tmp_path, "--webhook-port", str(target["ports"]["webhook"]))
     (entry,) = summary["scenarios"]
-    held = {h["name"]: h["met"] for h in entry["hypotheses"]}
-    assert code == 0, (entry["reason"], out)
+    held = _held_but_latency(code, entry, out)
     assert all(held[name] for name in ALERTS), held
     assert entry["skipped_hypotheses"] == []
     assert held["real-game-imports"], "the real BGG answers import on the target too"
@@ -91,8 +104,7 @@ def test_without_webhook_port_the_alerts_are_skipped_not_failed(
 ) -> None:
     code, summary, out = _run(target, tmp_path)
     (entry,) = summary["scenarios"]
-    assert code == 0, (entry["reason"], out)
-    assert entry["verdict"] == "passed"
+    _held_but_latency(code, entry, out)
     skipped = entry["skipped_hypotheses"]
     assert [s["name"] for s in skipped] == ALERTS
     assert all("--webhook-port" in s["reason"] for s in skipped)
@@ -106,6 +118,6 @@ def test_without_webhook_port_the_alerts_are_skipped_not_failed(
     assert upstreams["bgg_control_url"].endswith("/_control")
     assert upstreams["proxy_control_url"] in out
     journal = json.loads((tmp_path / "latest" / "journal.json").read_text())
-    assert journal["status"] == "completed" and journal["deviated"] is False
+    assert journal["status"] == "completed" and journal["deviated"] is (code == 1)
     skipped_runs = [e for e in journal["run"] if e.get("skipped")]
     assert [e["activity"]["name"] for e in skipped_runs] == [f"bgg_outage: {n}" for n in ALERTS]
