@@ -44,7 +44,7 @@ from chaos.report import (
     write,
 )
 from chaos.runner import MAX_SEED, SCENARIO_SEEDS, Runner, plan
-from chaos.service import HarnessError, env_pair
+from chaos.service import HarnessError, check_service_env, env_pair
 from chaos.stack import Options, Stack
 from chaos.ui import Terminal, stderr
 
@@ -194,6 +194,7 @@ def _options(args: argparse.Namespace, report_dir: Path) -> Options:
             raise HarnessError("--target needs --admin-token (or CHAOS_ADMIN_TOKEN)")
         if args.service_env:
             raise HarnessError("--service-env applies to services the harness starts, not --target")
+    check_service_env(HARNESS.service_env() | dict(args.service_env))
     postgres = os.environ.get("TEST_DATABASE_URL") or None
     if postgres is not None and not postgres.startswith("postgresql"):
         postgres = None

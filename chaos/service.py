@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import os
 import re
 import signal
@@ -47,13 +48,47 @@ def check_port_free(port: int, host: str = "127.0.0.1") -> None:
 _ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
+def _setting_names() -> list[str]:
+    # The one place the harness reads the service's code instead of driving it from outside:
+    # a misspelt or invalid --service-env must stop the run before anything starts, and only
+    # the service's own settings class knows what it accepts.
+    from system.config import Settings
+
+    return sorted(name.upper() for name in Settings.model_fields)
+
+
 def env_pair(text: str) -> tuple[str, str]:
-    """`KEY=VALUE` with an upper-case variable name: the `--service-env` argument type of the
-    chaos and load commands (`ArgumentTypeError`, so argparse shows the reason)."""
+    """`KEY=VALUE` naming one of the service's settings: the `--service-env` argument type of
+    the chaos and load commands (`ArgumentTypeError`, so argparse shows the reason)."""
     key, sep, value = text.partition("=")
     if not sep or not _ENV_KEY.match(key):
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE with an upper-case KEY: {text!r}")
+    names = _setting_names()
+    if key not in names:
+        close = difflib.get_close_matches(key, names, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise argparse.ArgumentTypeError(f"{key} is not a setting of the service{hint}")
     return key, value
+
+
+def check_service_env(env: dict[str, str]) -> None:
+    """Raise `HarnessError` unless the service would start with `env` (its settings' own rules).
+
+    Only the given values are judged (model validation reads no environment or .env file):
+    what the harness sets itself (`chaos.promises.Harness`) plus the user's overrides.
+    """
+    from pydantic import ValidationError
+
+    from system.config import Settings
+
+    try:
+        Settings.model_validate({key.lower(): value for key, value in env.items()})
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']).upper() or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise HarnessError(f"--service-env: {reasons}") from None
 
 
 class ServiceProcess:

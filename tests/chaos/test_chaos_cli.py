@@ -46,6 +46,12 @@ def test_list_names_every_scenario_with_its_fault() -> None:
         (("run", "--seed", "banana"), "--seed"),
         (("run", "--workers", "0"), "--workers"),
         (("run", "--service-env", "lowercase=1"), "--service-env"),
+        (
+            ("run", "--service-env", "BGG_BREAKER_FAIL_MAXX=10"),
+            "not a setting of the service (did you mean BGG_BREAKER_FAIL_MAX?)",
+        ),
+        (("run", "--service-env", "BGG_RETRY_ATTEMPTS=0"), "BGG_RETRY_ATTEMPTS"),
+        (("run", "--service-env", "BGG_DEADLINE_SECONDS=soon"), "BGG_DEADLINE_SECONDS"),
         (("run", "--database-url", "mysql://x"), "--database-url"),
         (("run", "--target", "http://127.0.0.1:1"), "--admin-token"),
         (("run", "--webhook-port", "0"), "--webhook-port"),

@@ -50,7 +50,16 @@ def test_bad_variable(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
 def test_inconsistent_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = str(tmp_path)
     assert (
-        cli.main(["--host", "http://127.0.0.1:9", "--service-env", "A=1", "--report-dir", report])
+        cli.main(
+            [
+                "--host",
+                "http://127.0.0.1:9",
+                "--service-env",
+                "BGG_RETRY_ATTEMPTS=1",
+                "--report-dir",
+                report,
+            ]
+        )
         == 2
     )
     assert "--service-env needs a service started by this command" in capsys.readouterr().err
