@@ -29,7 +29,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from system.bgg.errors import BggError, BggUnavailable
 from system.db.errors import describe, is_conflict, is_unavailable
-from system.observability.sentry import RateLimiter
+from system.observability.sentry import (
+    BGG_UNAVAILABLE_FINGERPRINT,
+    DATABASE_UNAVAILABLE_FINGERPRINT,
+    RateLimiter,
+    never_reported,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,13 +124,15 @@ def _report(request: Request, exc: Exception, *, fingerprint: list[str] | None =
     """Send an error that was answered on purpose (not a crash) to Sentry.
 
     Building an event (frames, local variables) costs milliseconds, so nothing is built when
-    Sentry is off, and the open breaker's rejections, which come by the thousand and are all
-    one issue, are reported at most once a minute per worker.
+    Sentry is off. An error with a `fingerprint` is one Sentry issue however often it comes
+    (the open breaker's rejections, a database outage's 503s: by the thousand, each with the
+    driver's frames), so each fingerprint is reported at most once a minute per worker.
     """
-    if not sentry_sdk.get_client().is_active():
+    # A health check's event would be dropped: it must not use up the minute's one report.
+    if not sentry_sdk.get_client().is_active() or never_reported(request.url.path):
         return
     limiter: RateLimiter = request.app.state.rejection_reports
-    if isinstance(exc, BggUnavailable) and not limiter.allow():
+    if fingerprint and not limiter.allow("/".join(fingerprint)):
         return
     with sentry_sdk.new_scope() as scope:
         if fingerprint:
@@ -153,7 +160,8 @@ async def _bgg_error(request: Request, exc: Exception) -> JSONResponse:
         # The designed answer during an outage: not an error for the error-rate alert.
         request.state.breaker_rejection = True
     if exc.http_status >= 500:
-        _report(request, exc)
+        unavailable = isinstance(exc, BggUnavailable)
+        _report(request, exc, fingerprint=BGG_UNAVAILABLE_FINGERPRINT if unavailable else None)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
@@ -225,7 +233,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         type(exc).__name__,
         describe(exc),
     )
-    _report(request, exc, fingerprint=["database-unavailable"])
+    _report(request, exc, fingerprint=DATABASE_UNAVAILABLE_FINGERPRINT)
     return await _api_error(request, database_unavailable())
 
 

@@ -7,14 +7,19 @@
 - drops everything when `ENVIRONMENT` is `development`, and every event of `/health` requests;
 - tags `user_type` (`admin` for `/admin/` paths, else `public`) and `endpoint_type` (`api`
   for `/api/` paths, else `static`), and `bgg_breaker` with the BGG breaker's state;
-- scrubs `Authorization`, cookies and token-like headers and query parameters, and any
+- scrubs `Authorization`, cookies and token-like headers and query parameters; the value of
+  every password-, secret-, token- or DSN-like key at any depth (frame locals, extra, request
+  data: asyncpg's connect frames hold the password under `password` in `kwargs`); and any
   configured secret (admin tokens, the BGG token, the DSN's key, the passwords in
   `DATABASE_URL` and `REDIS_URL`, the `ALERT_WEBHOOK_URL`, its path and the path's last part)
-  wherever it appears;
+  wherever it appears, in each form it can take there: as written in the URL
+  (percent-encoded), decoded (what the driver holds, e.g. in a tuple of connection
+  parameters), re-encoded, and as `repr` escapes it;
   the settings themselves never render those (`SecretStr`), so frame locals hold none;
-- gives every "BGG unavailable" event one fingerprint, so an outage is one Sentry issue (and
-  the API reports those rejections at most once a minute per worker: an event costs
-  milliseconds to build, and thousands of copies of one issue help no one);
+- gives every "BGG unavailable" event one fingerprint, so an outage is one Sentry issue (the
+  API reports those rejections, and database-unavailable 503s, at most once a minute per
+  worker and kind: an event costs milliseconds to build, and thousands of copies of one issue
+  help no one);
 - appends the event, as Sentry's events API shapes it, to `SENTRY_EXPORT_PATH` when set
   (this works without a DSN).
 
@@ -29,7 +34,7 @@ import time
 import warnings
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit
 
 import sentry_sdk
 from sentry_sdk.integrations.fastapi import FastApiIntegration
@@ -54,8 +59,22 @@ _SENSITIVE_HEADERS = {
     "x-api-key",
     "x-auth-token",
 }
-_SENSITIVE_KEY = re.compile(r"token|secret|password|passwd|api[_-]?key|auth|session|dsn", re.I)
+_SENSITIVE_KEY = re.compile(
+    r"token|secret|passw(?:or)?d|pwd|api[_-]?key|auth(?!or)|credential|cookie|session|dsn", re.I
+)
 BGG_UNAVAILABLE_FINGERPRINT = ["bgg-unavailable"]
+DATABASE_UNAVAILABLE_FINGERPRINT = ["database-unavailable"]
+#: Shorter secrets are not replaced in text (too likely to be an ordinary word or number).
+_MIN_SECRET_LENGTH = 4
+
+
+def _forms(secret: str) -> set[str]:
+    """Every spelling of `secret` an event can hold: as configured (a URL's password is
+    percent-encoded there), decoded (what the driver was given), encoded again, and each as
+    `repr` writes it inside quotes (frame locals are reprs)."""
+    plain = {secret, unquote(secret)}
+    plain |= {quote(s, safe="") for s in set(plain)} | {quote_plus(s) for s in set(plain)}
+    return plain | {repr(s)[1:-1] for s in plain}
 
 
 def _path_of(event: dict[str, Any]) -> str:
@@ -63,6 +82,12 @@ def _path_of(event: dict[str, Any]) -> str:
     if url:
         return urlsplit(str(url)).path or "/"
     return str(event.get("transaction") or "")
+
+
+def never_reported(path: str) -> bool:
+    """Whether errors of requests to `path` are dropped (the health checks: a probe's failure
+    is the probe's news, not an issue)."""
+    return path == "/health" or path.startswith("/health/")
 
 
 class EventFilter:
@@ -86,6 +111,7 @@ class EventFilter:
             secrets.append(key or "")
         for url in (settings.database_url, settings.redis_url):
             if url is not None:
+                # As written: percent-encoded; _forms adds the decoded password too.
                 secrets.append(urlsplit(url.get_secret_value()).password or "")
         if settings.alert_webhook_url is not None:
             webhook = settings.alert_webhook_url.get_secret_value()
@@ -93,14 +119,17 @@ class EventFilter:
             # The path is the secret (Slack: /services/T…/B…/<token>), its last part above all.
             last = path.rsplit("/", 1)[-1]
             secrets += [webhook, path, last if len(last) >= 8 else ""]
+        forms = {form for secret in secrets for form in _forms(secret)}
         # Longest first, so a secret that contains another is replaced whole.
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self.secrets = sorted(
+            {s for s in forms if len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True
+        )
 
     def __call__(self, event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
         if self.development:
             return None
         path = _path_of(event)
-        if path == "/health" or path.startswith("/health/"):
+        if never_reported(path):
             return None
         # The SDK sends a dict; a stored event has [key, value] pairs.
         tags = event["tags"] = dict(event.get("tags") or {})
@@ -147,26 +176,38 @@ class EventFilter:
                     value = value.replace(secret, FILTERED)
             return value
         if isinstance(value, dict):
-            return {k: self._scrub_secrets(v) for k, v in value.items()}
+            return {
+                k: FILTERED if _is_sensitive_key(k, v) else self._scrub_secrets(v)
+                for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             return [self._scrub_secrets(v) for v in value]
         return value
 
 
+def _is_sensitive_key(key: object, value: object) -> bool:
+    # None, numbers and booleans say nothing secret (`token_count: 3`, `password: None`), and
+    # an event's own structure (tags as [key, value] pairs) has no such keys.
+    if value is None or isinstance(value, bool | int | float):
+        return False
+    return isinstance(key, str) and _SENSITIVE_KEY.search(key) is not None
+
+
 class RateLimiter:
-    """Lets one event through per `interval` seconds (per worker)."""
+    """Lets one event of each kind through per `interval` seconds (per worker)."""
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
         self._clock = clock
-        self._last: float | None = None
+        self._last: dict[str, float] = {}
 
-    def allow(self) -> bool:
-        """Whether an event may go now."""
+    def allow(self, kind: str = "") -> bool:
+        """Whether an event of `kind` may go now (kinds do not hold each other back)."""
         now = self._clock()
-        if self._last is not None and now - self._last < self.interval:
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
             return False
-        self._last = now
+        self._last[kind] = now
         return True
 
 
