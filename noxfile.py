@@ -58,7 +58,10 @@ def tests_latest(session: nox.Session) -> None:
     A failure here that `nox -s tests` does not have is an upstream release to act on before
     `nox -s lock` takes it in.
     """
-    session.install("--upgrade", "-e", _spec(("test", "chaos", "load", "notebooks")))
+    # uv's --upgrade takes every package to its newest; pip's only those the old ones do not
+    # satisfy, unless told to be eager.
+    eager = [] if session.venv_backend == "uv" else ["--upgrade-strategy", "eager"]
+    session.install("--upgrade", *eager, "-e", _spec(("test", "chaos", "load", "notebooks")))
     session.run("pytest", *session.posargs)
 
 
