@@ -7,7 +7,11 @@ search interleaved (so both see the same machine noise): once alone, once while 
 imports of the big game run at a time without pause. Prints median, p95 and p99 of each and
 writes everything to `reports/benchmarks/big_answers.json`.
 
-    python -m benchmarks.big_answers [--requests 400] [--rounds 3] [--imports 10]
+`--mode` says where the service parses (`BGG_PARSE_PROCESSES`): `thread` (0) or `process`
+(1), or `both` (the default): one service of each runs side by side and the rounds alternate
+between them, so both modes see the same machine noise.
+
+    python -m benchmarks.big_answers [--mode both] [--requests 400] [--rounds 3] [--imports 10]
 """
 
 from __future__ import annotations
@@ -22,13 +26,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchmarks._service import REPO, running_service
+from benchmarks._service import REPO, Service, running_service
 from benchmarks.breaker_rejection import percentile, summarise
 from chaos.fakes import FakeControl, FaultRule
 from chaos.fakes.bgg import synthetic_item
@@ -37,6 +41,8 @@ BIG_ID = 777_777
 #: Under the parser's 5,000,000-byte cap, like the 4.9 MB answers that stalled the service.
 BIG_BYTES = 4_900_000
 SMALL_IDS = range(1, 21)
+#: `BGG_PARSE_PROCESSES` of each mode.
+MODES = {"thread": "0", "process": "1"}
 
 _VERSION = (
     '<item type="boardgameversion" id="{n}"><thumbnail>https://cf.geekdo-images.com/v{n}.jpg'
@@ -140,9 +146,65 @@ def _table(rows: dict[str, dict[str, float]], requests: int) -> str:
     return "\n".join(lines)
 
 
+def _prepare(service: Service) -> None:
+    """A catalogue to search, the big game imported once, connections warm."""
+    headers = {"Authorization": f"Bearer {service.token}"}
+    with httpx.Client(base_url=service.url, headers=headers, timeout=60) as client:
+        for bgg_id in SMALL_IDS:
+            client.post(f"/api/admin/games/import/{bgg_id}").raise_for_status()
+        big = client.post(f"/api/admin/games/import/{BIG_ID}")
+        if big.status_code not in (200, 201):
+            raise RuntimeError(f"the big import failed: {big.text}")
+        _probe(client, 50)
+
+
+class _Samples:
+    """One mode's timings and the statuses of its big imports."""
+
+    def __init__(self) -> None:
+        self.alone: dict[str, list[float]] = {"health": [], "public": []}
+        self.loaded: dict[str, list[float]] = {"health": [], "public": []}
+        self.imports: dict[int, int] = {}
+
+    def round(self, service: Service, requests: int, imports: int) -> None:
+        """One alone phase, then one loaded phase."""
+        with httpx.Client(base_url=service.url, timeout=60) as client:
+            health, public = _probe(client, requests)
+            self.alone["health"] += health
+            self.alone["public"] += public
+            with BigImports(service.url, service.token, imports) as running:
+                health, public = _probe(client, requests)
+            self.loaded["health"] += health
+            self.loaded["public"] += public
+        for status, count in running.statuses.items():
+            self.imports[status] = self.imports.get(status, 0) + count
+
+    def report(self, imports: int) -> dict[str, Any]:
+        """Rows and ratios of this mode."""
+        alone, loaded = self.alone, self.loaded
+        return {
+            "imports_answered": self.imports,
+            "results": {
+                "GET /health, alone": summarise(alone["health"]),
+                f"GET /health, {imports} big imports": summarise(loaded["health"]),
+                "GET /api/public/games, alone": summarise(alone["public"]),
+                f"GET /api/public/games, {imports} big": summarise(loaded["public"]),
+            },
+            "public_p99_ratio": round(
+                percentile(loaded["public"], 99) / percentile(alone["public"], 99), 2
+            ),
+            "public_median_ratio": round(
+                statistics.median(loaded["public"]) / statistics.median(alone["public"]), 2
+            ),
+        }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the table and write the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--mode", choices=[*MODES, "both"], default="both", help="where the service parses"
+    )
     parser.add_argument("--requests", type=int, default=400, help="per kind and phase")
     parser.add_argument("--rounds", type=int, default=3, help="alone/loaded pairs (default 3)")
     parser.add_argument("--imports", type=int, default=10, help="big imports at a time")
@@ -152,11 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.requests < 10 or args.rounds < 1 or args.imports < 1:
         parser.error("--requests >= 10, --rounds >= 1 and --imports >= 1")
+    modes = list(MODES) if args.mode == "both" else [args.mode]
 
     document = big_thing()
-    samples: dict[str, list[float]] = {k: [] for k in ("health", "public")}
-    loaded: dict[str, list[float]] = {k: [] for k in ("health", "public")}
-    imports_done: dict[int, int] = {}
+    samples = {mode: _Samples() for mode in modes}
     with fake_bgg() as bgg_url:
         with FakeControl(bgg_url) as control:
             rule = FaultRule(
@@ -166,60 +227,48 @@ def main(argv: list[str] | None = None) -> int:
                 content_type="text/xml; charset=utf-8",
             )
             control.set_faults([rule])
-        env = {"BGG_BASE_URL": f"{bgg_url}/xmlapi2", "IMAGE_ALLOWED_HOSTS": "images.invalid"}
-        with running_service(env) as service:
-            headers = {"Authorization": f"Bearer {service.token}"}
-            with httpx.Client(base_url=service.url, headers=headers, timeout=60) as client:
-                for bgg_id in SMALL_IDS:  # a catalogue to search
-                    client.post(f"/api/admin/games/import/{bgg_id}").raise_for_status()
-                big = client.post(f"/api/admin/games/import/{BIG_ID}")
-                if big.status_code not in (200, 201):
-                    print(f"error: the big import failed: {big.text}", file=sys.stderr)
+        with ExitStack() as stack:
+            services: dict[str, Service] = {}
+            for mode in modes:
+                env = {
+                    "BGG_BASE_URL": f"{bgg_url}/xmlapi2",
+                    "IMAGE_ALLOWED_HOSTS": "images.invalid",
+                    "BGG_PARSE_PROCESSES": MODES[mode],
+                }
+                services[mode] = stack.enter_context(running_service(env))
+                try:
+                    _prepare(services[mode])
+                except RuntimeError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
                     return 2
-                _probe(client, 50)  # warm up connections and code paths
-                for _ in range(args.rounds):
-                    health, public = _probe(client, args.requests)
-                    samples["health"] += health
-                    samples["public"] += public
-                    with BigImports(service.url, service.token, args.imports) as running:
-                        health, public = _probe(client, args.requests)
-                    loaded["health"] += health
-                    loaded["public"] += public
-                    for status, count in running.statuses.items():
-                        imports_done[status] = imports_done.get(status, 0) + count
+            for _ in range(args.rounds):
+                for mode in modes:
+                    samples[mode].round(services[mode], args.requests, args.imports)
 
-    rows = {
-        "GET /health, alone": summarise(samples["health"]),
-        f"GET /health, {args.imports} big imports": summarise(loaded["health"]),
-        "GET /api/public/games, alone": summarise(samples["public"]),
-        f"GET /api/public/games, {args.imports} big": summarise(loaded["public"]),
-    }
     result: dict[str, Any] = {
-        "what": "GET /health and a public search, alone and during concurrent big BGG imports",
+        "what": "GET /health and a public search, alone and during concurrent big BGG imports, "
+        "with the answer parsed in a thread (BGG_PARSE_PROCESSES=0) or a child process (1)",
         "answer_bytes": len(document.encode()),
         "concurrent_imports": args.imports,
         "requests_each": args.requests * args.rounds,
         "rounds": args.rounds,
-        "imports_answered": imports_done,
-        "results": rows,
-        "public_p99_ratio": round(
-            percentile(loaded["public"], 99) / percentile(samples["public"], 99), 2
-        ),
-        "public_median_ratio": round(
-            statistics.median(loaded["public"]) / statistics.median(samples["public"]), 2
-        ),
+        "modes": {mode: samples[mode].report(args.imports) for mode in modes},
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs",
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(_table(rows, args.requests * args.rounds))
-    print(f"big imports answered during the loaded phases: {imports_done}")
-    print(
-        f"public search loaded/alone: median {result['public_median_ratio']}x, "
-        f"p99 {result['public_p99_ratio']}x  -> {args.output}"
-    )
+    for mode in modes:
+        report = result["modes"][mode]
+        print(f"parse in a {mode} (BGG_PARSE_PROCESSES={MODES[mode]}):")
+        print(_table(report["results"], args.requests * args.rounds))
+        print(f"  big imports answered during the loaded phases: {report['imports_answered']}")
+        print(
+            f"  public search loaded/alone: median {report['public_median_ratio']}x, "
+            f"p99 {report['public_p99_ratio']}x"
+        )
+    print(f"-> {args.output}")
     return 0
 
 

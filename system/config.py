@@ -143,6 +143,12 @@ class Settings(BaseSettings):
     bgg_breaker_fail_max: int = Field(5, ge=1)
     bgg_breaker_reset_timeout: float = Field(60.0, gt=0)
     bgg_max_id: int = Field(10_000_000, ge=1, description="Largest bgg_id accepted for import.")
+    bgg_parse_processes: int = Field(
+        1,
+        ge=0,
+        le=8,
+        description="Child processes parsing BGG answers (0: parse in a thread of the worker).",
+    )
 
     # Shared breaker state
     redis_url: SecretStr | None = Field(None, description="Share breaker state between workers.")

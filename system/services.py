@@ -16,6 +16,7 @@ from sentry_sdk.transport import Transport
 
 from system.bgg.client import BggClient, build_http_client
 from system.bgg.errors import BggUnavailable
+from system.bgg.parse_process import ProcessParser
 from system.config import Settings
 from system.db.database import Database
 from system.db.tasks import TaskRecord
@@ -74,6 +75,7 @@ class Services:
     cdn_http: httpx.AsyncClient
     redis: Redis | None = None
     stores: list[FailoverBreakerStore] = field(default_factory=list)
+    parse_processes: ProcessParser | None = None
 
     @property
     def bgg_breaker(self) -> AsyncCircuitBreaker:
@@ -90,6 +92,8 @@ class Services:
             await store.aclose()
         await self.bgg_http.aclose()
         await self.cdn_http.aclose()
+        if self.parse_processes is not None:
+            await self.parse_processes.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.database.close()
@@ -168,6 +172,10 @@ def build_services(
         api_token=settings.bgg_api_token.get_secret_value() if settings.bgg_api_token else None,
         transport=overrides.bgg_transport,
     )
+    # Each worker process builds its own (`serve --workers 2`: two pools, one child each).
+    parse_processes = (
+        ProcessParser(settings.bgg_parse_processes) if settings.bgg_parse_processes else None
+    )
     bgg = BggClient(
         base_url=settings.bgg_base_url,
         http=bgg_http,
@@ -181,6 +189,7 @@ def build_services(
         ),
         sleep=sleep,
         on_fetch=lambda attempts, outcome: _count_fetch(metrics, attempts, outcome),
+        processes=parse_processes,
     )
     cdn_http = build_http_client(
         connect_timeout=min(settings.thumbnail_timeout, 5.0),
@@ -247,6 +256,7 @@ def build_services(
         cdn_http=cdn_http,
         redis=redis,
         stores=stores,
+        parse_processes=parse_processes,
     )
 
 

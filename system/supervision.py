@@ -38,7 +38,7 @@ def follow_supervisor() -> None:
     if not expected or not expected.isdigit() or int(expected) == os.getpid():
         return  # not a worker: a single-process `serve`, a test, a script
     supervisor = int(expected)
-    if not (sys.platform.startswith("linux") and _set_parent_death_signal()):
+    if not (sys.platform.startswith("linux") and set_parent_death_signal(signal.SIGTERM)):
         threading.Thread(
             target=_watch_parent, args=(supervisor,), name="supervisor-watch", daemon=True
         ).start()
@@ -47,10 +47,11 @@ def follow_supervisor() -> None:
         _supervisor_gone(supervisor)
 
 
-def _set_parent_death_signal() -> bool:
+def set_parent_death_signal(sig: signal.Signals) -> bool:
+    """Ask Linux to send this process `sig` when its parent dies; False where it cannot."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0:
+        if libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0:
             return True
     return False
 

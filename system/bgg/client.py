@@ -16,6 +16,9 @@ sooner, each more would compete with the loop for it, and the default thread poo
 for DNS lookups); the parser pauses without the GIL between 16 KB pieces and builds only the
 elements it reads, so the loop keeps answering while a parse runs
 (`python -m benchmarks.big_answers` measures it).
+
+With `processes` (a `ProcessParser`, `BGG_PARSE_PROCESSES` > 0) the parse runs in a child
+process instead, with its own GIL (`system/bgg/parse_process.py`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from system.bgg.errors import (
     BggUnavailable,
 )
 from system.bgg.models import BggGame
+from system.bgg.parse_process import ProcessParser
 from system.bgg.parser import DEFAULT_MAX_BYTES, parse_thing
 from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError
 from system.resilience.budget import RetryBudget
@@ -219,6 +223,7 @@ class BggClient:
         on_fetch: Callable[[int, str], None] | None = None,
         parser: Parser = parse_thing,
         parse_threads: int = 1,
+        processes: ProcessParser | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http
@@ -234,6 +239,7 @@ class BggClient:
         self.on_fetch = on_fetch
         self._parser = parser
         self._parse_limiter = anyio.CapacityLimiter(parse_threads)
+        self._processes = processes
 
     async def _wait(self, seconds: float) -> None:
         """The retry wait, cut short when the breaker opens meanwhile (another import
@@ -323,7 +329,9 @@ class BggClient:
         return game
 
     async def _parse(self, body: bytes, bgg_id: int) -> BggGame:
-        """`parse_thing` in a worker thread (see the module docstring)."""
+        """`parse_thing` in a child process or a worker thread (see the module docstring)."""
+        if self._processes is not None:
+            return await self._processes.parse(body, bgg_id=bgg_id, max_bytes=self._max_bytes)
         return await anyio.to_thread.run_sync(
             functools.partial(self._parser, body, bgg_id=bgg_id, max_bytes=self._max_bytes),
             limiter=self._parse_limiter,

@@ -96,7 +96,13 @@ _LINK_FIELDS: Final = {
 }
 
 
-def parse_thing(body: bytes | str, *, bgg_id: int, max_bytes: int = DEFAULT_MAX_BYTES) -> BggGame:
+def parse_thing(
+    body: bytes | str,
+    *,
+    bgg_id: int,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    feed_pause: float = _FEED_PAUSE,
+) -> BggGame:
     """Parse a `thing?id=...` answer and return the top-level item whose id is `bgg_id`.
 
     Nested `<item>` elements (the `boardgameversion` entries under `<versions>`) are never
@@ -123,9 +129,12 @@ def parse_thing(body: bytes | str, *, bgg_id: int, max_bytes: int = DEFAULT_MAX_
       (`https://user:pass@host/...`), become None: a cut URL names another resource, and
       credentials would be sent as Basic auth and shown to the public.
 
+    `feed_pause` is the pause between pieces (see `_FEED_PAUSE`); a parse in a process of
+    its own (`system/bgg/parse_process.py`) has no event loop to pause for and passes 0.
+
     Raises the `BggError` subclasses listed in the module docstring, and nothing else.
     """
-    root = _parse_xml(body, bgg_id=bgg_id, max_bytes=max_bytes)
+    root = _parse_xml(body, bgg_id=bgg_id, max_bytes=max_bytes, feed_pause=feed_pause)
     tag = root.tag
     if tag == "items":
         return _game_from_item(_select_item(root, bgg_id), bgg_id)
@@ -148,7 +157,7 @@ def parse_thing(body: bytes | str, *, bgg_id: int, max_bytes: int = DEFAULT_MAX_
     )
 
 
-def _parse_xml(body: bytes | str, *, bgg_id: int, max_bytes: int) -> Element:
+def _parse_xml(body: bytes | str, *, bgg_id: int, max_bytes: int, feed_pause: float) -> Element:
     # Checked on the raw size first so a huge body costs nothing more than len().
     if len(body) > max_bytes or (
         isinstance(body, str) and len(body.encode("utf-8", "surrogatepass")) > max_bytes
@@ -158,7 +167,7 @@ def _parse_xml(body: bytes | str, *, bgg_id: int, max_bytes: int) -> Element:
         )
     text = _decode(body, bgg_id=bgg_id) if isinstance(body, bytes) else body
     try:
-        return _feed(text)
+        return _feed(text, feed_pause)
     except DTDForbidden as exc:
         if (exc.name or "").lower() == "html":
             raise _html_error(bgg_id) from None
@@ -248,12 +257,13 @@ class _ThingTreeBuilder:
         return self._builder.close()
 
 
-def _feed(text: str) -> Element:
+def _feed(text: str, pause: float) -> Element:
     # A str makes pyexpat ignore the declared encoding, so no codec is looked up by name.
     parser = DefusedXMLParser(target=_ThingTreeBuilder(), forbid_dtd=True)
     for start in range(0, len(text), _FEED_CHARS):
         parser.feed(text[start : start + _FEED_CHARS])
-        time.sleep(_FEED_PAUSE)
+        if pause:
+            time.sleep(pause)
     root: Element = parser.close()
     return root
 
