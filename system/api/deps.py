@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from system.api.errors import commit_failed
 from system.config import Settings
 from system.db.database import Database
 from system.services import Services
@@ -34,22 +33,15 @@ def get_database(request: Request) -> Database:
 async def get_session(
     database: Annotated[Database, Depends(get_database)],
 ) -> AsyncIterator[AsyncSession]:
-    """A session per request; the one place that commits (or rolls back on error).
+    """A session per request; the one place a route's writes commit (or roll back on error).
 
     Used with `scope="function"` (`SessionDep`): the commit runs when the route returns and
-    before the answer is sent, so a 2xx means committed, and a commit that fails is the answer
-    (see `commit_failed`). With FastAPI's default scope it would run after the answer is sent.
+    before the answer is sent, so a 2xx means committed, and a commit that fails
+    (`CommitFailed`, from `Database.session`) is the answer: 503, or 409 for a conflict.
+    With FastAPI's default scope it would run after the answer is sent.
     """
-    async with database.sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        try:
-            await session.commit()
-        except Exception as exc:
-            raise commit_failed(exc) from exc
+    async with database.session() as session:
+        yield session
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from system.bgg.errors import BggError, BggUnavailable
-from system.db.errors import describe, is_conflict, is_unavailable
+from system.db.errors import CommitFailed, describe, is_conflict, is_unavailable
 from system.observability.sentry import (
     BGG_UNAVAILABLE_FINGERPRINT,
     DATABASE_UNAVAILABLE_FINGERPRINT,
@@ -111,6 +111,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BggError, _bgg_error)
     for db_error in (SQLAlchemyError, OSError):
         app.add_exception_handler(db_error, _database_error)
+    app.add_exception_handler(CommitFailed, _commit_failed)
     # What fails outside the routes (in a middleware); see UnexpectedErrors for the rest.
     app.add_exception_handler(Exception, _crash)
 
@@ -200,6 +201,11 @@ def database_unavailable() -> ApiError:
         code="database_unavailable",
         headers={"Retry-After": DATABASE_RETRY_AFTER},
     )
+
+
+async def _commit_failed(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CommitFailed)
+    return await _api_error(request, commit_failed(exc))
 
 
 def commit_failed(exc: Exception) -> ApiError:

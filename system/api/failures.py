@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from system.api.auth import require_admin
 from system.api.deps import ServicesDep, SessionDep
-from system.api.errors import ApiError
+from system.api.errors import DATABASE_RETRY_AFTER, ApiError
 from system.api.public import MAX_DB_ID
 from system.api.schemas import ActionResult, FailureList, FailureOut, QueryText
 from system.clock import utcnow
@@ -181,17 +181,36 @@ async def resolve_failure(session: SessionDep, failure_id: FailureId) -> ActionR
     responses={
         404: {"description": "No failure with that id."},
         409: {"description": "It cannot be re-run (already resolved, game deleted, ...)."},
+        503: {"description": "It ran, but the database did not take its result (yet)."},
     },
 )
 async def retry_failure(services: ServicesDep, failure_id: FailureId) -> ActionResult:
     """Runs the task again (for a thumbnail: downloads it for that game); success marks the
-    failure resolved, another failure adds to its `retry_count`."""
+    failure resolved, another failure adds to its `retry_count`. A result the database did
+    not take (it went to the spool, to be stored when the database answers again) is a 503:
+    the failure is not resolved yet, whatever the run did."""
     try:
         outcome = await services.recovery.retry(failure_id)
     except LookupError:
         raise ApiError(404, f"Background failure {failure_id} not found") from None
     except NotRetryable as exc:
         raise ApiError(409, str(exc)) from None
+    if outcome.recorded != "stored":
+        ran = "succeeded" if outcome.succeeded else "failed again"
+        kept = (
+            "it is kept and will be saved when the database answers again"
+            if outcome.recorded == "spooled"
+            else "it could not be kept"
+        )
+        raise ApiError(
+            503,
+            f"Background failure {failure_id} was re-run and {ran}, but the result was not "
+            f"saved: {kept}",
+            code="result_not_saved",
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
+            succeeded=outcome.succeeded,
+            recorded=outcome.recorded,
+        )
     async with services.database.session() as session:
         failure = await FailureRepository(session).get(failure_id)
     message = (

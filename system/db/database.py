@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from system.db import migrate
 from system.db.engine import create_engine, create_sessionmaker
-from system.db.errors import describe
+from system.db.errors import CommitFailed, describe, is_read_only
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +31,22 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session that commits when the block ends cleanly and rolls back otherwise."""
+        """A session that commits when the block ends cleanly and rolls back otherwise.
+
+        Every write in the service commits here (the API's session dependency included), so a
+        commit that fails is always the same error: `CommitFailed`, wrapping the driver's.
+        """
         async with self.sessionmaker() as session:
             try:
                 yield session
-                await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
+            try:
+                await session.commit()
+            except Exception as exc:
+                # Closing the session (the `async with`) rolls back what is left.
+                raise CommitFailed(exc) from exc
 
     async def migrate(self) -> None:
         """Upgrade to head now (raises when the database is unreachable)."""
@@ -69,19 +78,23 @@ class Database:
                 return
 
     async def check(self) -> str | None:
-        """None when the database answers a round trip at head; else a one-line reason."""
+        """None when the database answers a round trip at head and takes writes; else a
+        one-line reason (a read-only database, a standby after a failover, is not ready)."""
         sqlite = self.engine.dialect.name == "sqlite"
         try:
             async with asyncio.timeout(self.connect_timeout + (1 if sqlite else 0)):
                 async with self.engine.connect() as conn:
                     if sqlite:
-                        # SELECT 1 would answer while another process holds the write lock
-                        # and every write fails: ask for the write lock itself.
-                        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                        await conn.exec_driver_sql("BEGIN IMMEDIATE")
-                        await conn.exec_driver_sql("ROLLBACK")
+                        writable = await _sqlite_takes_writes(conn)
                     else:
-                        await conn.execute(text("SELECT 1"))
+                        # One round trip, as SELECT 1 was: on in a hot standby and wherever
+                        # `default_transaction_read_only` is set.
+                        setting = await conn.scalar(
+                            text("SELECT current_setting('transaction_read_only')")
+                        )
+                        writable = setting != "on"
+                if not writable:
+                    return READ_ONLY_REASON
                 if not self.schema_ready:
                     current = await migrate.current_revision(self.engine)
                     if current != migrate.head_revision():
@@ -102,6 +115,33 @@ class Database:
             self._migrator.cancel()
             await asyncio.gather(self._migrator, return_exceptions=True)
         await self.engine.dispose()
+
+
+#: What readiness says about a database that answers but refuses writes.
+READ_ONLY_REASON = "database is read-only: it answers but takes no writes"
+
+
+async def _sqlite_takes_writes(conn: AsyncConnection) -> bool:
+    """Whether this SQLite connection can write, asking for the write lock on the way.
+
+    SELECT 1 answers while another process holds the write lock and every write fails, and
+    `BEGIN IMMEDIATE` (the write lock) succeeds on a read-only file (`mode=ro`, a read-only
+    mount): only a write tells. Rewriting the header's `user_version` with its own value is
+    the smallest write there is (no table, no schema needed), and it is rolled back, so
+    nothing reaches the file. A lock held by another writer still raises (busy: unavailable).
+    """
+    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        version = int((await conn.exec_driver_sql("PRAGMA user_version")).scalar_one())
+        await conn.exec_driver_sql(f"PRAGMA user_version = {version}")
+    except DBAPIError as exc:
+        if is_read_only(exc):
+            return False
+        raise
+    finally:
+        await conn.exec_driver_sql("ROLLBACK")
+    return True
 
 
 def _one_line(exc: BaseException) -> str:

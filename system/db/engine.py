@@ -31,7 +31,8 @@ def create_engine(database_url: str, *, connect_timeout: float = 5.0) -> AsyncEn
     connect_args: dict[str, Any] = {}
     engine_args: dict[str, Any] = {"pool_pre_ping": True}
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
+        # A `file:` URI (`?mode=ro&uri=true`) is no path: its folder is not ours to make.
+        if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
             # A folder that cannot be made is left for the first connection to report:
             # the app still starts, and readiness says why the database is unusable.
             with contextlib.suppress(OSError):

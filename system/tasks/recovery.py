@@ -53,7 +53,7 @@ from system.db.tasks import Trigger
 from system.resilience.breaker import AsyncCircuitBreaker, Transition
 from system.resilience.store import CLOSED, OPEN
 from system.tasks.classification import TRANSIENT_ERROR_TYPES
-from system.tasks.recording import TaskRecorder
+from system.tasks.recording import Recorded, TaskRecorder
 from system.tasks.runner import TaskRunner
 from system.tasks.thumbnails import TASK_TYPE as THUMBNAIL_TASK
 from system.tasks.thumbnails import ThumbnailDownloader, run_thumbnail_task
@@ -77,6 +77,8 @@ class RetryOutcome:
 
     failure_id: int
     succeeded: bool
+    #: Where the run's record went: only `stored` is visible (resolved, or counted) yet.
+    recorded: Recorded
 
 
 class Recovery:
@@ -132,7 +134,7 @@ class Recovery:
                 if failure is None:
                     raise LookupError(failure_id)
                 game_id, url = self._check_retryable(failure)
-            ok = await run_thumbnail_task(
+            run = await run_thumbnail_task(
                 self.downloader,
                 self.recorder,
                 game_id=game_id,
@@ -142,7 +144,7 @@ class Recovery:
             )
         finally:
             self._in_flight.discard(failure_id)
-        return RetryOutcome(failure_id, ok)
+        return RetryOutcome(failure_id, run.succeeded, run.recorded)
 
     @staticmethod
     def _check_retryable(failure: BackgroundTaskFailure) -> tuple[int, str]:

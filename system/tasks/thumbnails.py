@@ -41,7 +41,7 @@ from system.config import parse_allowed_host
 from system.db.tasks import TaskRecord, Trigger
 from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError
 from system.resilience.retry import RetryPolicy, Sleep, build_retrying
-from system.tasks.recording import TaskRecorder
+from system.tasks.recording import Recorded, TaskRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -399,6 +399,14 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+@dataclass(frozen=True, slots=True)
+class TaskRun:
+    """What one thumbnail task did, and where its record went."""
+
+    succeeded: bool
+    recorded: Recorded
+
+
 async def run_thumbnail_task(
     downloader: ThumbnailDownloader,
     recorder: TaskRecorder,
@@ -407,8 +415,9 @@ async def run_thumbnail_task(
     url: str,
     trigger: Trigger = "initial",
     failure_id: int | None = None,
-) -> bool:
-    """Download one thumbnail and record the run; True when it succeeded.
+) -> TaskRun:
+    """Download one thumbnail and record the run; whether it succeeded and where the record
+    went (only a `stored` record is visible yet).
 
     Never raises, but for cancellation: a download cut short by shutdown is spooled as a
     failure to retry (the database may already be closing), then the cancellation goes on.
@@ -440,16 +449,16 @@ async def run_thumbnail_task(
         recorder.spool.append_now(record.to_json())
         raise
     except ThumbnailError as exc:
-        await recorder.record(failed(str(exc), exc.error_type, exc.attempts, exc))
-        return False
+        recorded = await recorder.record(failed(str(exc), exc.error_type, exc.attempts, exc))
+        return TaskRun(False, recorded)
     except Exception as exc:
         # A bug, not an outage: still recorded, so nothing disappears silently.
         logger.exception("thumbnail download for game %s crashed", game_id)
-        await recorder.record(
+        recorded = await recorder.record(
             failed(f"Unexpected error: {_describe(exc)}", type(exc).__name__, 1, exc)
         )
-        return False
-    await recorder.record(
+        return TaskRun(False, recorded)
+    recorded = await recorder.record(
         TaskRecord(
             task_type=TASK_TYPE,
             game_id=game_id,
@@ -463,4 +472,4 @@ async def run_thumbnail_task(
             thumbnail_path=str(stored.path),
         )
     )
-    return True
+    return TaskRun(True, recorded)

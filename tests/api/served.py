@@ -10,12 +10,15 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import asyncpg
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from chaos.fakes.server import bind_socket, uvicorn_config
+from system.db.database import Database
 from tests.support.waiting import eventually
 
 
@@ -69,6 +72,33 @@ async def read_response(sock: socket.socket) -> bytes:
             if not chunk:
                 return data
             data += chunk
+
+
+async def add_row(database: Database, row: Any) -> int:
+    """Insert one ORM row through the service's own database handle; its id."""
+    async with database.session() as session:
+        session.add(row)
+        await session.flush()
+        row_id: int = row.id
+    return row_id
+
+
+async def refuse_commits(dsn: str, table: str, events: str) -> None:
+    """Make every COMMIT after `events` (e.g. "INSERT OR UPDATE") on `table` fail: a deferred
+    constraint trigger that raises. The statements themselves succeed; only COMMIT fails."""
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(
+            f"""
+            CREATE OR REPLACE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'commit refused by the test'; END $$;
+            CREATE CONSTRAINT TRIGGER refuse_commit AFTER {events}
+                ON {table} DEFERRABLE INITIALLY DEFERRED
+                FOR EACH ROW EXECUTE FUNCTION refuse_commit();
+            """
+        )
+    finally:
+        await admin.close()
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -11,35 +11,37 @@ from __future__ import annotations
 import select
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select as sql_select
 
+from chaos.fakes import FaultRule
 from system.app import create_app
 from system.config import Settings
 from system.db.database import Database
 from system.db.models import BackgroundTaskFailure, BoardGame
-from tests.api.served import asyncpg_dsn, raw_request, read_response, served
-from tests.conftest import ADMIN_TOKEN, make_settings
+from system.services import Overrides, Services
+from tests.api.served import (
+    add_row,
+    asyncpg_dsn,
+    raw_request,
+    read_response,
+    refuse_commits,
+    served,
+)
+from tests.conftest import ADMIN_TOKEN, NoSleep, make_settings
+from tests.fakes import Upstreams
 from tests.support.waiting import eventually
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 postgres_only = pytest.mark.postgres
 
 
-async def _add(database: Database, row: Any) -> int:
-    async with database.session() as session:
-        session.add(row)
-        await session.flush()
-        row_id: int = row.id
-    return row_id
-
-
 async def _game(database: Database, bgg_id: int) -> int:
-    return await _add(database, BoardGame(bgg_id=bgg_id, title=f"Game {bgg_id}"))
+    return await add_row(database, BoardGame(bgg_id=bgg_id, title=f"Game {bgg_id}"))
 
 
 async def _resolved(database: Database, failure_id: int) -> bool | None:
@@ -64,23 +66,10 @@ async def test_a_resolve_whose_commit_fails_answers_503_and_stays_unresolved(
     app = create_app(settings)
     async with served(app) as url:
         database: Database = app.state.services.database
-        failure_id = await _add(
+        failure_id = await add_row(
             database, BackgroundTaskFailure(task_type="thumbnail_download", error_message="x")
         )
-        # The UPDATE itself succeeds; only COMMIT runs the deferred trigger, which raises.
-        admin = await asyncpg.connect(dsn)
-        try:
-            await admin.execute(
-                """
-                CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN RAISE EXCEPTION 'commit refused by the test'; END $$;
-                CREATE CONSTRAINT TRIGGER refuse_commit AFTER UPDATE
-                    ON background_task_failures DEFERRABLE INITIALLY DEFERRED
-                    FOR EACH ROW EXECUTE FUNCTION refuse_commit();
-                """
-            )
-        finally:
-            await admin.close()
+        await refuse_commits(dsn, "background_task_failures", "UPDATE")
         async with httpx.AsyncClient(base_url=url) as client:
             response = await client.post(
                 f"/api/admin/monitoring/background-failures/{failure_id}/resolve", headers=AUTH
@@ -166,7 +155,7 @@ async def test_a_delete_whose_commit_cannot_get_the_sqlite_lock_answers_503(
     app = create_app(settings)
     async with served(app) as url:
         database: Database = app.state.services.database
-        game_id = await _add(
+        game_id = await add_row(
             database, BoardGame(bgg_id=7, title="Game 7", thumbnail_path=str(thumbnail))
         )
         holder = sqlite3.connect(path, isolation_level=None)
@@ -183,3 +172,60 @@ async def test_a_delete_whose_commit_cannot_get_the_sqlite_lock_answers_503(
         async with httpx.AsyncClient(base_url=url) as client:
             assert (await client.get(f"/api/public/games/{game_id}")).status_code == 200
     assert thumbnail.exists()
+
+
+def _with_upstreams(url: str, upstreams: Upstreams, tmp_path: Path) -> tuple[FastAPI, str]:
+    settings, dsn = _pg_settings(url, tmp_path)
+    settings = settings.model_copy(
+        update={
+            "bgg_base_url": upstreams.bgg_base_url,
+            "image_allowed_hosts": [f"127.0.0.1:{upstreams.cdn.port}"],
+        }
+    )
+    return create_app(settings, overrides=Overrides(sleep=NoSleep())), dsn
+
+
+@postgres_only
+async def test_an_import_whose_commit_fails_answers_503_and_stores_nothing(
+    own_postgres: str, upstreams: Upstreams, tmp_path: Path
+) -> None:
+    """The import commits through `Database.session()`, not the request's session."""
+    app, dsn = _with_upstreams(own_postgres, upstreams, tmp_path)
+    await refuse_commits(dsn, "boardgames", "INSERT OR UPDATE")
+    async with served(app) as url, httpx.AsyncClient(base_url=url) as client:
+        response = await client.post("/api/admin/games/import/28720", headers=AUTH)
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"]
+        assert response.json()["error"]["code"] == "commit_failed"
+        assert (await client.get("/api/public/games")).json()["total"] == 0
+
+
+@postgres_only
+async def test_a_retry_whose_result_went_to_the_spool_answers_503_not_success(
+    own_postgres: str, upstreams: Upstreams, tmp_path: Path
+) -> None:
+    app, dsn = _with_upstreams(own_postgres, upstreams, tmp_path)
+    async with served(app) as url, httpx.AsyncClient(base_url=url) as client:
+        services: Services = app.state.services
+        upstreams.cdn_app.engine.set_rules([FaultRule(status=503)])
+        assert (await client.post("/api/admin/games/import/28720", headers=AUTH)).is_success
+        await services.runner.join()
+        listing = await client.get("/api/admin/monitoring/background-failures", headers=AUTH)
+        (failure,) = listing.json()["failures"]
+        upstreams.cdn_app.engine.clear()
+        # The download now works; storing its run (and resolving the failure) cannot commit.
+        await refuse_commits(dsn, "background_task_runs", "INSERT")
+        response = await client.post(
+            f"/api/admin/monitoring/background-failures/{failure['id']}/retry", headers=AUTH
+        )
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"]
+        error = response.json()["error"]
+        assert (error["code"], error["succeeded"], error["recorded"]) == (
+            "result_not_saved",
+            True,
+            "spooled",
+        )
+        assert "resolved" not in error["message"]
+        assert await _resolved(services.database, failure["id"]) is False
+        assert services.recorder.spool.pending() == 1

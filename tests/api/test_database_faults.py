@@ -19,11 +19,14 @@ from sqlalchemy.engine import make_url
 from system.api.deps import SessionDep
 from system.app import create_app
 from system.config import Settings
-from tests.api.served import asyncpg_dsn, raw_request, read_response, served
-from tests.conftest import make_settings
+from system.db.database import READ_ONLY_REASON, Database
+from system.db.models import BackgroundTaskFailure, BoardGame
+from tests.api.served import add_row, asyncpg_dsn, raw_request, read_response, served
+from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.support.waiting import eventually
 
 postgres_only = pytest.mark.postgres
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def _settings(url: str, tmp_path: Path) -> Settings:
@@ -135,6 +138,65 @@ async def test_too_many_clients_answers_503_and_readiness_names_no_role(
                 assert role not in ready.text
     finally:
         await admin.execute(f'DROP ROLE "{role}"')
+
+
+async def _a_game_and_a_failure(database: Database) -> tuple[int, int]:
+    game_id = await add_row(database, BoardGame(bgg_id=1, title="Game 1"))
+    failure_id = await add_row(
+        database, BackgroundTaskFailure(task_type="thumbnail_download", error_message="x")
+    )
+    return game_id, failure_id
+
+
+async def _assert_no_write_is_taken_and_not_ready(
+    client: httpx.AsyncClient, game_id: int, failure_id: int
+) -> None:
+    resolve = f"/api/admin/monitoring/background-failures/{failure_id}/resolve"
+    _assert_unavailable(await client.post(resolve, headers=AUTH))
+    _assert_unavailable(await client.delete(f"/api/admin/games/{game_id}", headers=AUTH))
+    assert (await client.get(f"/api/public/games/{game_id}")).status_code == 200  # reads work
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 503, ready.text
+    assert ready.headers["Retry-After"] == "5"
+    assert ready.json()["reason"] == READ_ONLY_REASON
+
+
+@postgres_only
+async def test_a_read_only_postgres_answers_503_and_is_not_ready(
+    own_postgres: str, admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """What a service sees after a failover onto a standby: it answers, but takes no write."""
+    name = make_url(own_postgres).database
+    app = create_app(_settings(own_postgres, tmp_path))
+    async with served(app) as url, httpx.AsyncClient(base_url=url) as client:
+        game_id, failure_id = await _a_game_and_a_failure(app.state.services.database)
+        terminate = (
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()"
+        )
+        await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        try:
+            await admin.execute(terminate, name)  # new connections pick the setting up
+            await _assert_no_write_is_taken_and_not_ready(client, game_id, failure_id)
+        finally:
+            await admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+            await admin.execute(terminate, name)
+        assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_a_read_only_sqlite_file_answers_503_and_is_not_ready(tmp_path: Path) -> None:
+    path = tmp_path / "bgg.db"
+    writable = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        await writable.migrate()
+        game_id, failure_id = await _a_game_and_a_failure(writable)
+    finally:
+        await writable.close()
+    # `BEGIN IMMEDIATE`, readiness's old probe, succeeds on such a file.
+    read_only = f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true"
+    async with served(create_app(_settings(read_only, tmp_path))) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            await _assert_no_write_is_taken_and_not_ready(client, game_id, failure_id)
 
 
 def _with_a_bug(app: FastAPI) -> FastAPI:

@@ -147,10 +147,10 @@ async def test_unsafe_urls_are_refused_before_any_request(
         async with services.database.session() as session:
             game = BoardGame(bgg_id=1, title="x")
             session.add(game)
-        ok = await run_thumbnail_task(
+        run = await run_thumbnail_task(
             services.downloader, services.recorder, game_id=game.id, url=url
         )
-        assert ok is False
+        assert (run.succeeded, run.recorded) == (False, "stored")
         async with services.database.session() as session:
             (failure,) = await session.scalars(select(BackgroundTaskFailure))
         assert failure.error_type == "RefusedUrl"
