@@ -14,23 +14,10 @@ import pytest
 
 from chaos.service import HarnessError, ServiceProcess, check_port_free
 from tests.conftest import ADMIN_TOKEN
+from tests.support.processes import alive, children
 from tests.support.waiting import eventually_sync
 
 pytestmark = pytest.mark.slow
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()]
-
-
-def _alive(pid: int) -> bool:
-    """Running (not gone, not a zombie waiting for a reaper)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
@@ -51,14 +38,14 @@ def test_workers_exit_when_the_serve_parent_is_killed(tmp_path: Path) -> None:
         parent = service.process.pid
         # Both spawned (ready means one of them answers).
         workers = eventually_sync(
-            lambda: _children(parent), "two workers", until=lambda pids: len(pids) >= 2, within=30
+            lambda: children(parent), "two workers", until=lambda pids: len(pids) >= 2, within=30
         )
         os.kill(parent, signal.SIGKILL)
         service.process.wait(10)
         eventually_sync(
-            lambda: [pid for pid in workers if _alive(pid)],
+            lambda: [pid for pid in workers if alive(pid)],
             "the workers to exit after their parent died",
-            until=lambda alive: not alive,
+            until=lambda running: not running,
             within=30,
         )
         try:

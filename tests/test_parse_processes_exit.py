@@ -16,6 +16,7 @@ from chaos.service import ServiceProcess
 from system.bgg.parse_process import CHILD_NICENESS
 from tests.conftest import ADMIN_TOKEN
 from tests.fakes import Upstreams
+from tests.support.processes import alive, children, tree
 from tests.support.waiting import eventually_sync
 
 pytestmark = [
@@ -24,35 +25,11 @@ pytestmark = [
 ]
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def _tree(pid: int) -> list[int]:
-    """`pid` and all its descendants."""
-    pids = [pid]
-    for parent in pids:  # grows while it is walked: breadth first
-        pids.extend(_children(parent))
-    return pids
-
-
-def _alive(pid: int) -> bool:
-    """Running (not gone, not a zombie waiting for a reaper)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _parse_children(pid: int) -> list[int]:
     """The parse processes under `pid` (they alone run `CHILD_NICENESS` nicer than it)."""
     found = []
     nice = os.getpriority(os.PRIO_PROCESS, pid)
-    for child in _tree(pid):
+    for child in tree(pid):
         try:
             if os.getpriority(os.PRIO_PROCESS, child) == min(nice + CHILD_NICENESS, 19):
                 found.append(child)
@@ -107,13 +84,13 @@ def test_sigterm_to_serve_leaves_no_process_behind(service: ServiceProcess) -> N
     assert service.process is not None
     parent = service.process.pid
     _import_until_parsed(service)
-    everything = _tree(parent)
+    everything = tree(parent)
     os.kill(parent, signal.SIGTERM)
     service.process.wait(30)
     left = eventually_sync(
-        lambda: [pid for pid in everything if _alive(pid)],
+        lambda: [pid for pid in everything if alive(pid)],
         "every process of the service to exit",
-        until=lambda alive: not alive,
+        until=lambda running: not running,
         within=30,
     )
     assert left == []
@@ -124,8 +101,8 @@ def test_sigterm_to_serve_leaves_no_process_behind(service: ServiceProcess) -> N
 def test_a_killed_worker_takes_its_parse_process_with_it(service: ServiceProcess) -> None:
     assert service.process is not None
     (child, *_others) = _import_until_parsed(service)
-    (worker,) = [pid for pid in _children(service.process.pid) if child in _tree(pid)]
+    (worker,) = [pid for pid in children(service.process.pid) if child in tree(pid)]
     os.kill(worker, signal.SIGKILL)
     eventually_sync(
-        lambda: not _alive(child), "the parse process to exit after its worker", within=30
+        lambda: not alive(child), "the parse process to exit after its worker", within=30
     )
