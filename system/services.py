@@ -215,7 +215,7 @@ def build_services(
         on_record=lambda record: _count_record(metrics, record),
         replay_seconds=settings.spool_replay_seconds,
     )
-    metrics.watch_spool(recorder.spool.pending)
+    metrics.watch_spool(recorder.spool)
     for breaker in (bgg_breaker, cdn_breaker):
         _watch_breaker(metrics, breaker)
     importer = GameImporter(

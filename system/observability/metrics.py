@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from system.db.tasks import TaskRecord
 from system.observability.alerts import RequestWindow
+from system.tasks.spool import Spool
 from system.tasks.thumbnails import TASK_TYPE as THUMBNAIL_TASK
 from system.tasks.thumbnails import CdnUnavailable
 
@@ -46,16 +47,21 @@ def multiprocess_dir() -> str | None:
 
 
 class _SpoolCollector(Collector):
-    """Reads the spool's length at scrape time (it is a file every worker shares)."""
+    """Reads the spool's files at scrape time (every worker shares them)."""
 
-    def __init__(self, pending: Callable[[], int]) -> None:
-        self.pending = pending
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         yield GaugeMetricFamily(
             "failure_spool_pending",
             "Task records waiting in the spool for the database",
-            value=self.pending(),
+            value=self.spool.pending(),
+        )
+        yield GaugeMetricFamily(
+            "failure_spool_quarantined",
+            "Spool lines moved aside for an operator: torn, or refused by the database",
+            value=self.spool.quarantined(),
         )
 
 
@@ -124,9 +130,9 @@ class Metrics:
         if tried > 1:
             self.thumbnail_retries.inc(tried - 1)
 
-    def watch_spool(self, pending: Callable[[], int]) -> None:
-        """Report the spool's length at every scrape."""
-        self._spool = _SpoolCollector(pending)
+    def watch_spool(self, spool: Spool) -> None:
+        """Report the spool's length and its quarantine's at every scrape."""
+        self._spool = _SpoolCollector(spool)
         if multiprocess_dir() is None:
             self.registry.register(self._spool)
 

@@ -5,7 +5,9 @@ Recording never raises into the task. A record that cannot be written goes to th
 write, and by a loop that tries every `replay_seconds` while the spool is not empty, so the
 records show up as soon as the database answers again even if nothing else is written. The
 run row carries the record's UUID under a unique constraint, and a replayed record already
-present is skipped. One process replays at a time (`Spool.replaying`).
+present is skipped. One process replays at a time (`Spool.replaying`). A record the database
+refuses for any reason but being unavailable (after one fresh try, in case it lost a race) is
+moved aside to the spool's quarantine file and the replay goes on with the next one.
 
 A downloaded thumbnail whose game was deleted or given another URL meanwhile is recorded as
 `superseded` (see `write_task_record`), and its file is removed once that is committed.
@@ -17,19 +19,14 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import Literal
-
-from sqlalchemy.exc import IntegrityError
 
 from system.db.database import Database
+from system.db.errors import describe, is_conflict, is_unavailable
 from system.db.tasks import TaskRecord, Written, write_task_record
 from system.tasks.files import remove_thumbnail
 from system.tasks.spool import Spool
 
 logger = logging.getLogger(__name__)
-
-#: Where `TaskRecorder.record` put a record.
-Recorded = Literal["stored", "spooled", "lost"]
 
 
 class TaskRecorder:
@@ -54,22 +51,18 @@ class TaskRecorder:
         self._db_down_logged = False
         self._loop: asyncio.Task[None] | None = None
 
-    async def record(self, record: TaskRecord) -> Recorded:
-        """Store the record somewhere durable and say where. Never raises (except
-        cancellation).
-
-        `stored`: committed to the database (visible now); `spooled`: in the spool, visible
-        once replayed; `lost`: neither (failure recording is off, or the spool failed too).
-        """
+    async def record(self, record: TaskRecord) -> None:
+        """Store the record somewhere durable. Never raises (except cancellation)."""
         if record.outcome == "failure" and not self.record_failures:
             # RECORD_FAILURES=false exists only so the chaos harness can prove it notices.
             logger.error("failure recording is OFF: dropping %s", record.record_id)
-            return "lost"
+            return
         try:
             written = await self._write(record)
         except Exception as exc:
             self._notify(record)
-            return await self._spool(record, exc)
+            await self._spool(record, exc)
+            return
         self._notify(dataclasses.replace(record, outcome=written.outcome))
         if self._db_down_logged:
             logger.info("database reachable again: replaying spooled task records")
@@ -78,10 +71,9 @@ class TaskRecorder:
             pending = self.spool.pending()
         except OSError:
             logger.exception("could not look at the spool %s", self.spool.path)
-            return "stored"
+            return
         if pending:
             await self.replay()
-        return "stored"
 
     def _notify(self, record: TaskRecord) -> None:
         if self.on_record is None:
@@ -100,7 +92,7 @@ class TaskRecorder:
             await asyncio.to_thread(remove_thumbnail, written.orphan)
         return written
 
-    async def _spool(self, record: TaskRecord, exc: BaseException) -> Recorded:
+    async def _spool(self, record: TaskRecord, exc: BaseException) -> None:
         if not self._db_down_logged:
             logger.warning(
                 "database unavailable (%s): spooling task records to %s",
@@ -112,8 +104,6 @@ class TaskRecorder:
             await self.spool.append(record.to_json())
         except Exception:
             logger.exception("could not spool task record %s: it is lost", record.record_id)
-            return "lost"
-        return "spooled"
 
     async def replay(self) -> int:
         """Move spooled records into the database; returns how many were stored now.
@@ -131,29 +121,48 @@ class TaskRecorder:
             logger.exception("could not read the spool %s", self.spool.path)
             return 0
         done: set[str] = set()
+        aside: set[str] = set()
         stored = 0
         for data in pending:
-            record_id = str(data.get("record_id"))
+            record_id = data["record_id"]
             try:
-                record = TaskRecord.from_json(data)
-            except (KeyError, TypeError, ValueError):
-                logger.error("unreadable spool record %s: kept for inspection", record_id)
-                continue
-            try:
-                stored += (await self._write(record)).stored
-            except IntegrityError:
-                pass  # another worker replayed it first: present once, as it should be
+                stored += await self._replay_one(TaskRecord.from_json(data))
             except Exception as exc:
-                logger.warning("spool replay paused, database unavailable: %s", exc)
-                break
+                if is_unavailable(exc):
+                    logger.warning("spool replay paused, database unavailable: %s", describe(exc))
+                    break
+                # Retrying cannot help this record, and it must not hold back the ones after
+                # it: it goes aside for an operator, logged once (it leaves the spool now).
+                logger.error(
+                    "spool record %s refused (%s): moved to %s",
+                    record_id,
+                    describe(exc),
+                    self.spool.quarantine_path,
+                    exc_info=exc,
+                )
+                aside.add(record_id)
+                continue
             done.add(record_id)
         try:
-            await self.spool.remove(done)
+            await self.spool.remove(done, aside)
         except Exception:
             logger.exception("could not compact the spool %s", self.spool.path)
         if stored:
             logger.info("replayed %d spooled task records", stored)
         return stored
+
+    async def _replay_one(self, record: TaskRecord) -> int:
+        try:
+            return int((await self._write(record)).stored)
+        except Exception as exc:
+            if is_unavailable(exc) or not is_conflict(exc):
+                raise
+        # A concurrent write won: another worker replayed this record, or the game (or the
+        # failure) it names was deleted between the check and the insert. A fresh transaction
+        # decides again: it finds the record stored (nothing to do), or stores it with the
+        # deleted game's id NULL, as `ON DELETE SET NULL` would have, so the failure stays
+        # visible. A second refusal is not a race: the caller moves the record aside.
+        return int((await self._write(record)).stored)
 
     def start(self) -> None:
         """Start replaying the spool whenever it holds records (the lifespan calls this)."""
