@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
+from typing import Literal
 
 from system.db.database import Database
 from system.db.errors import describe, is_conflict, is_unavailable
@@ -27,6 +28,9 @@ from system.tasks.files import remove_thumbnail
 from system.tasks.spool import Spool
 
 logger = logging.getLogger(__name__)
+
+#: Where `TaskRecorder.record` put a record.
+Recorded = Literal["stored", "spooled", "lost"]
 
 
 class TaskRecorder:
@@ -51,18 +55,22 @@ class TaskRecorder:
         self._db_down_logged = False
         self._loop: asyncio.Task[None] | None = None
 
-    async def record(self, record: TaskRecord) -> None:
-        """Store the record somewhere durable. Never raises (except cancellation)."""
+    async def record(self, record: TaskRecord) -> Recorded:
+        """Store the record somewhere durable and say where. Never raises (except
+        cancellation).
+
+        `stored`: committed to the database (visible now); `spooled`: in the spool, visible
+        once replayed; `lost`: neither (failure recording is off, or the spool failed too).
+        """
         if record.outcome == "failure" and not self.record_failures:
             # RECORD_FAILURES=false exists only so the chaos harness can prove it notices.
             logger.error("failure recording is OFF: dropping %s", record.record_id)
-            return
+            return "lost"
         try:
             written = await self._write(record)
         except Exception as exc:
             self._notify(record)
-            await self._spool(record, exc)
-            return
+            return await self._spool(record, exc)
         self._notify(dataclasses.replace(record, outcome=written.outcome))
         if self._db_down_logged:
             logger.info("database reachable again: replaying spooled task records")
@@ -71,9 +79,10 @@ class TaskRecorder:
             pending = self.spool.pending()
         except OSError:
             logger.exception("could not look at the spool %s", self.spool.path)
-            return
+            return "stored"
         if pending:
             await self.replay()
+        return "stored"
 
     def _notify(self, record: TaskRecord) -> None:
         if self.on_record is None:
@@ -92,7 +101,7 @@ class TaskRecorder:
             await asyncio.to_thread(remove_thumbnail, written.orphan)
         return written
 
-    async def _spool(self, record: TaskRecord, exc: BaseException) -> None:
+    async def _spool(self, record: TaskRecord, exc: BaseException) -> Recorded:
         if not self._db_down_logged:
             logger.warning(
                 "database unavailable (%s): spooling task records to %s",
@@ -104,6 +113,8 @@ class TaskRecorder:
             await self.spool.append(record.to_json())
         except Exception:
             logger.exception("could not spool task record %s: it is lost", record.record_id)
+            return "lost"
+        return "spooled"
 
     async def replay(self) -> int:
         """Move spooled records into the database; returns how many were stored now.
