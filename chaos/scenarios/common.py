@@ -112,13 +112,13 @@ async def real_game_imports(ctx: Context) -> dict[str, Any]:
     bgg_id, title = REAL_GAMES[turn % len(REAL_GAMES)]
     call = await ctx.import_game(bgg_id, time_limit=HARNESS.deadline + 3)
     body = call.body if isinstance(call.body, dict) else {}
-    game_id, stored = body.get("id"), body.get("thumbnail_path")
+    game_id, stored = body.get("id"), body.get("has_thumbnail")
     bound = SPEC.thumbnail_attempts * (HARNESS.thumbnail_timeout + HARNESS.thumbnail_max_wait) + 2
     deadline = time.monotonic() + bound
     while call.ok and isinstance(game_id, int) and not stored and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
         game = (await ctx.service.game(game_id)).body
-        stored = game.get("thumbnail_path") if isinstance(game, dict) else None
+        stored = game.get("has_thumbnail") if isinstance(game, dict) else None
     return {
         "bgg_id": bgg_id,
         "status": call.status,

@@ -6,7 +6,15 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    computed_field,
+    field_validator,
+)
 
 from system.clock import isoformat_z
 
@@ -26,7 +34,7 @@ QueryText = Annotated[str, AfterValidator(_without_nul)]
 
 
 class Game(BaseModel):
-    """A game in the catalogue."""
+    """A game in the catalogue, as anyone (public and admin routes alike) sees it."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -41,7 +49,9 @@ class Game(BaseModel):
     description: str | None
     thumbnail_url: str | None
     image_url: str | None
-    thumbnail_path: str | None
+    #: Read from the row, never shown: a path on the server's disk is nobody's business
+    #: outside it. `has_thumbnail` says what a client may know.
+    thumbnail_path: str | None = Field(exclude=True, repr=False)
     average_rating: float | None
     bayes_average: float | None
     bgg_rank: int | None
@@ -52,6 +62,12 @@ class Game(BaseModel):
     is_expansion: bool
     created_at: UTCTimestamp
     updated_at: UTCTimestamp
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def has_thumbnail(self) -> bool:
+        """Whether the thumbnail has been downloaded and stored."""
+        return self.thumbnail_path is not None
 
     @field_validator("thumbnail_url", "image_url")
     @classmethod
