@@ -4,10 +4,11 @@ TCP fault proxy, SQLite's folder disappears (a lost volume). Each comes back on 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import make_url
 
 from chaos.proxy import ProxyServer
@@ -48,3 +49,13 @@ async def sqlite_outage(tmp_path: Path) -> AsyncIterator[Outage]:
         yield Outage(database, lambda: folder.rename(away), lambda: away.rename(folder))
     finally:
         await database.close()
+
+
+def outage_of(
+    backend: str, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AbstractAsyncContextManager[Outage]:
+    """The outage for the test's backend (`database_url` is used on PostgreSQL only: SQLite's
+    database is one of its own under `tmp_path`)."""
+    if backend == "postgresql":
+        return postgres_outage(database_url, request.getfixturevalue("proxies"))
+    return sqlite_outage(tmp_path)

@@ -13,7 +13,7 @@ from system.tasks.recording import TaskRecorder
 from system.tasks.spool import Spool
 from tests.conftest import ServiceFactory
 from tests.support.waiting import eventually
-from tests.tasks.outages import postgres_outage, sqlite_outage
+from tests.tasks.outages import outage_of
 from tests.tasks.test_recording import counts, failure
 
 
@@ -73,12 +73,7 @@ async def test_spooled_records_are_replayed_when_the_database_is_back(
     backend: str, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """No write after the outage: the replay loop alone brings the records in."""
-    outage = (
-        postgres_outage(database_url, request.getfixturevalue("proxies"))
-        if backend == "postgresql"
-        else sqlite_outage(tmp_path)
-    )
-    async with outage as broken:
+    async with outage_of(backend, database_url, tmp_path, request) as broken:
         database = broken.database
         recorder = TaskRecorder(database, Spool(tmp_path / "spool.jsonl"), replay_seconds=0.02)
         recorder.start()

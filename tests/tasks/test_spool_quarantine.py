@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.util import await_only
 
 from system.db.database import Database
@@ -27,7 +28,7 @@ from system.tasks.spool import Spool
 from tests.conftest import ServiceFactory
 from tests.observability.test_metrics import sample
 from tests.support.waiting import eventually
-from tests.tasks.outages import postgres_outage, sqlite_outage
+from tests.tasks.outages import outage_of
 from tests.tasks.test_recording import counts, failure, make_game
 from tests.tasks.test_spool import torn_line
 
@@ -132,20 +133,34 @@ async def test_an_unreadable_record_goes_aside(database: Database, tmp_path: Pat
     assert quarantined_ids(spool) == [unreadable["record_id"]]
 
 
-def _before_insert_into(
-    database: Database, table: str, meanwhile: Callable[[], Awaitable[None]]
-) -> None:
-    """Run `meanwhile` (on another connection) once, just before the first INSERT into
-    `table`: after the replay's checks, before its write (the race window)."""
+async def replay_racing(
+    database: Database,
+    database_url: str,
+    spool: Spool,
+    meanwhile: Callable[[AsyncSession], Awaitable[object]],
+) -> int:
+    """Replay `spool`, running `meanwhile` once in a transaction of another connection just
+    before the replay's first failure INSERT: after its checks, before its write (the race
+    window)."""
+    other = Database(database_url, connect_timeout=1)
     fired: list[bool] = []
+
+    async def elsewhere() -> None:
+        async with other.session() as session:
+            await meanwhile(session)
 
     def hook(*args: Any) -> None:
         statement: str = args[2]
-        if not fired and statement.startswith(f"INSERT INTO {table} "):
+        if not fired and statement.startswith("INSERT INTO background_task_failures "):
             fired.append(True)
-            await_only(meanwhile())
+            await_only(elsewhere())
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", hook)
+    try:
+        return await TaskRecorder(database, spool).replay()
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", hook)
+        await other.close()
 
 
 async def test_a_failure_whose_game_was_deleted_meanwhile_is_stored_without_it(
@@ -161,46 +176,31 @@ async def test_a_failure_whose_game_was_deleted_meanwhile_is_stored_without_it(
     spool = Spool(tmp_path / "spool.jsonl")
     record = failure(game_id, 1)
     await spool.append(record.to_json())
-    other = Database(database_url, connect_timeout=1)
+    delete = text("DELETE FROM boardgames WHERE id = :id").bindparams(id=game_id)
 
-    async def delete_game() -> None:
-        async with other.session() as session:
-            await session.execute(text("DELETE FROM boardgames WHERE id = :id"), {"id": game_id})
-
-    _before_insert_into(database, "background_task_failures", delete_game)
-    try:
-        assert await TaskRecorder(database, spool).replay() == 1
-    finally:
-        await other.close()
+    assert await replay_racing(database, database_url, spool, lambda s: s.execute(delete)) == 1
     assert await counts(database) == (1, 1)
     async with database.session() as session:
         stored = (await session.scalars(select(BackgroundTaskFailure))).one()
     assert (stored.game_id, stored.url, stored.resolved) == (None, record.url, False)
-    assert spool.pending() == 0
-    assert spool.quarantined() == 0
+    assert (spool.pending(), spool.quarantined()) == (0, 0)
 
 
 async def test_a_record_another_replayer_stored_meanwhile_is_dropped_once(
     database: Database, database_url: str, tmp_path: Path
 ) -> None:
-    """The unique `record_id` is hit only because the record is stored: dropping it is right."""
+    """The unique `record_id` is hit only because the record is stored: dropping it is right.
+    (HEAD dropped it too, and every other refusal with it: this guards the right half.)"""
     spool = Spool(tmp_path / "spool.jsonl")
     record = failure(None, 1)
     await spool.append(record.to_json())
-    other = Database(database_url, connect_timeout=1)
 
-    async def replay_elsewhere() -> None:
-        async with other.session() as session:
-            await write_task_record(session, record)
-
-    _before_insert_into(database, "background_task_failures", replay_elsewhere)
-    try:
-        assert await TaskRecorder(database, spool).replay() == 0
-    finally:
-        await other.close()
+    stored_elsewhere = await replay_racing(
+        database, database_url, spool, lambda s: write_task_record(s, record)
+    )
+    assert stored_elsewhere == 0
     assert await counts(database) == (1, 1)
-    assert spool.pending() == 0
-    assert spool.quarantined() == 0
+    assert (spool.pending(), spool.quarantined()) == (0, 0)
 
 
 async def test_compaction_never_truncates_the_quarantine(
@@ -235,12 +235,7 @@ async def test_an_outage_pauses_the_replay_and_moves_nothing_aside(
     backend: str, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Only a refusal goes aside: an unavailable database keeps every record waiting."""
-    outage = (
-        postgres_outage(database_url, request.getfixturevalue("proxies"))
-        if backend == "postgresql"
-        else sqlite_outage(tmp_path)
-    )
-    async with outage as broken:
+    async with outage_of(backend, database_url, tmp_path, request) as broken:
         spool = Spool(tmp_path / "spool.jsonl")
         for n in range(2):
             await spool.append(failure(None, n).to_json())
