@@ -10,8 +10,9 @@ died, while a spawned child is the worker's own and asks Linux to stop it when t
 dies (`PR_SET_PDEATHSIG`: no parse process outlives a worker killed outright). It runs at a
 lower priority (`nice`), so on a busy machine the requests being answered get the CPU first.
 
-A child that dies (killed, out of memory) breaks the pool: the import it was parsing gets
-`ParseProcessLost` (503), the pool is replaced, and the next import parses in a new child.
+A child that dies (killed, out of memory) breaks the pool: the import it was parsing, and
+those of this worker waiting for it, get `ParseProcessLost` (503); the pool is replaced, and
+the next import parses in a new child.
 """
 
 from __future__ import annotations
