@@ -235,8 +235,7 @@ async def test_the_answer_is_parsed_off_the_event_loop() -> None:
 
     async def ticker() -> None:
         nonlocal ticks
-        while not parser.started.is_set():
-            await asyncio.sleep(0)
+        await eventually(parser.started.is_set, "the parse to start")
         for _ in range(100):
             ticks += 1
             await asyncio.sleep(0)
