@@ -107,6 +107,12 @@ OUTCOMES: tuple[Outcome, ...] = (
     # Not in the table: a 404 or 3xx from the thing endpoint means a wrong
     # BGG_BASE_URL (BGG answers unknown ids with 200), so asking again cannot help.
     Outcome("other 3xx / 4xx (a wrong `BGG_BASE_URL`)", "`BggBadResponse`", "no", "failure"),
+    Outcome(
+        "200, but the process parsing it died (killed, out of memory)",
+        "`ParseProcessLost` (503 + `Retry-After`; the next import parses in a new process)",
+        "no",
+        "neither: BGG answered",
+    ),
     Outcome("bgg_id out of range", "422 before any call", "—", "not called"),
     Outcome(
         "the breaker is open", "`BggUnavailable` (503 + `Retry-After`)", "no, never", "not called"

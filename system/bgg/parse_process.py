@@ -46,6 +46,8 @@ class ParseProcessLost(BggError):
 
     breaker_failure = False
     http_status = 503
+    #: A new process is ready for the next import at once: the caller may try again in 1 s.
+    retry_after: float | None = 1.0
 
 
 def parse_in_child(body: bytes, *, bgg_id: int, max_bytes: int) -> BggGame:

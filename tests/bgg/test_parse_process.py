@@ -131,6 +131,7 @@ async def test_a_child_killed_mid_parse_is_a_503_and_the_next_import_works(
         with pytest.raises(ParseProcessLost) as lost:
             await asyncio.gather(import_13, killer)
         assert lost.value.http_status == 503
+        assert lost.value.retry_after == 1.0  # answered 503 + Retry-After, a known fault
         assert lost.value.bgg_id == 13
         assert requests == ["13"]  # told at once, not retried
         assert (await bgg.breaker.snapshot()).failures == 0  # BGG answered: not its failure
