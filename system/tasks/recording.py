@@ -102,7 +102,17 @@ class TaskRecorder:
         return written
 
     async def _spool(self, record: TaskRecord, exc: BaseException) -> Recorded:
-        if not self._db_down_logged:
+        if not is_unavailable(exc):
+            # Not an outage (a refusal, a bug): saying "unavailable" would send the operator
+            # to the wrong place. Still spooled: the replay stores it or sets it aside.
+            logger.error(
+                "task record %s refused (%s): spooling it to %s",
+                record.record_id,
+                describe(exc),
+                self.spool.path,
+                exc_info=exc,
+            )
+        elif not self._db_down_logged:
             logger.warning(
                 "database unavailable (%s): spooling task records to %s",
                 type(exc).__name__,
