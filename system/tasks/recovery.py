@@ -81,6 +81,45 @@ class RetryOutcome:
     recorded: Recorded
 
 
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """What a sweep did with the failures it retried. Only a `stored` record is visible, so
+    a success whose record waits in the spool (or was lost) is not counted as resolved."""
+
+    #: Retries made (failures gone or not retryable meanwhile are not counted).
+    tried: int = 0
+    #: Succeeded, and the run is stored: the failure is resolved.
+    resolved: int = 0
+    #: Failed again, and the run is stored.
+    failed: int = 0
+    #: The run's record went to the spool: resolved (or not) once the spool is replayed.
+    spooled: int = 0
+    #: The run's record was stored nowhere.
+    lost: int = 0
+
+    def __add__(self, other: Sweep) -> Sweep:
+        return Sweep(
+            self.tried + other.tried,
+            self.resolved + other.resolved,
+            self.failed + other.failed,
+            self.spooled + other.spooled,
+            self.lost + other.lost,
+        )
+
+    @staticmethod
+    def of(outcome: RetryOutcome | None) -> Sweep:
+        """One retry's count (None: not retried)."""
+        if outcome is None:
+            return Sweep()
+        if outcome.recorded == "spooled":
+            return Sweep(tried=1, spooled=1)
+        if outcome.recorded == "lost":
+            return Sweep(tried=1, lost=1)
+        if outcome.succeeded:
+            return Sweep(tried=1, resolved=1)
+        return Sweep(tried=1, failed=1)
+
+
 class Recovery:
     """Re-runs failed tasks; owns the automatic retry after outages."""
 
@@ -210,26 +249,25 @@ class Recovery:
     def _closed(self) -> bool:
         return self.cdn_breaker.last_known_state == CLOSED
 
-    async def sweep(self, *, since: datetime | None = None) -> int:
+    async def sweep(self, *, since: datetime | None = None) -> Sweep:
         """Retry every candidate recorded from `since` (default: `window_start()`) until now,
-        `concurrency` at a time, batch after batch; returns how many succeeded."""
+        `concurrency` at a time, batch after batch; returns what became of the retries."""
         async with self._sweeping:
             since = since if since is not None else self.window_start()
             until = utcnow()
             gate = asyncio.Semaphore(self.concurrency)
 
-            async def one(failure_id: int) -> bool | None:
+            async def one(failure_id: int) -> RetryOutcome | None:
                 async with gate:
                     if not self._closed():
                         return None  # it opened again: a rejection would only spend a retry
                     try:
-                        outcome = await self.retry(failure_id, trigger="auto_retry")
+                        return await self.retry(failure_id, trigger="auto_retry")
                     except (LookupError, NotRetryable):
                         return None
-                    return outcome.succeeded
 
             after: Key | None = None
-            tried = succeeded = 0
+            done = Sweep()
             finished = False
             while self._closed():
                 try:
@@ -242,8 +280,8 @@ class Recovery:
                     break
                 after = batch[-1]
                 results = await asyncio.gather(*(one(failure_id) for _, failure_id in batch))
-                tried += sum(result is not None for result in results)
-                succeeded += sum(result is True for result in results)
+                for result in results:
+                    done += Sweep.of(result)
             if finished:
                 if self._unfinished_since is not None and since <= self._unfinished_since:
                     self._unfinished_since = None
@@ -253,9 +291,22 @@ class Recovery:
                     "automatic retry stopped (the breaker opened again or the database failed);"
                     " the rest waits for the next recovery"
                 )
-            if tried:
-                logger.info("automatic retry: %d of %d succeeded", succeeded, tried)
-            return succeeded
+            if done.tried:
+                logger.info(
+                    "automatic retry: %d of %d resolved, %d failed again",
+                    done.resolved,
+                    done.tried,
+                    done.failed,
+                )
+            if done.spooled or done.lost:
+                # Not resolved yet (spooled: once replayed) or never (lost): an operator who
+                # reads "resolved" above must not count these.
+                logger.warning(
+                    "automatic retry: %d runs spooled (not visible until replayed), %d lost",
+                    done.spooled,
+                    done.lost,
+                )
+            return done
 
     async def probe_once(self) -> bool:
         """If the CDN breaker is open past its reset timeout with failures waiting, retry one

@@ -6,18 +6,20 @@ time-machine (the probe loop is set to wait an hour, so the tests drive the chec
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from chaos.fakes import FaultRule
 from system.db.models import BackgroundTaskFailure, BackgroundTaskRun, BoardGame
 from system.resilience.store import OPEN, MemoryBreakerStore, Snapshot
-from system.tasks.recovery import Recovery, RetryOutcome
+from system.tasks.recovery import Recovery, RetryOutcome, Sweep
 from tests.conftest import ServiceFactory, ServiceUnderTest
 from tests.fakes import Upstreams
 
@@ -223,7 +225,7 @@ async def test_exhausted_failures_do_not_crowd_out_the_others(
                 auto_retries_used=1,
             )
             assert sorted(await recovery.candidates()) == sorted(fresh)
-            assert await recovery.sweep() == 3
+            assert (await recovery.sweep()).resolved == 3
             failures = {f.id: f for f in await failure_rows(service)}
             runs = Counter(r.failure_id for r in await auto_runs(service))
     assert all(failures[i].resolved for i in fresh)
@@ -241,8 +243,8 @@ async def test_a_sweep_takes_every_candidate_in_batches_with_bounded_concurrency
             # Seeded newest first, so oldest-first order is not id order.
             ids = await seed(service, upstreams, [START - timedelta(minutes=n) for n in range(7)])
             started, most_in_flight = count_retries(recovery)
-            assert await recovery.sweep() == 7
-            assert await recovery.sweep() == 0  # nothing left
+            assert (await recovery.sweep()).resolved == 7
+            assert (await recovery.sweep()).tried == 0  # nothing left
             failures = await failure_rows(service)
     assert started == list(reversed(ids))  # oldest first, each once, across three batches
     assert most_in_flight() == 2
@@ -263,7 +265,7 @@ async def test_a_sweep_stops_when_the_breaker_opens_and_the_rest_waits_for_the_n
             )
             upstreams.cdn_app.engine.set_rules([FaultRule(status=503)])
             # As the close of an outage that began three hours ago would start it.
-            assert await recovery.sweep(since=START - timedelta(hours=3)) == 0
+            assert (await recovery.sweep(since=START - timedelta(hours=3))).resolved == 0
             runs = await auto_runs(service)
             assert [(r.failure_id, r.error_type) for r in runs] == [
                 (ids[0], "CdnServerError"), (ids[1], "CdnServerError"),
@@ -280,3 +282,60 @@ async def test_a_sweep_stops_when_the_breaker_opens_and_the_rest_waits_for_the_n
             await imported(service, 601)
             failures = {f.id: f for f in await failure_rows(service)}
     assert all(failures[i].resolved for i in ids)
+
+
+_REFUSE_AUTO_RUNS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_auto_runs BEFORE INSERT ON background_task_runs"
+        " WHEN NEW.\"trigger\" = 'auto_retry' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_auto_runs() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF NEW.\"trigger\" = 'auto_retry' THEN RAISE EXCEPTION 'refused'; END IF;"
+        " RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_auto_runs BEFORE INSERT ON background_task_runs"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_auto_runs()",
+    ],
+}
+_ALLOW_AUTO_RUNS = {
+    "sqlite": ["DROP TRIGGER refuse_auto_runs"],
+    "postgresql": [
+        "DROP TRIGGER refuse_auto_runs ON background_task_runs",
+        "DROP FUNCTION refuse_auto_runs()",
+    ],
+}
+
+
+async def _execute(service: ServiceUnderTest, statements: list[str]) -> None:
+    async with service.services.database.engine.begin() as conn:
+        for statement in statements:
+            await conn.execute(text(statement))
+
+
+async def test_a_retry_whose_run_is_spooled_is_not_counted_as_resolved(
+    backend: str,
+    make_service: ServiceFactory,
+    upstreams: Upstreams,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The downloads succeed but the database refuses their runs (a trigger): the records go
+    to the spool. Before: the sweep said "3 of 3 succeeded" and returned 3."""
+    with time_machine.travel(START, tick=False):
+        async with make_service(**QUIET) as service:
+            recovery = service.services.recovery
+            ids = await seed(service, upstreams, [START - timedelta(minutes=n) for n in range(3)])
+            await _execute(service, _REFUSE_AUTO_RUNS[backend])
+            try:
+                caplog.set_level(logging.INFO, logger="system.tasks.recovery")
+                done = await recovery.sweep()
+            finally:
+                # The PostgreSQL database is shared by the session's tests.
+                await _execute(service, _ALLOW_AUTO_RUNS[backend])
+            failures = {f.id: f for f in await failure_rows(service)}
+            spooled = service.services.recorder.spool.pending()
+    assert done == Sweep(tried=3, spooled=3)
+    assert spooled == 3
+    assert not any(failures[i].resolved for i in ids)
+    messages = [r.getMessage() for r in caplog.records if r.name == "system.tasks.recovery"]
+    assert "automatic retry: 0 of 3 resolved, 0 failed again" in messages
+    assert any("3 runs spooled" in m for m in messages)
