@@ -8,6 +8,8 @@ one of
 - **succeeded**: one initial run, outcome `success`;
 - **recorded failure**: one initial run, outcome `failure`, with its failure row (or the
   record waiting in the spool, which is durable too);
+- **superseded**: one initial run, outcome `superseded` (its download finished after the
+  game was deleted or given another URL): an accounted-for end, neither a success nor lost;
 - **lost**: started, but in neither place (or a failure run without its failure row);
 - **duplicated**: more than one initial run for it, or more than one failure row;
 
@@ -41,6 +43,7 @@ class TaskCheck:
     attempted: int = 0
     succeeded: int = 0
     recorded_failure: int = 0
+    superseded: int = 0
     lost: list[int] = field(default_factory=list)
     duplicated: list[int] = field(default_factory=list)
     unexpected: list[int] = field(default_factory=list)
@@ -66,6 +69,7 @@ class TaskCheck:
             "attempted": self.attempted,
             "succeeded": self.succeeded,
             "recorded_failure": self.recorded_failure,
+            "superseded": self.superseded,
             "lost": len(self.lost),
             "duplicated": len(self.duplicated),
             "unexpected": len(self.unexpected),
@@ -78,15 +82,18 @@ class TaskCheck:
 
 
 def read_spool(path: Path | None) -> list[dict[str, Any]]:
-    """The records waiting in the spool (a torn last line is skipped, as the service does)."""
+    """The records waiting in the spool. As the service does, a line that is not a record is
+    skipped: a torn last line, or one without a `record_id` to replay it by."""
     if path is None or not path.exists():
         return []
     records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(record, dict) and isinstance(record.get("record_id"), str):
+            records.append(record)
     return records
 
 
@@ -146,6 +153,8 @@ def check_tasks(
             result.in_spool += 1
         if record.get("outcome") == "success":
             result.succeeded += 1
+        elif record.get("outcome") == "superseded":
+            result.superseded += 1
         elif record["where"] == "spool" or record.get("failure_id") in failure_ids:
             result.recorded_failure += 1
         else:
