@@ -129,8 +129,9 @@ def _figures(result: ScenarioResult) -> str:
             parts.append(f"{label} {_fmt(value)}{unit}")
     if result.tasks is not None and result.tasks.checked and result.tasks.attempted:
         t = result.tasks
+        superseded = f"{t.superseded}superseded/" if t.superseded else ""
         parts.append(
-            f"tasks {t.succeeded}ok/{t.recorded_failure}failed/{len(t.lost)}lost/"
+            f"tasks {t.succeeded}ok/{t.recorded_failure}failed/{superseded}{len(t.lost)}lost/"
             f"{len(t.duplicated)}dup/{len(t.unexpected)}unexp"
         )
     return ", ".join(parts)
