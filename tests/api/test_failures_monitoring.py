@@ -261,4 +261,4 @@ async def test_automatic_retries_stop_at_auto_retry_max(
         await recovery.sweep()
         await recovery.sweep()
         assert await recovery.candidates() == []
-        assert await recovery.sweep() == 0
+        assert (await recovery.sweep()).tried == 0
