@@ -51,6 +51,7 @@ from system.clock import isoformat_z, utcnow
 from system.config import Settings
 from system.db.database import Database
 from system.db.failures import FailureRepository
+from system.periodic import Periodic
 from system.resilience.breaker import AsyncCircuitBreaker
 from system.resilience.redis_store import REDIS_DOWN
 from system.resilience.store import OPEN
@@ -155,10 +156,12 @@ class Alerter:
     _http: httpx.AsyncClient | None = field(default=None, init=False)
     #: Without Redis: the status last delivered per rule (Redis holds it otherwise).
     _delivered: dict[str, str] = field(default_factory=dict, init=False)
-    _loop: asyncio.Task[None] | None = field(default=None, init=False)
+    _loop: Periodic = field(init=False)
 
     def __post_init__(self) -> None:
         self.states = {name: RuleState(name) for name in RULES}
+        self._loop = Periodic("alert check", self.settings.alert_check_interval_seconds,
+                              self.check_once)  # fmt: skip
 
     async def evaluate(self) -> dict[str, Evaluation]:
         """Every rule's verdict now."""
@@ -329,20 +332,10 @@ class Alerter:
 
     def start(self) -> None:
         """Start checking every `ALERT_CHECK_INTERVAL_SECONDS`."""
-        self._loop = asyncio.create_task(self._run(), name="alerts")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.alert_check_interval_seconds)
-            try:
-                await self.check_once()
-            except Exception:
-                logger.exception("alert check failed")
+        self._loop.start()
 
     async def aclose(self) -> None:
         """Stop checking."""
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
+        await self._loop.aclose()
         if self._http is not None:
             await self._http.aclose()

@@ -24,6 +24,7 @@ from typing import Literal
 from system.db.database import Database
 from system.db.errors import describe, is_conflict, is_unavailable
 from system.db.tasks import TaskRecord, Written, write_task_record
+from system.periodic import Periodic
 from system.tasks.files import remove_thumbnail
 from system.tasks.spool import Spool
 
@@ -50,10 +51,9 @@ class TaskRecorder:
         self.record_failures = record_failures
         #: Told about every run recorded (to the database or the spool), for metrics.
         self.on_record = on_record
-        self.replay_seconds = replay_seconds
         self._replay_lock = asyncio.Lock()
         self._db_down_logged = False
-        self._loop: asyncio.Task[None] | None = None
+        self._loop = Periodic("spool replay", replay_seconds, self._replay_if_pending)
 
     async def record(self, record: TaskRecord) -> Recorded:
         """Store the record somewhere durable and say where. Never raises (except
@@ -187,19 +187,12 @@ class TaskRecorder:
 
     def start(self) -> None:
         """Start replaying the spool whenever it holds records (the lifespan calls this)."""
-        self._loop = asyncio.create_task(self._run(), name="spool-replay")
+        self._loop.start()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.replay_seconds)
-            try:
-                if self.spool.pending():
-                    await self.replay()
-            except Exception:
-                logger.exception("spool replay failed")
+    async def _replay_if_pending(self) -> None:
+        if self.spool.pending():
+            await self.replay()
 
     async def aclose(self) -> None:
         """Stop the replay loop."""
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
+        await self._loop.aclose()

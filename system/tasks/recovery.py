@@ -50,6 +50,7 @@ from system.db.database import Database
 from system.db.failures import FailureRepository
 from system.db.models import BackgroundTaskFailure
 from system.db.tasks import Trigger
+from system.periodic import Periodic
 from system.resilience.breaker import AsyncCircuitBreaker, Transition
 from system.resilience.store import CLOSED, OPEN
 from system.tasks.classification import TRANSIENT_ERROR_TYPES
@@ -144,7 +145,6 @@ class Recovery:
         self.cdn_breaker = cdn_breaker
         self.auto_retry_max = auto_retry_max
         self.lookback = timedelta(seconds=lookback_seconds)
-        self.check_seconds = check_seconds
         self.concurrency = concurrency
         self.batch_size = batch_size
         #: When the current outage began, as far as this worker knows (None: no outage seen).
@@ -154,7 +154,7 @@ class Recovery:
         #: Failures being retried in this worker now.
         self._in_flight: set[int] = set()
         self._sweeping = asyncio.Lock()
-        self._loop: asyncio.Task[None] | None = None
+        self._loop = Periodic("recovery probe", check_seconds, self.probe_once)
         cdn_breaker.on_transition(self._on_transition)
 
     async def retry(self, failure_id: int, *, trigger: Trigger = "manual_retry") -> RetryOutcome:
@@ -324,18 +324,8 @@ class Recovery:
 
     def start(self) -> None:
         """Start the periodic probe (the lifespan calls this)."""
-        self._loop = asyncio.create_task(self._run(), name="recovery-probe")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.check_seconds)
-            try:
-                await self.probe_once()
-            except Exception:
-                logger.exception("recovery probe failed")
+        self._loop.start()
 
     async def aclose(self) -> None:
         """Stop the periodic probe."""
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
+        await self._loop.aclose()
