@@ -38,7 +38,6 @@ _CONFLICT_CODES = frozenset({"40001", "40P01"})
 #: sqlite3 primary result codes (`sqlite_errorcode & 0xFF`) that mean the file cannot be used
 #: right now: BUSY and LOCKED (another writer), READONLY (a read-only file or `mode=ro`),
 #: IOERR, FULL (the disk), CANTOPEN.
-_SQLITE_UNAVAILABLE = frozenset({5, 6, 8, 10, 13, 14})
 _SQLITE_READONLY = 8
 _SQLITE_REASONS = {
     5: "the database is locked by another writer",
@@ -48,6 +47,7 @@ _SQLITE_REASONS = {
     13: "the disk is full",
     14: "the database file cannot be opened",
 }
+_SQLITE_UNAVAILABLE = frozenset(_SQLITE_REASONS)
 
 
 class CommitFailed(Exception):
@@ -63,9 +63,13 @@ class CommitFailed(Exception):
         self.cause = cause
 
 
+def _unwrap(exc: BaseException) -> BaseException:
+    """The error a failed commit wraps, else `exc` itself."""
+    return exc.cause if isinstance(exc, CommitFailed) else exc
+
+
 def _driver_error(exc: BaseException) -> BaseException | None:
-    if isinstance(exc, CommitFailed):
-        exc = exc.cause
+    exc = _unwrap(exc)
     return exc.orig if isinstance(exc, DBAPIError) else exc
 
 
@@ -91,8 +95,7 @@ def is_disconnect_code(code: str | None) -> bool:
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether `exc` means the database cannot be used right now (not a bug in the query)."""
-    if isinstance(exc, CommitFailed):
-        exc = exc.cause
+    exc = _unwrap(exc)
     if isinstance(exc, OSError | PoolTimeoutError):  # refused, unreachable, timed out, pool full
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -111,8 +114,7 @@ def is_read_only(exc: BaseException) -> bool:
 
 def is_conflict(exc: BaseException) -> bool:
     """Whether a write lost to a concurrent one (retrying may succeed, or be moot)."""
-    if isinstance(exc, CommitFailed):
-        exc = exc.cause
+    exc = _unwrap(exc)
     if isinstance(exc, IntegrityError | StaleDataError):
         return True
     code = sqlstate(exc)
@@ -121,8 +123,7 @@ def is_conflict(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     """A short reason without driver text (which may name roles, hosts or databases)."""
-    if isinstance(exc, CommitFailed):
-        exc = exc.cause
+    exc = _unwrap(exc)
     code = sqlstate(exc)
     if code is not None:
         return f"the server answered SQLSTATE {code}"
