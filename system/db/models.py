@@ -9,6 +9,7 @@ database against it. `background_task_runs` is ours: one row per background task
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -129,10 +130,85 @@ class BackgroundTaskRun(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
     duration_ms: Mapped[float] = mapped_column(Float)
+    #: The job this run was an attempt of (NULL for runs from before the job table).
+    job_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("background_jobs.id", ondelete="SET NULL")
+    )
 
     __table_args__ = (
         CheckConstraint("outcome IN ('success', 'failure', 'superseded')", name="outcome"),
         Index("idx_task_run_type_date", "task_type", "started_at"),
         Index("idx_task_run_date", "started_at"),
         Index("idx_task_run_failure", "failure_id"),
+        Index("idx_task_run_job", "job_id"),
+    )
+
+
+#: Job states in which a job holds its dedupe key (one live job per key).
+LIVE_JOB_STATES = ("queued", "running")
+#: The dedupe index's predicate (an enqueue's ON CONFLICT target repeats it word for word).
+LIVE_DEDUPE_PREDICATE = "dedupe_key IS NOT NULL AND status IN ('queued', 'running')"
+
+
+class BackgroundJob(Base):
+    """A unit of background work: the queue is this table (see docs/design/0001-job-queue.md).
+
+    Written in the same transaction as the change that needs it, claimed by workers with a
+    lease on the database's clock, finished by a write fenced on (owner, attempts).
+    """
+
+    __tablename__ = "background_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    trigger: Mapped[str] = mapped_column(String(20), server_default="initial")
+    status: Mapped[str] = mapped_column(String(20), server_default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    lease_expiries: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    failure_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("background_task_failures.id", ondelete="SET NULL")
+    )
+    last_error_type: Mapped[str | None] = mapped_column(String(200))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
+        CheckConstraint(
+            "(status = 'running') = (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL)",
+            name="lease",
+        ),
+        Index(
+            "ix_background_jobs_ready",
+            "run_after",
+            "id",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        Index(
+            "ix_background_jobs_lease",
+            "lease_expires_at",
+            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running'"),
+        ),
+        Index("ix_background_jobs_type_status", "task_type", "status"),
+        Index("ix_background_jobs_created", "created_at", "id"),
+        Index(
+            "uq_background_jobs_dedupe",
+            "dedupe_key",
+            unique=True,
+            postgresql_where=text(LIVE_DEDUPE_PREDICATE),
+            sqlite_where=text(LIVE_DEDUPE_PREDICATE),
+        ),
+        # Ids go to clients (the bulk import's 202): never reused, as for games (0005).
+        {"sqlite_autoincrement": True},
     )
