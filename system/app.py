@@ -51,6 +51,9 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
             # Records spooled while the database was down, by this or an earlier process.
             await services.recorder.replay()
         services.recorder.start()
+        if settings.background_workers_in_process:
+            # After the replay: a spooled record may finish a job this pool would re-run.
+            services.pool.start()
         services.recovery.start()
         services.alerter.start()
         try:

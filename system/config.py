@@ -177,8 +177,29 @@ class Settings(BaseSettings):
     )
     cdn_breaker_fail_max: int = Field(5, ge=1)
     cdn_breaker_reset_timeout: float = Field(60.0, gt=0)
-    background_concurrency: int = Field(4, ge=1)
+    background_concurrency: int = Field(
+        4, ge=1, description="Background jobs one process runs at once (its worker slots)."
+    )
     background_drain_seconds: float = Field(10.0, ge=0)
+    background_workers_in_process: bool = Field(
+        True,
+        description="Run background workers inside `serve`. false: an API-only replica that "
+        "queues jobs and leaves them to `python -m system worker` processes.",
+    )
+    job_lease_seconds: float = Field(
+        30.0, ge=1, description="How long a claimed job is held before another worker may take it."
+    )
+    job_lease_margin_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="A worker stops a job it could not renew this long before its lease ends.",
+    )
+    job_poll_seconds: float = Field(
+        1.0, gt=0, description="How often an idle worker looks for due jobs (it is also woken)."
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, description="Claims of one job (its worker died holding it) before it fails."
+    )
     spool_path: Path = Field(Path("var/failure-spool.jsonl"))
     spool_replay_seconds: float = Field(
         5.0, gt=0, description="How often spooled task records are replayed while any wait."
@@ -264,6 +285,9 @@ class Settings(BaseSettings):
     def _waits_in_order(self) -> Settings:
         if self.thumbnail_retry_min_wait > self.thumbnail_retry_max_wait:
             raise ValueError("THUMBNAIL_RETRY_MIN_WAIT is above THUMBNAIL_RETRY_MAX_WAIT")
+        if self.job_lease_margin_seconds * 2 >= self.job_lease_seconds:
+            # Renewals come every third of the lease: the margin must leave room for two.
+            raise ValueError("JOB_LEASE_MARGIN_SECONDS must be under half of JOB_LEASE_SECONDS")
         return self
 
     @property

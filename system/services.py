@@ -33,11 +33,18 @@ from system.resilience.redis_store import (
 )
 from system.resilience.retry import RetryPolicy, Sleep
 from system.resilience.store import BreakerStore, MemoryBreakerStore
+from system.tasks.pool import JobPool
 from system.tasks.recording import TaskRecorder
 from system.tasks.recovery import Recovery
 from system.tasks.runner import TaskRunner
 from system.tasks.spool import Spool
-from system.tasks.thumbnails import Resolver, ThumbnailDownloader, resolve_host
+from system.tasks.thumbnails import TASK_TYPE as THUMBNAIL_TASK
+from system.tasks.thumbnails import (
+    Resolver,
+    ThumbnailDownloader,
+    resolve_host,
+    thumbnail_handler,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +74,7 @@ class Services:
     downloader: ThumbnailDownloader
     runner: TaskRunner
     recorder: TaskRecorder
+    pool: JobPool
     importer: GameImporter
     recovery: Recovery
     metrics: Metrics
@@ -82,11 +90,21 @@ class Services:
         """The breaker in front of BGG."""
         return self.breakers[BGG_BREAKER]
 
+    async def settle(self) -> None:
+        """Wait until no background job or task is due or running in this process."""
+        while True:
+            if self.pool.started:
+                await self.pool.join()
+            await self.runner.join()
+            if not self.runner.pending and not self.pool.running:
+                return
+
     async def aclose(self) -> None:
         """Drain background tasks, then close clients, Redis and the database."""
         await self.alerter.aclose()
         await self.recovery.aclose()
         await self.recorder.aclose()
+        await self.pool.drain(self.settings.background_drain_seconds)
         await self.runner.drain(self.settings.background_drain_seconds)
         for store in self.stores:
             await store.aclose()
@@ -218,8 +236,20 @@ def build_services(
     metrics.watch_spool(recorder.spool)
     for breaker in (bgg_breaker, cdn_breaker):
         _watch_breaker(metrics, breaker)
+    pool = JobPool(
+        database,
+        recorder,
+        slots=settings.background_concurrency,
+        lease_seconds=settings.job_lease_seconds,
+        lease_margin=settings.job_lease_margin_seconds,
+        poll_seconds=settings.job_poll_seconds,
+    )
+    pool.register(THUMBNAIL_TASK, thumbnail_handler(downloader, recorder))
     importer = GameImporter(
-        bgg=bgg, database=database, runner=runner, downloader=downloader, recorder=recorder
+        bgg=bgg,
+        database=database,
+        job_max_attempts=settings.job_max_attempts,
+        on_enqueued=pool.wake,
     )
     recovery = Recovery(
         database=database,
@@ -248,6 +278,7 @@ def build_services(
         downloader=downloader,
         runner=runner,
         recorder=recorder,
+        pool=pool,
         importer=importer,
         recovery=recovery,
         metrics=metrics,

@@ -63,8 +63,7 @@ BACKENDS = [
     ),
 ]
 
-TABLES = (
-    "background_jobs","background_task_runs", "background_task_failures", "boardgames")
+TABLES = ("background_jobs", "background_task_runs", "background_task_failures", "boardgames")
 
 # Whole chaos runs, Locust runs and notebook pipelines: their own subprocess limits go up to
 # 300 s, and must fire first to say what hung. Every other test has pyproject.toml's `timeout`.

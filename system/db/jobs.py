@@ -15,11 +15,12 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     ColumnElement,
     Interval,
+    Table,
     and_,
     case,
     func,
@@ -107,7 +108,7 @@ async def enqueue(
         "created_at": now,
         "updated_at": now,
     }
-    table = BackgroundJob.__table__
+    table = cast(Table, BackgroundJob.__table__)
     # The conflict target repeats the partial index's predicate, as literal SQL.
     live = text(LIVE_DEDUPE_PREDICATE)
     for _ in range(3):
@@ -192,7 +193,9 @@ async def claim(
     return await _claim_sqlite(engine, owner, limit, lease_seconds, where)
 
 
-def _claim_values(dialect: str, owner: str, lease_seconds: float, taken_over: Any) -> dict[str, Any]:
+def _claim_values(
+    dialect: str, owner: str, lease_seconds: float, taken_over: Any
+) -> dict[str, Any]:
     now = db_now(dialect)
     return {
         "status": "running",
@@ -258,7 +261,11 @@ async def _claim_sqlite(
                 ).all()
             await conn.exec_driver_sql("COMMIT")
         except BaseException:
-            await conn.exec_driver_sql("ROLLBACK")
+            try:
+                await conn.exec_driver_sql("ROLLBACK")
+            except BaseException:
+                # Closed rather than returned to the pool still holding the write lock.
+                await conn.invalidate()
             raise
     previous = {row.id: row.status for row in found}
     return sorted(

@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from system.db.games import GameRepository
-from system.db.models import BackgroundTaskFailure, BackgroundTaskRun, BoardGame
+from system.db.jobs import finish as finish_job
+from system.db.models import BackgroundJob, BackgroundTaskFailure, BackgroundTaskRun, BoardGame
 
 #: `superseded`: a download that finished for a game deleted or given another URL meanwhile.
 Outcome = Literal["success", "failure", "superseded"]
@@ -40,6 +41,9 @@ class TaskRecord:
     failure_id: int | None = None
     thumbnail_path: str | None = None
     record_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: The job this run was attempt `job_attempt` of: the record also finishes that job.
+    job_id: int | None = None
+    job_attempt: int | None = None
 
     @property
     def duration_ms(self) -> float:
@@ -88,6 +92,10 @@ async def write_task_record(session: AsyncSession, record: TaskRecord) -> Writte
     )
     if seen is not None:
         return Written(stored=False, outcome=record.outcome)
+    if record.job_id is not None and not await _finish_job(session, record):
+        # The job was taken over (this worker's lease expired) or is already finished: the
+        # run is kept for the record, but the job's result is its current attempt's.
+        return await _store_run(session, record, "superseded", record.game_id, None)
     outcome = record.outcome
     orphan: str | None = None
     game_id = record.game_id
@@ -112,6 +120,12 @@ async def write_task_record(session: AsyncSession, record: TaskRecord) -> Writte
             session.add(failure)
             await session.flush()
             failure_id = failure.id
+            if record.job_id is not None:
+                await session.execute(
+                    update(BackgroundJob)
+                    .where(BackgroundJob.id == record.job_id)
+                    .values(failure_id=failure_id)
+                )
         else:
             await session.execute(
                 update(BackgroundTaskFailure)
@@ -140,6 +154,32 @@ async def write_task_record(session: AsyncSession, record: TaskRecord) -> Writte
                 outcome = "superseded"
                 if not await games.thumbnail_in_use(record.thumbnail_path):
                     orphan = record.thumbnail_path
+    return await _store_run(session, record, outcome, game_id, failure_id, orphan)
+
+
+async def _finish_job(session: AsyncSession, record: TaskRecord) -> bool:
+    assert record.job_id is not None and record.job_attempt is not None
+    failed = record.outcome == "failure"
+    return await finish_job(
+        session,
+        job_id=record.job_id,
+        attempt=record.job_attempt,
+        status="failed" if failed else "done",
+        error_type=record.error_type if failed else None,
+        error=(record.error_message or "")[:500] if failed else None,
+    )
+
+
+async def _store_run(
+    session: AsyncSession,
+    record: TaskRecord,
+    outcome: Outcome,
+    game_id: int | None,
+    failure_id: int | None,
+    orphan: str | None = None,
+) -> Written:
+    if game_id is not None and await session.get(BoardGame, game_id) is None:
+        game_id = None
     session.add(
         BackgroundTaskRun(
             record_id=record.record_id,
@@ -153,6 +193,7 @@ async def write_task_record(session: AsyncSession, record: TaskRecord) -> Writte
             started_at=record.started_at,
             finished_at=record.finished_at,
             duration_ms=record.duration_ms,
+            job_id=record.job_id,
         )
     )
     await session.flush()

@@ -32,15 +32,21 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import Field as PydanticField
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from system.clock import utcnow
 from system.config import parse_allowed_host
+from system.db.jobs import ClaimedJob, Enqueued, enqueue
 from system.db.tasks import TaskRecord, Trigger
 from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError
 from system.resilience.retry import RetryPolicy, Sleep, build_retrying
+from system.tasks.pool import InvalidJobPayload
 from system.tasks.recording import Recorded, TaskRecorder
 
 logger = logging.getLogger(__name__)
@@ -198,8 +204,11 @@ async def resolve_host(host: str, port: int) -> Sequence[str]:
 
 def thumbnail_name(game_id: int, url: str, content_type: str) -> str:
     """The file name the service gives a thumbnail: never derived from input characters."""
-    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
-    return f"{game_id}-{digest}.{CONTENT_TYPES[content_type]}"
+    return f"{game_id}-{_url_digest(url)}.{CONTENT_TYPES[content_type]}"
+
+
+def _url_digest(url: str) -> str:
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
 
 
 class ThumbnailDownloader:
@@ -407,6 +416,72 @@ class TaskRun:
     recorded: Recorded
 
 
+def thumbnail_key(game_id: int, url: str) -> str:
+    """The dedupe key of a game's thumbnail job: one live download per game and URL."""
+    return f"{TASK_TYPE}:{game_id}:{_url_digest(url)}"
+
+
+async def enqueue_thumbnail(
+    session: AsyncSession,
+    game_id: int,
+    url: str,
+    *,
+    max_attempts: int,
+    trigger: Trigger = "initial",
+    failure_id: int | None = None,
+) -> Enqueued:
+    """Queue the download of a game's thumbnail in the caller's transaction (the outbox:
+    committed with the game, or not at all)."""
+    return await enqueue(
+        session,
+        task_type=TASK_TYPE,
+        payload={"game_id": game_id, "url": url},
+        max_attempts=max_attempts,
+        dedupe_key=thumbnail_key(game_id, url),
+        trigger=trigger,
+        failure_id=failure_id,
+    )
+
+
+class ThumbnailJob(BaseModel):
+    """A `thumbnail_download` job's payload."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    game_id: int = PydanticField(ge=1)
+    url: str = PydanticField(min_length=1)
+
+
+def thumbnail_handler(
+    downloader: ThumbnailDownloader, recorder: TaskRecorder
+) -> Callable[[ClaimedJob], Awaitable[None]]:
+    """The job pool's handler for `thumbnail_download` jobs."""
+
+    async def handle(job: ClaimedJob) -> None:
+        try:
+            payload = ThumbnailJob.model_validate(job.payload)
+        except ValidationError as exc:
+            raise InvalidJobPayload(_validation_summary(exc)) from None
+        await run_thumbnail_task(
+            downloader,
+            recorder,
+            game_id=payload.game_id,
+            url=payload.url,
+            trigger=job.trigger,  # type: ignore[arg-type]
+            failure_id=job.failure_id,
+            job=job,
+        )
+
+    return handle
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'payload'}: {error['msg']}"
+        for error in exc.errors()
+    )
+
+
 async def run_thumbnail_task(
     downloader: ThumbnailDownloader,
     recorder: TaskRecorder,
@@ -415,14 +490,22 @@ async def run_thumbnail_task(
     url: str,
     trigger: Trigger = "initial",
     failure_id: int | None = None,
+    job: ClaimedJob | None = None,
 ) -> TaskRun:
     """Download one thumbnail and record the run; whether it succeeded and where the record
     went (only a `stored` record is visible yet).
 
-    Never raises, but for cancellation: a download cut short by shutdown is spooled as a
-    failure to retry (the database may already be closing), then the cancellation goes on.
+    With `job`, the record is that job's attempt and finishes it. Never raises, but for
+    cancellation. A job's download cut short is left to its job (handed back at shutdown,
+    or taken over); one without a job (a manual retry) is spooled as a failure to retry
+    (the database may already be closing). Either way the cancellation goes on.
     """
     started = utcnow()
+    job_fields: dict[str, Any] = (
+        {"record_id": job.record_id, "job_id": job.id, "job_attempt": job.attempt}
+        if job is not None
+        else {}
+    )
 
     def failed(message: str, error_type: str, attempts: int, exc: BaseException) -> TaskRecord:
         return TaskRecord(
@@ -438,12 +521,15 @@ async def run_thumbnail_task(
             error_type=error_type,
             stack_trace="".join(traceback.format_exception(exc)),
             failure_id=failure_id,
+            **job_fields,
         )
 
     progress = Progress()
     try:
         stored = await downloader.download(game_id, url, progress=progress)
     except asyncio.CancelledError as exc:
+        if job is not None:
+            raise
         message = "Cancelled: the service shut down during the download"
         record = failed(message, "ShutdownCancelled", max(1, progress.attempts), exc)
         recorder.spool.append_now(record.to_json())
@@ -470,6 +556,7 @@ async def run_thumbnail_task(
             url=url,
             failure_id=failure_id,
             thumbnail_path=str(stored.path),
+            **job_fields,
         )
     )
     return TaskRun(True, recorded)

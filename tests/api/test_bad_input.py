@@ -121,7 +121,7 @@ async def test_thumbnail_url_with_credentials_is_never_stored_shown_or_fetched(
     assert response.status_code == 201, response.text
     assert "s3cret" not in response.text
     assert response.json()["thumbnail_url"] is None
-    await service.services.runner.join()
+    await service.services.settle()
     assert upstreams.image_requests() == 0
 
 

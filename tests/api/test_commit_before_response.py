@@ -209,7 +209,7 @@ async def test_a_retry_whose_result_went_to_the_spool_answers_503_not_success(
         services: Services = app.state.services
         upstreams.cdn_app.engine.set_rules([FaultRule(status=503)])
         assert (await client.post("/api/admin/games/import/28720", headers=AUTH)).is_success
-        await services.runner.join()
+        await services.settle()
         listing = await client.get("/api/admin/monitoring/background-failures", headers=AUTH)
         (failure,) = listing.json()["failures"]
         upstreams.cdn_app.engine.clear()

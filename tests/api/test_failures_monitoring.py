@@ -176,7 +176,7 @@ async def test_manual_retry_reruns_the_download_and_resolves(
 ) -> None:
     upstreams.cdn_app.engine.set_rules([FaultRule(status=503)])
     game = (await service.import_game(28720)).json()
-    await service.services.runner.join()
+    await service.services.settle()
     listing = await service.admin_get("/api/admin/monitoring/background-failures")
     (failure,) = listing.json()["failures"]
     assert (failure["game_id"], failure["failure_class"]) == (game["id"], "transient")
@@ -213,7 +213,7 @@ async def test_a_cdn_outage_is_cleaned_up_by_the_automatic_retry(
         upstreams.cdn_app.engine.set_rules([FaultRule(status=503)])
         for bgg_id in range(200, 208):
             assert (await service.import_game(bgg_id)).status_code == 201
-        await service.services.runner.join()
+        await service.services.settle()
         before = (await service.admin_get("/api/admin/monitoring/background-failures")).json()
         assert before["unresolved_failures"] == 8
         assert {f["failure_class"] for f in before["failures"]} == {"transient"}
@@ -226,7 +226,7 @@ async def test_a_cdn_outage_is_cleaned_up_by_the_automatic_retry(
         upstreams.cdn_app.engine.clear()  # the CDN is back; nobody calls the retry route
 
         async def failures_once_retries_ran() -> dict[str, Any]:
-            await service.services.runner.join()
+            await service.services.settle()
             response = await service.admin_get("/api/admin/monitoring/background-failures")
             body: dict[str, Any] = response.json()
             return body
@@ -255,7 +255,7 @@ async def test_automatic_retries_stop_at_auto_retry_max(
     async with make_service(auto_retry_max=2) as service:
         upstreams.cdn_app.engine.set_rules([FaultRule(status=503)])
         await service.import_game(300)
-        await service.services.runner.join()
+        await service.services.settle()
         recovery = service.services.recovery
         assert len(await recovery.candidates()) == 1
         await recovery.sweep()

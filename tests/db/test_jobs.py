@@ -101,7 +101,9 @@ async def test_concurrent_enqueues_of_one_key_make_one_job(engine: AsyncEngine) 
     ids = await asyncio.gather(*(once() for _ in range(20)))
     assert len(set(ids)) == 1
     async with sessions() as session:
-        assert await session.scalar(select(BackgroundJob.id).where(BackgroundJob.id != ids[0])) is None
+        assert (
+            await session.scalar(select(BackgroundJob.id).where(BackgroundJob.id != ids[0])) is None
+        )
 
 
 async def test_a_duplicate_does_not_abort_the_callers_transaction(engine: AsyncEngine) -> None:
@@ -240,10 +242,8 @@ async def test_counts_and_oldest_due(engine: AsyncEngine) -> None:
 
 async def test_lease_check_constraint(engine: AsyncEngine) -> None:
     [queued] = await put(engine)
-    with pytest.raises(Exception, match="(?i)check|constraint"):
+    with pytest.raises(Exception, match=r"(?i)check|constraint"):
         async with engine.begin() as conn:
             await conn.execute(
-                update(BackgroundJob)
-                .where(BackgroundJob.id == queued.id)
-                .values(status="running")
+                update(BackgroundJob).where(BackgroundJob.id == queued.id).values(status="running")
             )

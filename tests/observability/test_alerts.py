@@ -126,7 +126,7 @@ async def test_unresolved_failures_and_error_rate(
         upstreams.cdn_app.engine.set_rules([FaultRule(status=404)])
         for bgg_id in (1, 2, 3):
             await service.import_game(bgg_id)
-        await service.services.runner.join()
+        await service.services.settle()
         window = service.services.alerter.window
         for _ in range(20):
             window.observe(200)

@@ -44,7 +44,7 @@ async def test_requests_latency_breakers_and_tasks(
     for _ in range(3):
         await service.client.get("/api/public/games/12345")
     await service.import_game(28720)
-    await service.services.runner.join()
+    await service.services.settle()
     upstreams.bgg_app.engine.set_rules([FaultRule(status=503, path="/thing")])
     await service.import_game(13)
     await service.import_game(13)
@@ -92,7 +92,7 @@ async def test_failures_recorded_and_spool_are_counted(
     async with make_service() as service:
         upstreams.cdn_app.engine.set_rules([FaultRule(status=404)])
         await service.import_game(28720)
-        await service.services.runner.join()
+        await service.services.settle()
         text = (await service.client.get("/metrics")).text
     assert (
         sample(

@@ -32,7 +32,7 @@ QUIET = {"recovery_check_seconds": 3600}
 async def imported(service: ServiceUnderTest, bgg_id: int) -> None:
     """Import a game and wait for its thumbnail download (and any sweep it started)."""
     assert (await service.import_game(bgg_id)).status_code == 201
-    await service.services.runner.join()
+    await service.services.settle()
 
 
 async def failure_rows(service: ServiceUnderTest) -> list[BackgroundTaskFailure]:
@@ -169,7 +169,7 @@ async def test_after_a_long_quiet_outage_the_probe_finds_the_failures(
             upstreams.cdn_app.engine.clear()
             clock.shift(timedelta(minutes=2))  # past the reset timeout of the failed trial
             assert await recovery.probe_once() is True
-            await service.services.runner.join()
+            await service.services.settle()
             failures = await failure_rows(service)
             runs = await auto_runs(service)
             breaker = await service.services.breakers[CDN].snapshot()
@@ -202,7 +202,7 @@ async def test_the_window_reaches_back_from_the_earliest_opening_seen(
             assert recovery.window_start() == opened - timedelta(minutes=10)
 
             await breaker.reset("closed")
-            await service.services.runner.join()
+            await service.services.settle()
             assert recovery.outage_since is None
             assert recovery.window_start() == START + timedelta(hours=3, minutes=-10)
 

@@ -190,6 +190,6 @@ async def test_failure_rows_never_hold_credentials_refused_at_import(
     )
     upstreams.bgg_app.engine.set_rules([FaultRule(path="/thing", text=body)])
     assert (await service.import_game(5)).status_code == 201
-    await service.services.runner.join()
+    await service.services.settle()
     async with service.services.database.session() as session:
         assert list(await session.scalars(select(BackgroundTaskFailure))) == []

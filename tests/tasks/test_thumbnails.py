@@ -30,7 +30,7 @@ from tests.observability.test_metrics import sample
 async def rows(
     service: ServiceUnderTest,
 ) -> tuple[list[BackgroundTaskFailure], list[BackgroundTaskRun]]:
-    await service.services.runner.join()
+    await service.services.settle()
     async with service.services.database.session() as session:
         failures = list(await session.scalars(select(BackgroundTaskFailure)))
         runs = list(await session.scalars(select(BackgroundTaskRun)))

@@ -12,6 +12,8 @@ Create Date: 2026-12-06
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
@@ -27,7 +29,7 @@ JSON_TYPE = sa.JSON().with_variant(JSONB(), "postgresql")
 LIVE = "status IN ('queued', 'running')"
 
 
-def _partial(where: str) -> dict[str, sa.TextClause]:
+def _partial(where: str) -> dict[str, Any]:
     return {"postgresql_where": sa.text(where), "sqlite_where": sa.text(where)}
 
 
@@ -72,8 +74,12 @@ def upgrade() -> None:
         ),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_background_jobs_ready", JOBS, ["run_after", "id"], **_partial("status = 'queued'"))
-    op.create_index("ix_background_jobs_lease", JOBS, ["lease_expires_at"], **_partial("status = 'running'"))
+    op.create_index(
+        "ix_background_jobs_ready", JOBS, ["run_after", "id"], **_partial("status = 'queued'")
+    )
+    op.create_index(
+        "ix_background_jobs_lease", JOBS, ["lease_expires_at"], **_partial("status = 'running'")
+    )
     op.create_index("ix_background_jobs_type_status", JOBS, ["task_type", "status"])
     op.create_index("ix_background_jobs_created", JOBS, ["created_at", "id"])
     op.create_index(
