@@ -52,6 +52,8 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
             await services.recorder.replay()
         services.recorder.start()
         services.recovery.start()
+        if services.bgg_probe is not None:
+            services.bgg_probe.start()
         services.alerter.start()
         try:
             yield
