@@ -143,6 +143,14 @@ class ServiceClient:
         """`GET /api/admin/monitoring/alerts`: the service's alert rules as it sees them."""
         return await self.call("GET", "/api/admin/monitoring/alerts", admin=True, time_limit=5)
 
+    async def metrics_text(self) -> str | None:
+        """`GET /metrics`, the whole text exposition (None when it does not answer 200)."""
+        try:
+            response = await self._client.get("/metrics", timeout=5)
+        except httpx.HTTPError:
+            return None
+        return response.text if response.status_code == 200 else None
+
     async def public_games(self) -> Call:
         """`GET /api/public/games` (a cheap page)."""
         return await self.call("GET", "/api/public/games", params={"limit": 5}, time_limit=5)

@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
             # After the replay: a spooled record may finish a job this pool would re-run.
             services.pool.start()
         services.recovery.start()
+        if services.bgg_probe is not None:
+            services.bgg_probe.start()
         services.alerter.start()
         try:
             yield

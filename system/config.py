@@ -143,6 +143,13 @@ class Settings(BaseSettings):
     bgg_breaker_fail_max: int = Field(5, ge=1)
     bgg_breaker_reset_timeout: float = Field(60.0, gt=0)
     bgg_max_id: int = Field(10_000_000, ge=1, description="Largest bgg_id accepted for import.")
+    bgg_recovery_probe_id: int = Field(
+        13,
+        ge=0,
+        description="BGG thing fetched (once, no retries) every RECOVERY_CHECK_SECONDS while "
+        "the BGG breaker is open past its reset timeout, so it closes without user traffic; "
+        "an unknown id counts as an answer. 0 turns the probe off.",
+    )
     bgg_parse_processes: int = Field(
         1,
         ge=0,

@@ -25,6 +25,7 @@ from system.observability.alerts import Alerter, RequestWindow
 from system.observability.metrics import STATE_VALUES, Metrics
 from system.resilience.breaker import AsyncCircuitBreaker, Transition
 from system.resilience.budget import RetryBudget
+from system.resilience.probe import BreakerProbe
 from system.resilience.redis_store import (
     FailoverBreakerStore,
     RedisBreakerStore,
@@ -84,6 +85,8 @@ class Services:
     redis: Redis | None = None
     stores: list[FailoverBreakerStore] = field(default_factory=list)
     parse_processes: ProcessParser | None = None
+    #: Closes the BGG breaker after an outage without user traffic (`resilience/probe.py`).
+    bgg_probe: BreakerProbe | None = None
 
     @property
     def bgg_breaker(self) -> AsyncCircuitBreaker:
@@ -102,6 +105,8 @@ class Services:
     async def aclose(self) -> None:
         """Drain background tasks, then close clients, Redis and the database."""
         await self.alerter.aclose()
+        if self.bgg_probe is not None:
+            await self.bgg_probe.aclose()
         await self.recovery.aclose()
         await self.recorder.aclose()
         await self.pool.drain(self.settings.background_drain_seconds)
@@ -288,6 +293,7 @@ def build_services(
         redis=redis,
         stores=stores,
         parse_processes=parse_processes,
+        bgg_probe=BreakerProbe.from_settings(settings, bgg),
     )
 
 

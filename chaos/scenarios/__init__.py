@@ -12,6 +12,7 @@ from chaos.core import Scenario
 
 NAMES: tuple[str, ...] = (
     "bgg_outage",
+    "breaker_self_recovery",
     "bgg_blackhole",
     "network_errors",
     "bgg_flaky",

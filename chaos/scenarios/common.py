@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from chaos.client import BGG_BREAKER, CDN_BREAKER, Call, ServiceClient
 from chaos.context import Context, parse_time
@@ -275,23 +276,35 @@ async def wait_for_half_open(ctx: Context, client: ServiceClient | None = None) 
 
 
 async def one_trial_closes(ctx: Context) -> dict[str, Any]:
-    """After the reset timeout, many concurrent imports: exactly one may reach BGG.
+    """After the reset timeout, many concurrent imports: exactly one request may reach BGG.
 
     The fake holds the first request for 1 s (a slow trial, well inside the harness's 2 s
     deadline), so the other callers all arrive while the breaker is half-open even on a busy
     machine; they must be rejected, and the trial's success must close the breaker.
+
+    The trial may be the service's own recovery probe (`BGG_RECOVERY_PROBE_ID`), which
+    takes it as soon as the reset timeout has passed, possibly before the imports arrive:
+    then the probe is the one request (held by the fake like any first one) and every import
+    is rejected. So requests are counted from before the wait, and the breaker is given the
+    held trial's second (and the slack) to close.
     """
     ctx.bgg_faults(FaultRule(name="slow-trial", path="/thing", delay=1.0, first_n=1))
+    before, seq = ctx.thing_requests(), ctx.bgg.log.last_seq
     waited = await wait_for_half_open(ctx)
-    before = ctx.thing_requests()
     clients = ctx.clients
     calls = await asyncio.gather(
         *(ctx.import_game(client=clients[i % len(clients)], time_limit=5) for i in range(10))
     )
-    states = [str((await ctx.breaker(client=c)).get("state")) for c in clients]
+    deadline = time.monotonic() + 1.0 + HARNESS.slack
+    while True:
+        states = [str((await ctx.breaker(client=c)).get("state")) for c in clients]
+        if set(states) == {"closed"} or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     output = {
         "waited_s": round(waited, 3),
         "upstream_requests": ctx.thing_requests() - before,
+        "probe_requests": probe_requests(ctx, since=seq),
         "succeeded": sum(1 for c in calls if c.ok),
         "rejected": sum(1 for c in calls if c.status == 503),
         "states": states,
@@ -299,6 +312,17 @@ async def one_trial_closes(ctx: Context) -> dict[str, Any]:
     }
     ctx.state["trial"] = output
     return output
+
+
+#: The BGG thing the service's recovery probe fetches (its default `BGG_RECOVERY_PROBE_ID`;
+#: the harness hands out ids from 100,000 up, so no import asks for it).
+PROBE_ID = 13
+
+
+def probe_requests(ctx: Context, *, since: int = 0) -> int:
+    """`thing` requests for `PROBE_ID` the fake BGG received after request number `since`."""
+    records = ctx.bgg.log.records(since=since, path="/thing")
+    return sum(1 for r in records if parse_qs(r.query).get("id") == [str(PROBE_ID)])
 
 
 async def trial_result(ctx: Context) -> dict[str, Any]:

@@ -304,6 +304,14 @@ class BggClient:
                 self.on_fetch(attempts, outcome)
         return game, attempts
 
+    async def fetch_once(self, bgg_id: int) -> BggGame:
+        """One request for `bgg_id` through the breaker: no retries, no retry budget, not
+        counted by `on_fetch` (the breaker's recovery probe, not an import).
+
+        Raises like `fetch_thing` (`BggUnavailable` when the breaker turns it away).
+        """
+        return await self._request_once(bgg_id, self._clock())
+
     async def _request_once(self, bgg_id: int, started: float) -> BggGame:
         deadline = self.policy.deadline if self.policy.deadline is not None else float("inf")
         remaining = deadline - (self._clock() - started)

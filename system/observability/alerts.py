@@ -8,6 +8,12 @@ Every `ALERT_CHECK_INTERVAL_SECONDS`:
   designed answer and does not count (the breaker rule covers that outage); neither do
   `/health` and `/metrics`. Each worker judges its own traffic.
 - `breaker_open`: a circuit breaker has been open longer than `ALERT_BREAKER_OPEN_SECONDS`.
+  Counted from the start of the outage: a failed half-open trial re-opens the breaker with a
+  new `opened_at`, and the recovery probe makes one every reset timeout and a bit, so the
+  earliest opening this worker saw since the breaker was last closed is kept (a transition
+  it made or noticed, or the shared state's `opened_at`), and a half-open breaker is still in
+  its outage. (Measured from the last `opened_at`, an outage
+  longer than the alert window would never fire the alert.)
 - `unresolved_failures`: more than `ALERT_UNRESOLVED_THRESHOLD` unresolved failures.
 
 A rule posts a Slack-compatible JSON message to `ALERT_WEBHOOK_URL` once when it fires and
@@ -52,9 +58,9 @@ from system.config import Settings
 from system.db.database import Database
 from system.db.failures import FailureRepository
 from system.periodic import Periodic
-from system.resilience.breaker import AsyncCircuitBreaker
+from system.resilience.breaker import AsyncCircuitBreaker, Transition
 from system.resilience.redis_store import REDIS_DOWN
-from system.resilience.store import OPEN
+from system.resilience.store import CLOSED, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -156,12 +162,38 @@ class Alerter:
     _http: httpx.AsyncClient | None = field(default=None, init=False)
     #: Without Redis: the status last delivered per rule (Redis holds it otherwise).
     _delivered: dict[str, str] = field(default_factory=dict, init=False)
+    #: Per breaker: when its current outage began, as far as this worker saw (epoch seconds).
+    _outage_since: dict[str, float] = field(default_factory=dict, init=False)
     _loop: Periodic = field(init=False)
 
     def __post_init__(self) -> None:
         self.states = {name: RuleState(name) for name in RULES}
         self._loop = Periodic("alert check", self.settings.alert_check_interval_seconds,
                               self.check_once)  # fmt: skip
+        for breaker in self.breakers:
+            breaker.on_transition(self._on_transition)
+
+    def _on_transition(self, transition: Transition) -> None:
+        # Openings are seen here as they happen, between two checks too.
+        if transition.to_state == "closed":
+            self._outage_since.pop(transition.breaker, None)
+        else:
+            self._saw_outage(transition.breaker, transition.at.timestamp())
+
+    def _saw_outage(self, name: str, at: float) -> float:
+        since = self._outage_since.get(name)
+        if since is None or at < since:
+            since = self._outage_since[name] = at
+        return since
+
+    def _outage_start(self, name: str, snap: Snapshot) -> float | None:
+        """When the breaker's current outage began (None: it is closed, or unknown)."""
+        if snap.state == CLOSED:
+            self._outage_since.pop(name, None)
+            return None
+        if snap.opened_at is not None:
+            return self._saw_outage(name, snap.opened_at)
+        return self._outage_since.get(name)
 
     async def evaluate(self) -> dict[str, Evaluation]:
         """Every rule's verdict now."""
@@ -180,9 +212,9 @@ class Alerter:
         longest, names = 0.0, []
         now = utcnow().timestamp()
         for breaker in self.breakers:
-            snap = await breaker.snapshot()
-            if snap.state == OPEN and snap.opened_at is not None:
-                open_for = now - snap.opened_at
+            since = self._outage_start(breaker.name, await breaker.snapshot())
+            if since is not None:
+                open_for = now - since
                 if open_for > s.alert_breaker_open_seconds:
                     names.append(breaker.name)
                 longest = max(longest, open_for)

@@ -60,7 +60,7 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str
     """The scenarios the broken configurations are caught by, with the default settings."""
     code, summary, _ = run_chaos(
         tmp_path_factory.mktemp("default"), "bgg_outage", "bgg_blackhole", "bgg_flaky",
-        "cdn_outage",
+        "cdn_outage", "breaker_self_recovery",
     )  # fmt: skip
     return code, summary
 
@@ -70,6 +70,11 @@ CAUGHT = {
     "bgg_outage": ["breaker-opens-after-fail-max", "one-half-open-trial"],
     "bgg_blackhole": ["imports-end-within-deadline"],
     "bgg_flaky": ["import-success-rate"],
+    "breaker_self_recovery": [
+        "closes-without-traffic",
+        "gauge-reads-closed",
+        "alert-fires-once-resolves-once",
+    ],
 }
 
 
@@ -106,6 +111,18 @@ def test_a_breaker_that_never_half_opens_is_caught(tmp_path: Path) -> None:
     assert held["breaker-opens-after-fail-max"], "it still opens after 5"
     assert not held["one-half-open-trial"]
     assert "✗ one-half-open-trial" in out
+
+
+def test_a_breaker_that_never_recovers_by_itself_is_caught(tmp_path: Path) -> None:
+    code, summary, out = run_chaos(
+        tmp_path, "breaker_self_recovery", "--service-env", "BGG_RECOVERY_PROBE_ID=0"
+    )
+    assert code == 1
+    held = hypotheses(summary, "breaker_self_recovery")
+    assert held["breaker-opens"] and held["alert-fires"], "the outage itself is as before"
+    for name in ("closes-without-traffic", "gauge-reads-closed", "alert-fires-once-resolves-once"):
+        assert not held[name], name
+        assert f"✗ {name}" in out
 
 
 def test_retries_disabled_are_caught_by_the_flaky_scenario(tmp_path: Path) -> None:

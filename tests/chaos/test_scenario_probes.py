@@ -219,6 +219,64 @@ def test_both_workers_reject_only_if_bgg_sees_nothing_more() -> None:
     assert not pair.rejected_by_both([], ["open", "open"], 0)
 
 
+# ---------------------------------------------------------------------- the one trial
+
+
+class _Record:
+    def __init__(self, query: str) -> None:
+        self.query = query
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    @property
+    def last_seq(self) -> int:
+        return len(self.queries)
+
+    def records(self, *, since: int = 0, path: str | None = None) -> list[_Record]:
+        return [_Record(q) for q in self.queries[since:]]
+
+
+class _ProbeTakesTheTrial:
+    """What `common.one_trial_closes` uses of a `Context`, for a service whose recovery probe
+    takes the half-open trial while the harness waits for the reset timeout: the fake holds
+    the probe's request, every import is rejected, and the breaker closes a little later."""
+
+    def __init__(self) -> None:
+        self.log = _Log()
+        self.bgg = self
+        self.clients = [object()]
+        self.state: dict[str, Any] = {}
+        self.reads = 0
+
+    def bgg_faults(self, *rules: Any) -> None:
+        pass
+
+    def thing_requests(self) -> int:
+        return len(self.log.queries)
+
+    async def breaker(self, name: str = "BGG API", *, client: Any = None) -> dict[str, Any]:
+        self.reads += 1
+        if self.reads == 1:  # the wait for the reset timeout: the probe goes out meanwhile
+            self.log.queries.append(f"id={common.PROBE_ID}&stats=1")
+            return {"state": "half_open"}
+        return {"state": "closed" if self.reads > 3 else "half_open"}
+
+    async def import_game(self, *, client: Any = None, time_limit: float | None = None) -> Call:
+        return _call(503, {"error": {"code": "bgg_unavailable"}}, {"retry-after": "1"})
+
+
+async def test_the_service_probe_can_be_the_one_trial() -> None:
+    ctx = _ProbeTakesTheTrial()
+    output = await common.one_trial_closes(ctx)  # type: ignore[arg-type]
+    assert output["upstream_requests"] == 1 and output["probe_requests"] == 1
+    assert output["rejected"] == 10
+    assert output["closed"], "the held trial is given its second to close the breaker"
+    assert common.ONE_TRIAL.tolerance.met(output)  # type: ignore[union-attr]
+
+
 # ---------------------------------------------------------------------- flaky imports
 
 
