@@ -1,4 +1,4 @@
-"""Command line: `python -m system serve` and `python -m system migrate [--to REVISION]`.
+"""Command line: `python -m system serve`, `worker [--concurrency N]` and `migrate [--to REVISION]`.
 
 Bad arguments and bad settings end with a one-line message and exit code 2, never a traceback.
 """
@@ -33,14 +33,14 @@ def _port(value: str) -> int:
     return port
 
 
-def _workers(value: str) -> int:
+def _one_to_64(value: str) -> int:
     try:
-        workers = int(value)
+        number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if not 1 <= workers <= 64:
-        raise argparse.ArgumentTypeError(f"workers must be 1-64, got {workers}")
-    return workers
+    if not 1 <= number <= 64:
+        raise argparse.ArgumentTypeError(f"must be 1-64, got {number}")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API under uvicorn")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
-    serve.add_argument("--workers", type=_workers, default=1, help="worker processes (default 1)")
+    serve.add_argument("--workers", type=_one_to_64, default=1, help="worker processes (default 1)")
+    worker = commands.add_parser(
+        "worker", help="run background job workers only (no API); SIGTERM drains them"
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_one_to_64,
+        default=None,
+        metavar="N",
+        help="jobs run at once, 1-64 (default BACKGROUND_CONCURRENCY)",
+    )
     migrate_parser = commands.add_parser(
         "migrate",
         help="upgrade the database to the newest schema, or move it to --to REVISION",
@@ -151,6 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "migrate":
         return migrate_command(settings, args.to)
+    if args.command == "worker":
+        if args.concurrency is not None:
+            settings = settings.model_copy(update={"background_concurrency": args.concurrency})
+        from system.worker import run_worker
+
+        return asyncio.run(run_worker(settings))
     return serve_command(settings, args.host, args.port, args.workers)
 
 

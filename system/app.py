@@ -45,19 +45,7 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
             breaker_state=lambda: API_STATE[breaker.last_known_state],
             transport=overrides.sentry_transport if overrides else None,
         )
-        if settings.auto_migrate:
-            await services.database.auto_migrate()
-        if services.database.schema_ready:
-            # Records spooled while the database was down, by this or an earlier process.
-            await services.recorder.replay()
-        services.recorder.start()
-        if settings.background_workers_in_process:
-            # After the replay: a spooled record may finish a job this pool would re-run.
-            services.pool.start()
-        services.recovery.start()
-        if services.bgg_probe is not None:
-            services.bgg_probe.start()
-        services.alerter.start()
+        await services.start(workers=settings.background_workers_in_process)
         try:
             yield
         finally:

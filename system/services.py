@@ -93,6 +93,24 @@ class Services:
         """The breaker in front of BGG."""
         return self.breakers[BGG_BREAKER]
 
+    async def start(self, *, workers: bool, alerts: bool = True) -> None:
+        """Migrate (with `AUTO_MIGRATE`), replay the spool, and start the background loops:
+        the job pool only with `workers`, the alert checks only with `alerts` (the API's)."""
+        if self.settings.auto_migrate:
+            await self.database.auto_migrate()
+        if self.database.schema_ready:
+            # Records spooled while the database was down, by this or an earlier process.
+            await self.recorder.replay()
+        self.recorder.start()
+        if workers:
+            # After the replay: a spooled record may finish a job this pool would re-run.
+            self.pool.start()
+        self.recovery.start()
+        if self.bgg_probe is not None:
+            self.bgg_probe.start()
+        if alerts:
+            self.alerter.start()
+
     async def settle(self) -> None:
         """Wait until no background job or task is due or running in this process."""
         while True:

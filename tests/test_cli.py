@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from system.__main__ import main
 from tests.conftest import REPO_ROOT
 from tests.services import serve
+from tests.support.waiting import eventually_sync
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -45,7 +47,9 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     [
         (["serve", "--port", "abc"], "not a port number"),
         (["serve", "--port", "70000"], "port out of range"),
-        (["serve", "--workers", "0"], "workers must be 1-64"),
+        (["serve", "--workers", "0"], "--workers: must be 1-64"),
+        (["worker", "--concurrency", "0"], "--concurrency: must be 1-64"),
+        (["worker", "--concurrency", "abc"], "not a whole number"),
         (["explode"], "invalid choice"),
         ([], "required"),
     ],
@@ -146,3 +150,41 @@ def _tables(database: Path) -> set[str]:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'sqlite_sequence'"
         ).fetchall()
     return {name for (name,) in rows}
+
+
+def test_worker_runs_queued_jobs_and_drains_on_sigterm(tmp_path: Path) -> None:
+    """A real `worker` process claims a job another process queued, and SIGTERM ends it 0."""
+    database = tmp_path / "worker.db"
+    env = _env(DATABASE_URL=f"sqlite+aiosqlite:///{database}", JOB_POLL_SECONDS="0.1")
+    assert _run("migrate", env=env).returncode == 0
+    with sqlite3.connect(database) as conn:
+        conn.execute(
+            "INSERT INTO background_jobs (task_type, payload, max_attempts, run_after,"
+            " created_at, updated_at) VALUES ('thumbnail_download', '{\"game_id\": \"x\"}',"
+            " 3, '2000-01-01 00:00:00', '2000-01-01 00:00:00', '2000-01-01 00:00:00')"
+        )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "system", "worker", "--concurrency", "2"],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+
+        def status() -> str:
+            with contextlib.closing(sqlite3.connect(database)) as conn:
+                return str(conn.execute("SELECT status FROM background_jobs").fetchone()[0])
+
+        eventually_sync(status, "the worker to fail the bad job", until=lambda s: s == "failed")
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        (error_type,) = conn.execute("SELECT error_type FROM background_task_failures").fetchone()
+    assert error_type == "InvalidJobPayload"
