@@ -36,7 +36,7 @@ from system.resilience.retry import RetryPolicy, Sleep
 from system.resilience.store import BreakerStore, MemoryBreakerStore
 from system.tasks.pool import JobPool
 from system.tasks.recording import TaskRecorder
-from system.tasks.recovery import Recovery
+from system.tasks.recovery import Recovery, thumbnail_retrier
 from system.tasks.runner import TaskRunner
 from system.tasks.spool import Spool
 from system.tasks.thumbnails import TASK_TYPE as THUMBNAIL_TASK
@@ -276,10 +276,10 @@ def build_services(
     )
     recovery = Recovery(
         database=database,
-        downloader=downloader,
-        recorder=recorder,
+        breaker=cdn_breaker,
+        task_type=THUMBNAIL_TASK,
+        retrier=thumbnail_retrier(downloader, recorder),
         runner=runner,
-        cdn_breaker=cdn_breaker,
         auto_retry_max=settings.auto_retry_max,
         lookback_seconds=settings.auto_retry_lookback_seconds,
         check_seconds=settings.recovery_check_seconds,
