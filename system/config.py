@@ -204,6 +204,12 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(
         1.0, gt=0, description="How often an idle worker looks for due jobs (it is also woken)."
     )
+    job_retention_days: float = Field(
+        7.0,
+        gt=0,
+        description="Finished jobs are deleted after this many days (failed ones only once "
+        "their failure is resolved); their run rows stay.",
+    )
     job_max_attempts: int = Field(
         3, ge=1, description="Claims of one job (its worker died holding it) before it fails."
     )

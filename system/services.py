@@ -23,6 +23,7 @@ from system.db.tasks import TaskRecord
 from system.importer import GameImporter
 from system.observability.alerts import Alerter, RequestWindow
 from system.observability.metrics import STATE_VALUES, Metrics
+from system.periodic import Periodic
 from system.resilience.breaker import AsyncCircuitBreaker, Transition
 from system.resilience.budget import RetryBudget
 from system.resilience.probe import BreakerProbe
@@ -48,6 +49,9 @@ from system.tasks.thumbnails import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: How often old finished jobs are deleted (seconds).
+JOB_RETENTION_INTERVAL = 3600.0
 
 BGG_BREAKER = "BGG API"
 CDN_BREAKER = "Image CDN"
@@ -76,6 +80,7 @@ class Services:
     runner: TaskRunner
     recorder: TaskRecorder
     pool: JobPool
+    job_retention: Periodic
     importer: GameImporter
     recovery: Recovery
     metrics: Metrics
@@ -105,6 +110,7 @@ class Services:
         if workers:
             # After the replay: a spooled record may finish a job this pool would re-run.
             self.pool.start()
+            self.job_retention.start()
         self.recovery.start()
         if self.bgg_probe is not None:
             self.bgg_probe.start()
@@ -127,6 +133,7 @@ class Services:
             await self.bgg_probe.aclose()
         await self.recovery.aclose()
         await self.recorder.aclose()
+        await self.job_retention.aclose()
         await self.pool.drain(self.settings.background_drain_seconds)
         await self.runner.drain(self.settings.background_drain_seconds)
         for store in self.stores:
@@ -302,6 +309,11 @@ def build_services(
         runner=runner,
         recorder=recorder,
         pool=pool,
+        job_retention=Periodic(
+            "job retention",
+            JOB_RETENTION_INTERVAL,
+            lambda: pool.delete_finished(settings.job_retention_days),
+        ),
         importer=importer,
         recovery=recovery,
         metrics=metrics,

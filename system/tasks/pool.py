@@ -96,6 +96,19 @@ class JobPool:
         #: Told about every claim (metrics count claims and lease take-overs).
         self.on_claim: Callable[[ClaimedJob], None] | None = None
 
+    async def delete_finished(self, older_than_days: float) -> int:
+        """Delete old finished jobs, a thousand at a time (the retention loop's step)."""
+        deleted = total = 0
+        while deleted := await jobs.delete_finished(
+            self.database.engine, older_than_days=older_than_days
+        ):
+            total += deleted
+        if total:
+            logger.info(
+                "deleted %d background jobs finished over %g days ago", total, older_than_days
+            )
+        return total
+
     def register(self, task_type: str, handler: Handler) -> None:
         """Run `handler` for jobs of `task_type`."""
         self._handlers[task_type] = handler
