@@ -8,19 +8,26 @@ measured on), never by waiting.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chaos.fakes import FaultRule, RunningServer
 from system.db import jobs
+from system.db.engine import create_engine, create_sessionmaker
 from system.db.models import BackgroundJob
 from system.tasks.thumbnails import TASK_TYPE
-from tests.conftest import ServiceFactory, ServiceUnderTest
+from tests.conftest import ADMIN_TOKEN, ServiceFactory, ServiceUnderTest
 from tests.db.test_jobs import expire_lease
 from tests.fakes import Upstreams
 from tests.observability.test_alerts import Receiver, receiver  # noqa: F401 (fixture)
 from tests.observability.test_metrics import sample
-from tests.support.waiting import eventually
+from tests.services import serve
+from tests.support.waiting import eventually, eventually_sync
 
 
 async def move_run_after(engine: AsyncEngine, job_id: int, seconds: float) -> None:
@@ -175,3 +182,43 @@ async def test_job_backlog_fires_once_and_resolves_once(
     assert 400 <= firing["value"] < 500
     assert firing["threshold"] == 300
     assert TASK_TYPE in firing["summary"]
+
+
+async def _enqueue(url: str, n: int) -> None:
+    engine = create_engine(url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            for i in range(n):
+                await jobs.enqueue(session, task_type="t", payload={"i": i}, max_attempts=3)
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.slow
+def test_two_workers_report_the_table_once(tmp_path: Path) -> None:
+    """`serve --workers 2`: both refresh the same table; the gauge is its count, not twice it."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    env = {
+        "DATABASE_URL": url,
+        "ADMIN_TOKENS": ADMIN_TOKEN,
+        "SPOOL_PATH": str(tmp_path / "spool.jsonl"),
+        "BACKGROUND_WORKERS_IN_PROCESS": "false",  # nothing runs the jobs: they stay queued
+        "JOB_METRICS_SECONDS": "0.1",
+    }
+    with serve(env, tmp_path, workers=2) as process:
+        asyncio.run(_enqueue(url, 3))
+
+        def queued_series() -> list[str]:
+            text = httpx.get(f"{process.url}/metrics").text
+            return [
+                line
+                for line in text.splitlines()
+                if line.startswith("background_jobs{") and 'status="queued"' in line
+            ]
+
+        eventually_sync(queued_series, "the queued jobs on /metrics", until=lambda s: len(s) > 0)
+        scrapes = [queued_series() for _ in range(6)]  # new connections: both workers answer
+    for series in scrapes:
+        (line,) = series  # one series, no per-process copies
+        assert float(line.rsplit(" ", 1)[1]) == 3
