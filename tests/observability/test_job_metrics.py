@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text as sql_text
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -222,3 +223,42 @@ def test_two_workers_report_the_table_once(tmp_path: Path) -> None:
     for series in scrapes:
         (line,) = series  # one series, no per-process copies
         assert float(line.rsplit(" ", 1)[1]) == 3
+
+
+async def rename_jobs_table(engine: AsyncEngine, old: str, new: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(sql_text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+
+async def test_an_unreadable_job_table_neither_resolves_the_alert_nor_zeroes_the_gauges(
+    make_service: ServiceFactory,
+    receiver: tuple[Receiver, RunningServer],  # noqa: F811 (the fixture)
+) -> None:
+    hook, server = receiver
+    async with make_service(
+        background_workers_in_process=False,
+        alert_webhook_url=f"{server.url}/hook",
+        alert_check_interval_seconds=3600,
+    ) as service:
+        alerter = service.services.alerter
+        gauges = service.services.job_gauges
+        assert gauges is not None
+        engine = service.services.database.engine
+        assert (await service.import_game(28720)).status_code == 201
+        [job_id] = await queued_ids(service)
+        await move_run_after(engine, job_id, -400)
+        assert await alerter.check_once() == ["job_backlog:firing"]
+        assert await gauges.refresh() is not None
+
+        # The count query fails (here: its table is gone for a moment).
+        await rename_jobs_table(engine, "background_jobs", "background_jobs_away")
+        try:
+            assert await alerter.check_once() == []
+            assert alerter.states["job_backlog"].firing
+            assert await gauges.refresh() is None
+            text_now = await metrics_text(service)
+        finally:
+            await rename_jobs_table(engine, "background_jobs_away", "background_jobs")
+    assert job_gauges(text_now)["queued"] == 1
+    assert sample(text_now, "background_job_oldest_queued_seconds", task_type=TASK_TYPE) >= 400
+    assert hook.statuses() == [("job_backlog", "firing")]
