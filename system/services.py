@@ -22,6 +22,7 @@ from system.db.database import Database
 from system.db.tasks import TaskRecord
 from system.importer import GameImporter
 from system.observability.alerts import Alerter, RequestWindow
+from system.observability.job_metrics import JobGauges
 from system.observability.metrics import STATE_VALUES, Metrics
 from system.periodic import Periodic
 from system.resilience.breaker import AsyncCircuitBreaker, Transition
@@ -92,6 +93,8 @@ class Services:
     parse_processes: ProcessParser | None = None
     #: Closes the BGG breaker after an outage without user traffic (`resilience/probe.py`).
     bgg_probe: BreakerProbe | None = None
+    #: The job table's gauges, refreshed by the API processes (`observability/job_metrics.py`).
+    job_gauges: JobGauges | None = None
 
     @property
     def bgg_breaker(self) -> AsyncCircuitBreaker:
@@ -100,7 +103,8 @@ class Services:
 
     async def start(self, *, workers: bool, alerts: bool = True) -> None:
         """Migrate (with `AUTO_MIGRATE`), replay the spool, and start the background loops:
-        the job pool only with `workers`, the alert checks only with `alerts` (the API's)."""
+        the job pool only with `workers`, the alert checks and the job gauges only with
+        `alerts` (the API's)."""
         if self.settings.auto_migrate:
             await self.database.auto_migrate()
         if self.database.schema_ready:
@@ -116,6 +120,8 @@ class Services:
             self.bgg_probe.start()
         if alerts:
             self.alerter.start()
+            if self.job_gauges is not None:
+                self.job_gauges.start()
 
     async def settle(self) -> None:
         """Wait until no background job or task is due or running in this process."""
@@ -129,6 +135,8 @@ class Services:
     async def aclose(self) -> None:
         """Drain background tasks, then close clients, Redis and the database."""
         await self.alerter.aclose()
+        if self.job_gauges is not None:
+            await self.job_gauges.aclose()
         if self.bgg_probe is not None:
             await self.bgg_probe.aclose()
         await self.recovery.aclose()
@@ -275,6 +283,8 @@ def build_services(
         poll_seconds=settings.job_poll_seconds,
     )
     pool.register(THUMBNAIL_TASK, thumbnail_handler(downloader, recorder))
+    pool.on_claim = metrics.count_claim
+    pool.on_hand_back = metrics.count_handback
     importer = GameImporter(
         bgg=bgg,
         database=database,
@@ -324,6 +334,7 @@ def build_services(
         stores=stores,
         parse_processes=parse_processes,
         bgg_probe=BreakerProbe.from_settings(settings, bgg),
+        job_gauges=JobGauges(database, metrics, settings.job_metrics_seconds),
     )
 
 

@@ -95,6 +95,8 @@ class JobPool:
         self._stopping = asyncio.Event()
         #: Told about every claim (metrics count claims and lease take-overs).
         self.on_claim: Callable[[ClaimedJob], None] | None = None
+        #: Told about every job handed back unfinished, with the reason (metrics count them).
+        self.on_hand_back: Callable[[ClaimedJob, str], None] | None = None
 
     async def delete_finished(self, older_than_days: float) -> int:
         """Delete old finished jobs, a thousand at a time (the retention loop's step)."""
@@ -337,6 +339,8 @@ class JobPool:
                     reason="drain",
                 ):
                     handed += 1
+                    if self.on_hand_back is not None:
+                        self.on_hand_back(entry.job, "drain")
             except Exception as exc:
                 # Its lease expires and another worker claims it, as one more attempt.
                 logger.warning("could not hand job %s back: %s", entry.job.id, describe(exc))
