@@ -84,6 +84,8 @@ class Context:
         self.state: dict[str, Any] = {}
         self.expected_tasks: set[int] = set()
         self.optional_tasks: set[int] = set()
+        #: Job ids the service answered with (e.g. a bulk import's 202): each must end.
+        self.expected_jobs: set[int] = set()
         #: Games of earlier scenarios (only a shared `--target` service has any).
         self.claimed: set[int] = set(claimed or ())
         self.started_at = datetime.now(UTC)
@@ -183,6 +185,11 @@ class Context:
     ) -> dict[str, Any]:
         """A breaker's status as the service reports it."""
         return await (client or self.service).breaker(name)
+
+    def expect_jobs(self, job_ids: Any) -> None:
+        """Add job ids the service said it accepted: the job check expects each to end
+        done or failed with its failure row (see `chaos.checker`)."""
+        self.expected_jobs.update(int(job_id) for job_id in job_ids)
 
     def note(self, **figures: Any) -> None:
         """Add measured figures for `summary.json`."""

@@ -241,6 +241,9 @@ class Scenario:
     requires: frozenset[Requirement] = field(default_factory=frozenset)
     #: Whether it runs once per database backend (SQLite, and PostgreSQL when configured).
     per_backend: bool = False
+    #: Settings of its own service, on top of the harness's (`chaos.promises.Harness`) and
+    #: under `--service-env`: e.g. short job leases so a crash is recovered in seconds.
+    service_env: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The experiment as Chaos Toolkit declares it."""

@@ -14,17 +14,20 @@ Two backends, one interface (`Backend`):
   through the TCP fault proxy, so an outage is the proxy going down: open connections are
   closed and new ones refused, as when the server or the network goes away.
 
-Reading the tables uses the stdlib `sqlite3` or `asyncpg` directly, never the service.
+Reading the tables uses the stdlib `sqlite3` or `asyncpg` directly, never the service. A table
+or column the service under test does not have (a version before the job table) reads as
+empty, so the checker judges an older service by what it left, not by a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sqlite3
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,10 +38,18 @@ import asyncpg
 from chaos.proxy import ProxyServer
 from chaos.service import HarnessError
 
-RUNS_SQL = (
-    "SELECT record_id, task_type, game_id, failure_id, outcome, attempts, trigger, "
-    "error_type, started_at, finished_at FROM background_task_runs"
+RUN_COLUMNS = (
+    "record_id", "task_type", "game_id", "failure_id", "outcome", "attempts", "trigger",
+    "error_type", "started_at", "finished_at", "job_id",
+)  # fmt: skip
+#: Every column: `job_id` exists only since the job table (migration 0006); the rest is kept.
+RUNS_SQL = "SELECT * FROM background_task_runs"
+JOBS_SQL = (
+    "SELECT id, task_type, payload, trigger, status, attempts, max_attempts, lease_expiries, "
+    "run_after, lease_owner, lease_expires_at, dedupe_key, failure_id, last_error_type, "
+    "created_at, updated_at, started_at, finished_at FROM background_jobs"
 )
+GAMES_SQL = "SELECT id, bgg_id FROM boardgames"
 FAILURES_SQL = (
     "SELECT id, task_type, game_id, error_type, retry_count, url, resolved, resolved_at, "
     "created_at FROM background_task_failures"
@@ -47,10 +58,18 @@ FAILURES_SQL = (
 
 @dataclass(frozen=True, slots=True)
 class TaskRows:
-    """The two task tables, as plain dicts (timestamps aware, UTC)."""
+    """The task tables, as plain dicts (timestamps aware, UTC; a job's payload decoded)."""
 
     runs: list[dict[str, Any]]
     failures: list[dict[str, Any]]
+    #: `background_jobs` (empty when the service has no job table: see `has_jobs`).
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    #: (id, bgg_id) of every game, for "two games with one bgg_id".
+    games: list[dict[str, Any]] = field(default_factory=list)
+    #: Whether the database has a job table at all (a service from before the queue has not).
+    has_jobs: bool = False
+    #: The database's clock when read ("queued and due" is judged on it, as the service does).
+    now: datetime | None = None
 
 
 class Backend(Protocol):
@@ -88,13 +107,26 @@ def _utc(value: Any) -> Any:
     return value
 
 
-def _rows(columns: list[str], rows: list[Any]) -> list[dict[str, Any]]:
+_TIMES = (
+    "started_at", "finished_at", "resolved_at", "created_at", "updated_at", "run_after",
+    "lease_expires_at",
+)  # fmt: skip
+
+
+def _rows(
+    columns: list[str], rows: list[Any], keep: tuple[str, ...] | None = None
+) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         item = dict(zip(columns, row, strict=True))
-        for key in ("started_at", "finished_at", "resolved_at", "created_at"):
+        if keep is not None:
+            item = {key: item.get(key) for key in keep}
+        for key in _TIMES:
             if key in item:
                 item[key] = _utc(item[key])
+        if isinstance(item.get("payload"), str | bytes):
+            with contextlib.suppress(ValueError):
+                item["payload"] = json.loads(item["payload"])
         if "resolved" in item and item["resolved"] is not None:
             item["resolved"] = bool(item["resolved"])
         out.append(item)
@@ -120,16 +152,29 @@ class SqliteBackend:
         # Read-only and with a busy timeout: the service may be writing right now.
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
         try:
-            runs = conn.execute(RUNS_SQL)
-            run_cols = [d[0] for d in runs.description]
-            run_rows = runs.fetchall()
-            failures = conn.execute(FAILURES_SQL)
-            failure_cols = [d[0] for d in failures.description]
-            return TaskRows(_rows(run_cols, run_rows), _rows(failure_cols, failures.fetchall()))
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
+            # One read transaction: the tables agree with each other (a WAL snapshot).
+            conn.execute("BEGIN")
+            tables = {
+                row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if "background_task_runs" not in tables:
                 return TaskRows([], [])
-            raise
+
+            def read(sql: str, keep: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+                cursor = conn.execute(sql)
+                columns = [d[0] for d in cursor.description]
+                return _rows(columns, cursor.fetchall(), keep)
+
+            has_jobs = "background_jobs" in tables
+            return TaskRows(
+                read(RUNS_SQL, RUN_COLUMNS),
+                read(FAILURES_SQL),
+                read(JOBS_SQL) if has_jobs else [],
+                read(GAMES_SQL) if "boardgames" in tables else [],
+                has_jobs=has_jobs,
+                # The format the service's queue writes times in (system/db/jobs.py).
+                now=_utc(conn.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')").fetchone()[0]),
+            )
         finally:
             conn.close()
 
@@ -234,13 +279,30 @@ class PostgresBackend:
             exists = await conn.fetchval("SELECT to_regclass('background_task_runs') IS NOT NULL")
             if not exists:
                 return TaskRows([], [])
-            runs = await conn.fetch(RUNS_SQL)
-            failures = await conn.fetch(FAILURES_SQL)
+            has_jobs = bool(
+                await conn.fetchval("SELECT to_regclass('background_jobs') IS NOT NULL")
+            )
+            # One snapshot for every table (and its clock), so they agree with each other.
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                now = await conn.fetchval("SELECT now()")
+                runs = await conn.fetch(RUNS_SQL)
+                failures = await conn.fetch(FAILURES_SQL)
+                jobs = await conn.fetch(JOBS_SQL) if has_jobs else []
+                games = await conn.fetch(GAMES_SQL)
         finally:
             await conn.close()
+
+        def plain(records: list[Any], keep: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+            columns = list(records[0].keys()) if records else []
+            return _rows(columns, [tuple(r) for r in records], keep)
+
         return TaskRows(
-            _rows(list(runs[0].keys()) if runs else [], [tuple(r) for r in runs]),
-            _rows(list(failures[0].keys()) if failures else [], [tuple(r) for r in failures]),
+            plain(runs, RUN_COLUMNS),
+            plain(failures),
+            plain(jobs),
+            plain(games),
+            has_jobs=has_jobs,
+            now=_utc(now),
         )
 
     async def outage_start(self) -> None:

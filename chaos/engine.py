@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.checker import TaskCheck, check_tasks, read_spool
+from chaos.checker import TaskCheck, check_jobs, check_tasks, read_spool
 from chaos.context import Context, Skip
 from chaos.core import Activity, Scenario, Tolerance
 from chaos.events import utc_now
@@ -284,6 +284,12 @@ def _decide(result: ScenarioResult, errors: list[str], interrupted: bool) -> Non
             f"tasks lost {len(t.lost)}, duplicated {len(t.duplicated)}, "
             f"unexpected {len(t.unexpected)} of {t.attempted} started"
         )
+        if t.jobs is not None:
+            j = t.jobs
+            result.reason += (
+                f"; jobs lost {len(j.lost)}, duplicated {len(j.duplicated)}, "
+                f"unexpected {len(j.unexpected)} of {j.expected} expected"
+            )
     elif interrupted:
         result.verdict, result.reason = "interrupted", "interrupted by a signal"
     elif errors:
@@ -295,27 +301,37 @@ def _decide(result: ScenarioResult, errors: list[str], interrupted: bool) -> Non
 
 
 async def _settle_and_check(ctx: Context, patience: float) -> TaskCheck:
-    """Wait until every started task has a record (or nothing changes for a while); check."""
+    """Wait until every started task has a record and no job is due or running (or nothing
+    changes for a while with no job in progress, or `patience` runs out); check."""
     backend = ctx.deployment.backend
     if backend is None:
         return TaskCheck(checked=False, reason="no database access (give --database-url)")
     deadline = time.monotonic() + patience
-    quiet_since, last_seen = time.monotonic(), -1
+    quiet_since, last_seen = time.monotonic(), (-1, -1)
     while True:
         rows = await backend.read()
         spool = read_spool(ctx.deployment.spool_path)
+        optional = ctx.optional_tasks | ctx.claimed
         check = check_tasks(
+            rows, spool, expected=ctx.expected_tasks, optional=optional, since=ctx.started_at
+        )
+        jobs = check_jobs(
             rows,
             spool,
-            expected=ctx.expected_tasks,
-            optional=ctx.optional_tasks | ctx.claimed,
+            games=ctx.expected_tasks,
+            job_ids=ctx.expected_jobs,
+            optional=optional,
             since=ctx.started_at,
         )
-        seen = check.attempted - len(check.lost)
+        check.jobs = jobs
+        ended = jobs.done + jobs.failed_recorded + jobs.in_spool
+        seen = (check.attempted - len(check.lost), ended)
         if seen != last_seen:
             quiet_since, last_seen = time.monotonic(), seen
-        done = not check.lost
-        quiet = time.monotonic() - quiet_since > 3.0
+        done = not check.lost and not jobs.lost and not jobs.busy
+        # A job that is due or running is progress still to come (a lease may take its full
+        # length to expire before another worker takes the job over): not quiet.
+        quiet = not jobs.busy and time.monotonic() - quiet_since > 3.0
         if done or quiet or time.monotonic() > deadline:
             ctx.events.emit("tasks", **check.to_json())
             return check

@@ -112,7 +112,9 @@ class Runner:
         seed = derive_seed(self.seed, item.name)
         self.stack.reset_upstreams(seed)
         try:
-            deployment = await self.stack.deployment(item.deployment, item.name)
+            deployment = await self.stack.deployment(
+                item.deployment, item.name, env=dict(item.scenario.service_env)
+            )
         except HarnessError as exc:
             self.events.emit("harness_error", error=str(exc))
             result = skipped(item.scenario, item.name, str(exc), item.backend)

@@ -112,19 +112,32 @@ class ServiceProcess:
         self.stop_timeout = stop_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.started_in: float | None = None
+        self._spawned = 0.0
+        self._log_offset = 0
 
     @property
     def url(self) -> str:
         """Where the service answers."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        """Spawn the process (does not wait; see `wait_ready`)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = [
+    @property
+    def pid(self) -> int | None:
+        """The process id (also its process group's), while started."""
+        return self.process.pid if self.process is not None else None
+
+    def command(self) -> list[str]:
+        """The command line this process runs."""
+        return [
             sys.executable, "-m", "system", "serve",
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
         ]  # fmt: skip
+
+    def start(self) -> None:
+        """Spawn the process (does not wait; see `wait_ready`). Again after it exited: a
+        restart on the same port, database and spool."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = self.command()
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 command,
@@ -161,6 +174,20 @@ class ServiceProcess:
         """Whether the process is still alive."""
         return self.process is not None and self.process.poll() is None
 
+    def send(self, sig: signal.Signals) -> None:
+        """Send `sig` to the process group, as a deploy tool or the kernel would."""
+        if self.process is not None:
+            self._signal(self.process, sig)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit code once the process ended within `timeout` s; None if it still runs."""
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self) -> None:
         """SIGTERM the process group, SIGKILL after `stop_timeout`; idempotent."""
         process = self.process
@@ -195,6 +222,49 @@ class ServiceProcess:
         except OSError:
             return "no log"
         return lines[-1][:300] if lines else "no output"
+
+
+class WorkerProcess(ServiceProcess):
+    """One `python -m system worker` process: job workers, no API (so no port to poll).
+
+    Ready once it logs that it runs its job slots (it logs at INFO for that: the harness sets
+    `LOG_LEVEL=INFO` for it).
+    """
+
+    READY_LINE = "job slots"
+
+    def __init__(self, name: str, env: dict[str, str], *, log_path: Path, concurrency: int) -> None:
+        super().__init__(name, {**env, "LOG_LEVEL": "INFO"}, log_path=log_path, port=0)
+        self.concurrency = concurrency
+
+    @property
+    def url(self) -> str:
+        """A worker serves no HTTP."""
+        return ""
+
+    def command(self) -> list[str]:
+        """`python -m system worker --concurrency N`."""
+        return [sys.executable, "-m", "system", "worker", "--concurrency", str(self.concurrency)]
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait until the worker says it runs its slots; `HarnessError` if it never does."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is None or self.process.poll() is not None:
+                raise HarnessError(
+                    f"worker {self.name!r} exited during start-up: {self.last_log_line()}"
+                )
+            with contextlib.suppress(OSError):
+                with self.log_path.open("rb") as log:
+                    log.seek(self._log_offset)
+                    if self.READY_LINE.encode() in log.read():
+                        self.started_in = time.monotonic() - self._spawned
+                        return
+            if time.monotonic() > deadline:
+                raise HarnessError(
+                    f"worker {self.name!r} not ready within {timeout:g} s: {self.last_log_line()}"
+                )
+            time.sleep(0.05)
 
 
 def _tree(pid: int) -> list[int]:

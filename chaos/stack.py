@@ -20,6 +20,8 @@ Services, started when a scenario first needs them and kept for the scenarios af
 |   | RFC 6761) | network_errors |
 | `pair` | two service processes sharing a SQLite file and a private redis-server (behind the |
 |   | proxy): "two workers" whose requests the harness can address one by one | redis scenarios |
+| `workers` | an API-only `serve` (`BACKGROUND_WORKERS_IN_PROCESS=false`) and two | worker_crash |
+|   | `python -m system worker` processes on its database: the job workers |   |
 
 `close()` stops all of it, also after a failure or Ctrl-C; nothing outlives the run.
 """
@@ -45,7 +47,7 @@ from chaos.fakes.server import bind_socket
 from chaos.promises import HARNESS
 from chaos.proxy import ProxyServer
 from chaos.redis_server import RedisServer
-from chaos.service import REPO_ROOT, HarnessError, ServiceProcess, check_port_free
+from chaos.service import REPO_ROOT, HarnessError, ServiceProcess, WorkerProcess, check_port_free
 from chaos.webhook import WebhookReceiver
 
 UNRESOLVABLE_HOST = "bgg.chaos.invalid"
@@ -205,8 +207,11 @@ class Stack:
         env.update(self.options.service_env)
         return env
 
-    async def deployment(self, kind: str, label: str | None = None) -> Deployment:
-        """A deployment of `kind` (see the table above), started fresh under `label`.
+    async def deployment(
+        self, kind: str, label: str | None = None, *, env: dict[str, str] | None = None
+    ) -> Deployment:
+        """A deployment of `kind` (see the table above), started fresh under `label`, with
+        the scenario's own settings `env` (under `--service-env`).
 
         Every scenario gets services of its own (a fresh process, database, spool and
         thumbnail folder), so nothing one scenario did (an open breaker, a drained retry
@@ -221,7 +226,7 @@ class Stack:
                 raise HarnessError(f"deployment {kind!r} needs a service of the harness's own")
             deployment = await self._target()
         else:
-            deployment = await self._start(kind, label)
+            deployment = await self._start(kind, label, env or {})
         self._deployments[label] = deployment
         return deployment
 
@@ -263,10 +268,10 @@ class Stack:
         host, port = self.proxies.address("redis")
         return f"redis://{host}:{port}/0"
 
-    async def _start(self, kind: str, label: str) -> Deployment:
+    async def _start(self, kind: str, label: str, scenario_env: dict[str, str]) -> Deployment:
         url = self.options.database_url
         main_pg = url if url is not None and url.startswith("postgresql") else None
-        extra: dict[str, str] = {}
+        extra: dict[str, str] = dict(scenario_env)
         count, workers = 1, self.options.workers
         if kind == "main":
             backend = await self._backend(label, postgres_url=main_pg)
@@ -281,6 +286,9 @@ class Stack:
         elif kind == "pair":
             backend = await self._backend(label, postgres_url=main_pg)
             count, workers = 2, 1
+        elif kind == "workers":
+            backend = await self._backend(label, postgres_url=main_pg)
+            extra["BACKGROUND_WORKERS_IN_PROCESS"] = "false"
         else:
             raise HarnessError(f"unknown deployment {kind!r}")
         if kind == "pair" or workers > 1:
@@ -317,6 +325,19 @@ class Stack:
             process.start()
         for process in processes:
             await asyncio.to_thread(process.wait_ready)
+        if kind == "workers":
+            # After the API process migrated: a worker waits for the schema, it never makes it.
+            for index in range(2):
+                worker = WorkerProcess(
+                    f"{label}-worker-{'ab'[index]}",
+                    env,
+                    log_path=self.options.report_dir / "logs" / f"worker-{label}-{index}.log",
+                    concurrency=int(env.get("BACKGROUND_CONCURRENCY", "4")),
+                )
+                deployment.processes.append(worker)
+                worker.start()
+            for process in deployment.processes[count:]:
+                await asyncio.to_thread(process.wait_ready)
         return deployment
 
     async def release(self, label: str) -> None:

@@ -134,6 +134,12 @@ def _figures(result: ScenarioResult) -> str:
             f"tasks {t.succeeded}ok/{t.recorded_failure}failed/{superseded}{len(t.lost)}lost/"
             f"{len(t.duplicated)}dup/{len(t.unexpected)}unexp"
         )
+    if result.tasks is not None and result.tasks.jobs is not None and result.tasks.jobs.expected:
+        j = result.tasks.jobs
+        parts.append(
+            f"jobs {j.done}done/{j.failed_recorded}failed/{len(j.lost)}lost/"
+            f"{len(j.duplicated)}dup/{len(j.unexpected)}unexp"
+        )
     return ", ".join(parts)
 
 

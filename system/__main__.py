@@ -11,6 +11,7 @@ import atexit
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -127,6 +128,17 @@ def migrate_command(settings: Settings, revision: str = "head") -> int:
     return 0
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    """SIGTERM ends `serve` with exit code 0, as it ends `worker`.
+
+    uvicorn handles SIGTERM itself (a graceful shutdown: the job pool drains) and then raises
+    it again with the handler it found installed; with the default one the process would die
+    of the signal (143) after a clean drain, which a deploy cannot tell from a process that
+    ignored the drain. Before uvicorn installs its handler (start-up), SIGTERM still stops.
+    """
+    raise SystemExit(0)
+
+
 def serve_command(settings: Settings, host: str, port: int, workers: int) -> int:
     """Run uvicorn with the app factory; workers each build their own app."""
     import uvicorn
@@ -136,6 +148,7 @@ def serve_command(settings: Settings, host: str, port: int, workers: int) -> int
         print("warning: starting anyway; workers keep retrying the migration", file=sys.stderr)
     if workers > 1:
         mark_supervisor()  # the workers exit when this process dies, even by SIGKILL
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metric samples here and /metrics sums them; the folder must
         # be fresh (old samples would be summed too), so it is made now and removed at exit.

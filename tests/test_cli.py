@@ -115,6 +115,19 @@ def test_migrate_then_serve(tmp_path: Path) -> None:
         assert httpx.get(f"{process.url}/api/public/games", timeout=5).json()["total"] == 0
 
 
+def test_serve_exits_0_after_sigterm(tmp_path: Path) -> None:
+    """SIGTERM drains `serve` and it exits 0, as `worker` does. Before: uvicorn re-raised the
+    signal after its graceful shutdown and the process died of it (-15)."""
+    env = _env(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'term.db'}", ADMIN_TOKENS="t")
+    with serve(env, tmp_path) as process:
+        assert process.process is not None
+        started = process.process
+        process.send(signal.SIGTERM)
+        code = process.wait_exit(30)
+    assert code == 0, f"exit {code}: {process.last_log_line()}"
+    assert started.returncode == 0
+
+
 def test_migrate_to_rolls_back_and_forward(tmp_path: Path) -> None:
     """The spec's rollback plan as a user runs it: `migrate --to`, then `migrate` again."""
     database = tmp_path / "rollback.db"

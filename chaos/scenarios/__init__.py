@@ -1,7 +1,8 @@
 """The scenario catalogue: one module per scenario, each exposing `SCENARIO`.
 
-The order here is the order of a full run: cheap BGG faults first, then the CDN, the
-database and the two-worker scenarios that need services of their own.
+The order here is the order of a full run: cheap BGG faults first, then the CDN, processes
+stopped under background jobs, the database and the two-worker scenarios that need services
+of their own.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ NAMES: tuple[str, ...] = (
     "bgg_bad_answers",
     "cdn_outage",
     "cdn_slow",
+    "service_restart",
+    "worker_crash",
     "database_outage",
     "database_failover",
     "shared_breaker",

@@ -57,10 +57,23 @@ async def tasks_in_flight(ctx: Context) -> dict[str, Any]:
     """Thumbnails that fail (404) after 1 s, so their records land during the outage."""
     ctx.cdn_faults(FaultRule(name="slow-404", path="/images/*", status=404, delay=CDN_DELAY))
     calls = await ctx.imports(TASKS, time_limit=HARNESS.deadline + 3)
-    ctx.state["games"] = {
-        c.body["id"] for c in calls if c.status == 201 and isinstance(c.body, dict)
-    }
-    return {"statuses": [c.status for c in calls]}
+    games = {c.body["id"] for c in calls if c.status == 201 and isinstance(c.body, dict)}
+    ctx.state["games"] = games
+    # Downloads are jobs: one still queued when the database goes cannot be claimed (the
+    # claim is a write) and so has no record to spool. Wait (bounded, well under the 1 s the
+    # CDN holds each answer) until every job is running.
+    running: set[Any] = set()
+    backend = ctx.deployment.backend
+    deadline = time.monotonic() + CDN_DELAY / 2
+    while backend is not None and running != games and time.monotonic() < deadline:
+        rows = await backend.read()
+        running = {
+            job["payload"].get("game_id")
+            for job in rows.jobs
+            if job.get("status") == "running" and isinstance(job.get("payload"), dict)
+        }
+        await asyncio.sleep(0.02)
+    return {"statuses": [c.status for c in calls], "jobs_running": len(running & games)}
 
 
 async def database_down(ctx: Context) -> dict[str, Any]:
@@ -216,4 +229,7 @@ SCENARIO = Scenario(
     rollbacks=(common.RESTORE,),
     per_backend=True,
     requires=frozenset({"database"}),
+    # Every download in flight when the database goes: a job not yet claimed then waits in
+    # the queue (the claim needs the database) instead of having a record to spool.
+    service_env=(("BACKGROUND_CONCURRENCY", str(TASKS + 2)),),
 )

@@ -60,7 +60,7 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str
     """The scenarios the broken configurations are caught by, with the default settings."""
     code, summary, _ = run_chaos(
         tmp_path_factory.mktemp("default"), "bgg_outage", "bgg_blackhole", "bgg_flaky",
-        "cdn_outage", "breaker_self_recovery",
+        "cdn_outage", "breaker_self_recovery", "service_restart", "worker_crash",
     )  # fmt: skip
     return code, summary
 
@@ -75,6 +75,8 @@ CAUGHT = {
         "gauge-reads-closed",
         "alert-fires-once-resolves-once",
     ],
+    "service_restart": ["all-jobs-done", "killed-jobs-taken-over"],
+    "worker_crash": ["other-worker-finishes-them"],
 }
 
 
@@ -91,6 +93,8 @@ def test_default_configuration_keeps_the_promises(default_run: tuple[int, dict[s
     for entry in summary["scenarios"]:
         tasks = entry["tasks"]
         assert tasks["lost"] == tasks["duplicated"] == tasks["unexpected"] == 0
+        jobs = tasks["jobs"]
+        assert jobs["lost"] == jobs["duplicated"] == jobs["unexpected"] == 0, entry["name"]
 
 
 def test_breaker_effectively_disabled_is_caught(tmp_path: Path) -> None:
@@ -150,6 +154,22 @@ def test_failure_records_dropped_is_data_loss(tmp_path: Path) -> None:
     # Every failed download vanished; only successes (after recovery) were recorded.
     assert tasks["lost"] > 0 and tasks["lost"] == tasks["attempted"] - tasks["succeeded"]
     assert "data_lost" in out
+
+
+def test_jobs_that_cannot_be_taken_over_are_caught(tmp_path: Path) -> None:
+    """One claim per job: a job whose process died is failed (LeaseExpired), not re-run."""
+    code, summary, out = run_chaos(
+        tmp_path, "service_restart", "worker_crash", "--service-env", "JOB_MAX_ATTEMPTS=1"
+    )
+    assert code == 1
+    restart = hypotheses(summary, "service_restart")
+    assert restart["sigterm-exits-cleanly"] and restart["unfinished-jobs-handed-back"]
+    assert not restart["all-jobs-done"] and not restart["killed-jobs-taken-over"]
+    assert not hypotheses(summary, "worker_crash")["other-worker-finishes-them"]
+    assert "✗ other-worker-finishes-them" in out
+    for entry in summary["scenarios"]:
+        # Failed with their failure rows: accounted for, so not data loss.
+        assert entry["tasks"]["jobs"]["failed_recorded"] > 0
 
 
 def test_the_same_seed_replays_the_same_faults(

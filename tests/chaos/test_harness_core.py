@@ -232,6 +232,7 @@ class _Ctx:
         self.figures: dict[str, Any] = {}
         self.expected_tasks: set[int] = set()
         self.optional_tasks: set[int] = set()
+        self.expected_jobs: set[int] = set()
         self.claimed: set[int] = set()
         self.started_at = T0
         self.log: list[str] = []
@@ -279,6 +280,43 @@ async def _run_toy(tmp_path: Path, scenario: Scenario) -> tuple[Any, _Ctx]:
     result = await run_scenario(scenario, ctx, backend="sqlite")  # type: ignore[arg-type]
     events.close()
     return result, ctx
+
+
+class _Rows:
+    """A database that holds one finished run of game 1, and a job for game 2 still queued."""
+
+    kind = "sqlite"
+
+    async def read(self) -> TaskRows:
+        run = {"record_id": "r1", "task_type": "thumbnail_download", "game_id": 1,
+               "failure_id": None, "outcome": "success", "trigger": "initial",
+               "started_at": T0, "job_id": None}  # fmt: skip
+        job = {"id": 5, "task_type": "thumbnail_download", "payload": {"game_id": 1},
+               "trigger": "initial", "status": "queued", "attempts": 0,
+               "run_after": T0, "failure_id": None, "created_at": T0}  # fmt: skip
+        return TaskRows(runs=[run], failures=[], jobs=[job], has_jobs=True, now=T0)
+
+
+async def test_a_job_that_never_ended_is_data_lost_even_when_its_task_has_a_run(
+    tmp_path: Path,
+) -> None:
+    """The engine runs the job check after the set checker: before it, a job still queued
+    after the settle wait passed unseen."""
+    events = EventLog(tmp_path / "events.jsonl")
+    ctx = _Ctx(events)
+    ctx.deployment.backend = _Rows()  # type: ignore[assignment]
+    ctx.expected_tasks = {1}
+    result = await run_scenario(
+        _scenario(probe("count", _ok(5), equals(5))),
+        ctx,  # type: ignore[arg-type]
+        backend="sqlite",
+        settle_timeout=0.3,
+    )
+    events.close()
+    assert result.tasks is not None and result.tasks.succeeded == 1
+    assert result.verdict == "data_lost"
+    assert "jobs lost 1" in result.reason
+    assert result.journal["tasks"]["jobs"]["lost_job_ids"] == [5]
 
 
 async def test_held_hypotheses_pass_and_the_journal_has_ctk_layout(tmp_path: Path) -> None:
