@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import (
     ColumnElement,
     Interval,
+    String,
     Table,
     and_,
     case,
@@ -175,19 +176,23 @@ async def claim(
     limit: int,
     lease_seconds: float,
     exclude_types: Collection[str] = (),
+    only_types: Collection[str] | None = None,
 ) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs (queued and due, or running with an expired lease).
 
     Each claim counts as an attempt; taking over an expired lease also counts a lease expiry.
-    Two claimers never get one job and never wait on each other's rows.
+    Two claimers never get one job and never wait on each other's rows. `exclude_types`
+    leaves those task types alone; `only_types` (when given) claims none but those.
     """
-    if limit <= 0:
+    if limit <= 0 or (only_types is not None and not only_types):
         return []
     dialect = engine.dialect.name
     now = db_now(dialect)
     where = _claimable(now)
     if exclude_types:
         where = and_(where, BackgroundJob.task_type.not_in(list(exclude_types)))
+    if only_types is not None:
+        where = and_(where, BackgroundJob.task_type.in_(list(only_types)))
     if dialect == "postgresql":
         return await _claim_postgres(engine, owner, limit, lease_seconds, where)
     return await _claim_sqlite(engine, owner, limit, lease_seconds, where)
@@ -421,3 +426,43 @@ def _as_datetime(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+async def list_jobs(
+    session: AsyncSession,
+    *,
+    limit: int,
+    status: str | None = None,
+    task_type: str | None = None,
+    before: tuple[datetime, int] | None = None,
+) -> list[BackgroundJob]:
+    """Jobs newest first (`created_at`, then `id`), optionally only those strictly older than
+    `before` (a page's last `(created_at, id)`: keyset paging on `ix_background_jobs_created`)."""
+    query = select(BackgroundJob)
+    if status is not None:
+        query = query.where(BackgroundJob.status == status)
+    if task_type is not None:
+        query = query.where(BackgroundJob.task_type == task_type)
+    if before is not None:
+        when = _as_stored(_dialect(session), before[0])
+        query = query.where(
+            or_(
+                BackgroundJob.created_at < when,
+                and_(BackgroundJob.created_at == when, BackgroundJob.id < before[1]),
+            )
+        )
+    query = query.order_by(BackgroundJob.created_at.desc(), BackgroundJob.id.desc()).limit(limit)
+    return list(await session.scalars(query))
+
+
+def _as_stored(dialect: str, when: datetime) -> Any:
+    """`when` as the database compares it with a job's timestamps.
+
+    On SQLite those are text in `db_now`'s millisecond format, while a bound datetime would be
+    text with six digits: `...00.123` sorts before `...00.123000`, and a page would repeat its
+    last row. So SQLite gets the same millisecond text.
+    """
+    if dialect != "sqlite":
+        return when
+    text_value = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return literal(text_value, String)

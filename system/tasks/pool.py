@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 #: Runs one claimed job to its end (it records its run, which finishes the job).
 Handler = Callable[[ClaimedJob], Awaitable[None]]
 
+#: How many jobs of one task type one claim may take now; None: no limit.
+ClaimLimit = Callable[[], int | None]
+
 
 class InvalidJobPayload(Exception):
     """The job's payload is not what its task type needs: running it again cannot help."""
@@ -85,6 +88,7 @@ class JobPool:
         self.owner = owner or new_owner()
         self._monotonic = monotonic
         self._handlers: dict[str, Handler] = {}
+        self._limits: dict[str, ClaimLimit] = {}
         self._running: dict[int, _Running] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -95,10 +99,18 @@ class JobPool:
         self._stopping = asyncio.Event()
         #: Told about every claim (metrics count claims and lease take-overs).
         self.on_claim: Callable[[ClaimedJob], None] | None = None
+        #: Told about every hand-back a handler asked for (`hand_back`), with its reason.
+        self.on_hand_back: Callable[[ClaimedJob, str], None] | None = None
 
     def register(self, task_type: str, handler: Handler) -> None:
         """Run `handler` for jobs of `task_type`."""
         self._handlers[task_type] = handler
+
+    def limit_claims(self, task_type: str, limit: ClaimLimit) -> None:
+        """Ask `limit()` before each claim how many `task_type` jobs it may take (None: no
+        limit). The BGG import uses it: while the BGG breaker is not closed, one job per
+        poll is its trial and the others stay queued instead of each being rejected."""
+        self._limits[task_type] = limit
 
     @property
     def running(self) -> int:
@@ -153,12 +165,7 @@ class JobPool:
             return []
         sent = self._monotonic()
         try:
-            claimed = await jobs.claim(
-                self.database.engine,
-                owner=self.owner,
-                limit=free,
-                lease_seconds=self.lease_seconds,
-            )
+            claimed = await self._claim_within_limits(free)
         except Exception as exc:
             if not self._claim_error_logged:
                 logger.warning("cannot claim background jobs: %s", describe(exc))
@@ -182,6 +189,43 @@ class JobPool:
                     job.attempt,
                 )
         return claimed
+
+    async def _claim_within_limits(self, free: int) -> list[ClaimedJob]:
+        limits = {task_type: limit() for task_type, limit in self._limits.items()}
+        capped = {task_type: cap for task_type, cap in limits.items() if cap is not None}
+        claimed: list[ClaimedJob] = []
+        # The limited types first: their one job may be the trial that ends an outage.
+        for task_type, cap in capped.items():
+            claimed += await jobs.claim(
+                self.database.engine,
+                owner=self.owner,
+                limit=min(cap, free - len(claimed)),
+                lease_seconds=self.lease_seconds,
+                only_types=[task_type],
+            )
+        claimed += await jobs.claim(
+            self.database.engine,
+            owner=self.owner,
+            limit=free - len(claimed),
+            lease_seconds=self.lease_seconds,
+            exclude_types=list(capped),
+        )
+        return claimed
+
+    async def hand_back(self, job: ClaimedJob, *, delay_seconds: float, reason: str) -> bool:
+        """Return `job` (running here) to the queue unfinished, due in `delay_seconds`,
+        without spending its attempt; False when this pool no longer holds it."""
+        handed = await jobs.hand_back(
+            self.database.engine,
+            owner=self.owner,
+            job_id=job.id,
+            attempt=job.attempt,
+            delay_seconds=delay_seconds,
+            reason=reason,
+        )
+        if handed and self.on_hand_back is not None:
+            self.on_hand_back(job, reason)
+        return handed
 
     def _stopping_claims(self) -> bool:
         # A method, not the attribute: drain sets it while the loop awaits.
