@@ -322,6 +322,24 @@ async def renew(
         return {int(row.id) for row in await conn.execute(statement)}
 
 
+async def hold(session: AsyncSession, *, job_id: int, attempt: int) -> bool:
+    """Begin a finish: a fenced write to the job in the caller's transaction; False when
+    attempt `attempt` no longer holds it (then the caller's work is not the job's result).
+
+    Written first on purpose. On PostgreSQL it locks the job's row for the rest of the
+    transaction. On SQLite the driver opens its transaction only at a first write: a
+    savepoint taken before that (the game upsert's) would start the transaction itself, and
+    releasing it would commit the game however the finish ended.
+    """
+    result = await session.execute(
+        update(BackgroundJob)
+        .where(*_fence(job_id, attempt))
+        .values(updated_at=db_now(_dialect(session)))
+        .returning(BackgroundJob.id)
+    )
+    return result.first() is not None
+
+
 async def finish(
     session: AsyncSession,
     *,

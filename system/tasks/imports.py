@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from system.bgg.errors import BggError, BggUnavailable
 from system.clock import utcnow
 from system.db.errors import describe, is_unavailable
-from system.db.jobs import ClaimedJob, Enqueued, enqueue
+from system.db.jobs import ClaimedJob, Enqueued, enqueue, hold
 from system.db.tasks import TaskRecord, Trigger, write_task_record
 from system.importer import GameImporter
 from system.tasks.pool import InvalidJobPayload, JobPool
@@ -149,6 +149,8 @@ async def run_import_job(
         return
     try:
         async with importer.database.session() as session:
+            if not await hold(session, job_id=job.id, attempt=job.attempt):
+                raise _FenceLost
             stored = await importer.store(session, fetched)
             record = TaskRecord(
                 game_id=stored.game.id,

@@ -92,6 +92,9 @@ class JobPool:
         self._running: dict[int, _Running] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
+        #: Claim rounds started, and the round that last found nothing to do (for `join`).
+        self._rounds = 0
+        self._idle_round = 0
         self._claiming: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
         self._claim_error_logged = False
@@ -138,11 +141,14 @@ class JobPool:
         """Wait until no job is due or running here (tests and one-shot callers use this)."""
         if self._claiming is None:
             raise RuntimeError("the job pool is not started")
+        # Only a claim round that started after this call counts: one already under way
+        # may have looked before the caller's jobs were committed.
+        after = self._rounds
         while True:
             self._idle.clear()
             self.wake()
             await self._idle.wait()
-            if not self._running:
+            if self._idle_round > after and not self._running:
                 return
 
     async def _claim_loop(self) -> None:
@@ -150,8 +156,11 @@ class JobPool:
         # could leave SQLite's write lock held, or jobs leased that nobody runs.
         while not self._closing:
             self._wake.clear()
+            self._rounds += 1
+            round_ = self._rounds
             claimed = await self._claim()
             if not claimed and not self._running:
+                self._idle_round = round_
                 self._idle.set()
             if self._stopping_claims():
                 return
