@@ -17,7 +17,7 @@ from system.api.schemas import BulkImportAccepted, BulkImportJob, BulkImportRequ
 from system.db.games import GameRepository
 from system.db.models import BackgroundJob
 from system.tasks.files import remove_thumbnail
-from system.tasks.imports import enqueue_import
+from system.tasks.imports import enqueue_imports
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -150,10 +150,7 @@ async def bulk_import(services: ServicesDep, body: BulkImportRequest) -> JSONRes
     settings = services.settings
     ids = check_bulk_ids(body.bgg_ids, max_ids=settings.bulk_import_max, max_id=settings.bgg_max_id)
     async with services.database.session() as session:
-        queued = [
-            await enqueue_import(session, bgg_id, max_attempts=settings.job_max_attempts)
-            for bgg_id in ids
-        ]
+        queued = await enqueue_imports(session, ids, max_attempts=settings.job_max_attempts)
         found = [job.id for job in queued if job.existing]
         statuses: dict[int, str] = {}
         if found:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from system.bgg.errors import BggError, BggUnavailable
 from system.clock import utcnow
 from system.db.errors import describe, is_unavailable
-from system.db.jobs import ClaimedJob, Enqueued, enqueue, hold
+from system.db.jobs import ClaimedJob, Enqueued, enqueue, enqueue_many, hold
 from system.db.tasks import TaskRecord, Trigger, write_task_record
 from system.importer import GameImporter
 from system.tasks.pool import InvalidJobPayload, JobPool
@@ -65,6 +65,18 @@ async def enqueue_import(
         dedupe_key=import_key(bgg_id),
         trigger=trigger,
         failure_id=failure_id,
+    )
+
+
+async def enqueue_imports(
+    session: AsyncSession, bgg_ids: Sequence[int], *, max_attempts: int
+) -> list[Enqueued]:
+    """`enqueue_import` for many distinct ids at once (the bulk import), in order."""
+    return await enqueue_many(
+        session,
+        task_type=TASK_TYPE,
+        jobs=[({"bgg_id": bgg_id}, import_key(bgg_id)) for bgg_id in bgg_ids],
+        max_attempts=max_attempts,
     )
 
 
