@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -228,3 +229,38 @@ async def test_bad_payloads_fail_once_with_a_row(service: ServiceUnderTest) -> N
     failures = await rows(service, BackgroundTaskFailure)
     assert sorted(f.error_type for f in failures) == ["InvalidJobPayload"] * 4
     assert all(f.task_type == TASK_TYPE and f.game_id is None for f in failures)
+
+
+async def test_join_waits_for_a_claim_round_that_started_after_it(
+    make_service: ServiceFactory,
+) -> None:
+    """A round already under way may have looked before the caller's jobs were committed;
+    `settle()` returning after it would leave them unrun (seen on PostgreSQL)."""
+    async with make_service(background_workers_in_process=False) as service:
+        gate = asyncio.Event()
+        real_claim = jobs.claim
+        rounds = 0
+
+        async def claim(*args: Any, **kwargs: Any) -> list[jobs.ClaimedJob]:
+            nonlocal rounds
+            rounds += 1
+            if rounds == 1:  # looks now, answers after the enqueue below
+                await gate.wait()
+                return []
+            return await real_claim(*args, **kwargs)
+
+        jobs.claim = claim  # type: ignore[assignment]
+        try:
+            pool = service.services.pool
+            pool.start()
+            await asyncio.sleep(0)  # the first round is under way
+            async with service.services.database.session() as session:
+                await jobs.enqueue(session, task_type=TASK_TYPE, payload={}, max_attempts=3)
+            joined = asyncio.create_task(pool.join())
+            await asyncio.sleep(0)
+            gate.set()
+            await joined
+        finally:
+            jobs.claim = real_claim
+        (job,) = await rows(service, BackgroundJob)
+        assert (job.status, job.last_error_type) == ("failed", "InvalidJobPayload")
