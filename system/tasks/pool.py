@@ -102,7 +102,7 @@ class JobPool:
         self._stopping = asyncio.Event()
         #: Told about every claim (metrics count claims and lease take-overs).
         self.on_claim: Callable[[ClaimedJob], None] | None = None
-        #: Told about every hand-back a handler asked for (`hand_back`), with its reason.
+        #: Told about every job handed back unfinished, with the reason (metrics count them).
         self.on_hand_back: Callable[[ClaimedJob, str], None] | None = None
 
     def register(self, task_type: str, handler: Handler) -> None:
