@@ -207,8 +207,17 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(
         1.0, gt=0, description="How often an idle worker looks for due jobs (it is also woken)."
     )
+    job_retention_days: float = Field(
+        7.0,
+        gt=0,
+        description="Finished jobs are deleted after this many days (failed ones only once "
+        "their failure is resolved); their run rows stay.",
+    )
     job_max_attempts: int = Field(
         3, ge=1, description="Claims of one job (its worker died holding it) before it fails."
+    )
+    job_metrics_seconds: float = Field(
+        5.0, gt=0, description="How often the API refreshes the job gauges from the job table."
     )
     spool_path: Path = Field(Path("var/failure-spool.jsonl"))
     spool_replay_seconds: float = Field(
@@ -240,6 +249,9 @@ class Settings(BaseSettings):
     alert_error_rate_min_requests: int = Field(20, ge=1)
     alert_breaker_open_seconds: float = Field(300, ge=0)
     alert_unresolved_threshold: int = Field(50, ge=0)
+    alert_job_backlog_seconds: float = Field(
+        300, ge=0, description="Job backlog alert: the oldest due queued job waited longer."
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

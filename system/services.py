@@ -22,7 +22,9 @@ from system.db.database import Database
 from system.db.tasks import TaskRecord
 from system.importer import GameImporter
 from system.observability.alerts import Alerter, RequestWindow
+from system.observability.job_metrics import JobGauges
 from system.observability.metrics import STATE_VALUES, Metrics
+from system.periodic import Periodic
 from system.resilience.breaker import AsyncCircuitBreaker, Transition
 from system.resilience.budget import RetryBudget
 from system.resilience.probe import BreakerProbe
@@ -38,7 +40,7 @@ from system.tasks.imports import TASK_TYPE as IMPORT_TASK
 from system.tasks.imports import import_handler
 from system.tasks.pool import JobPool
 from system.tasks.recording import TaskRecorder
-from system.tasks.recovery import Recovery
+from system.tasks.recovery import Recovery, thumbnail_retrier
 from system.tasks.runner import TaskRunner
 from system.tasks.spool import Spool
 from system.tasks.thumbnails import TASK_TYPE as THUMBNAIL_TASK
@@ -50,6 +52,9 @@ from system.tasks.thumbnails import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: How often old finished jobs are deleted (seconds).
+JOB_RETENTION_INTERVAL = 3600.0
 
 BGG_BREAKER = "BGG API"
 CDN_BREAKER = "Image CDN"
@@ -78,6 +83,7 @@ class Services:
     runner: TaskRunner
     recorder: TaskRecorder
     pool: JobPool
+    job_retention: Periodic
     importer: GameImporter
     recovery: Recovery
     metrics: Metrics
@@ -89,6 +95,8 @@ class Services:
     parse_processes: ProcessParser | None = None
     #: Closes the BGG breaker after an outage without user traffic (`resilience/probe.py`).
     bgg_probe: BreakerProbe | None = None
+    #: The job table's gauges, refreshed by the API processes (`observability/job_metrics.py`).
+    job_gauges: JobGauges | None = None
 
     @property
     def bgg_breaker(self) -> AsyncCircuitBreaker:
@@ -97,7 +105,8 @@ class Services:
 
     async def start(self, *, workers: bool, alerts: bool = True) -> None:
         """Migrate (with `AUTO_MIGRATE`), replay the spool, and start the background loops:
-        the job pool only with `workers`, the alert checks only with `alerts` (the API's)."""
+        the job pool only with `workers`, the alert checks and the job gauges only with
+        `alerts` (the API's)."""
         if self.settings.auto_migrate:
             await self.database.auto_migrate()
         if self.database.schema_ready:
@@ -107,11 +116,14 @@ class Services:
         if workers:
             # After the replay: a spooled record may finish a job this pool would re-run.
             self.pool.start()
+            self.job_retention.start()
         self.recovery.start()
         if self.bgg_probe is not None:
             self.bgg_probe.start()
         if alerts:
             self.alerter.start()
+            if self.job_gauges is not None:
+                self.job_gauges.start()
 
     async def settle(self) -> None:
         """Wait until no background job or task is due or running in this process."""
@@ -125,10 +137,13 @@ class Services:
     async def aclose(self) -> None:
         """Drain background tasks, then close clients, Redis and the database."""
         await self.alerter.aclose()
+        if self.job_gauges is not None:
+            await self.job_gauges.aclose()
         if self.bgg_probe is not None:
             await self.bgg_probe.aclose()
         await self.recovery.aclose()
         await self.recorder.aclose()
+        await self.job_retention.aclose()
         await self.pool.drain(self.settings.background_drain_seconds)
         await self.runner.drain(self.settings.background_drain_seconds)
         for store in self.stores:
@@ -270,6 +285,8 @@ def build_services(
         poll_seconds=settings.job_poll_seconds,
     )
     pool.register(THUMBNAIL_TASK, thumbnail_handler(downloader, recorder))
+    pool.on_claim = metrics.count_claim
+    pool.on_hand_back = metrics.count_handback
     importer = GameImporter(
         bgg=bgg,
         database=database,
@@ -280,10 +297,10 @@ def build_services(
     pool.limit_claims(IMPORT_TASK, lambda: bgg_import_claims(bgg_breaker))
     recovery = Recovery(
         database=database,
-        downloader=downloader,
-        recorder=recorder,
+        breaker=cdn_breaker,
+        task_type=THUMBNAIL_TASK,
+        retrier=thumbnail_retrier(downloader, recorder),
         runner=runner,
-        cdn_breaker=cdn_breaker,
         auto_retry_max=settings.auto_retry_max,
         lookback_seconds=settings.auto_retry_lookback_seconds,
         check_seconds=settings.recovery_check_seconds,
@@ -306,6 +323,11 @@ def build_services(
         runner=runner,
         recorder=recorder,
         pool=pool,
+        job_retention=Periodic(
+            "job retention",
+            JOB_RETENTION_INTERVAL,
+            lambda: pool.delete_finished(settings.job_retention_days),
+        ),
         importer=importer,
         recovery=recovery,
         metrics=metrics,
@@ -316,6 +338,7 @@ def build_services(
         stores=stores,
         parse_processes=parse_processes,
         bgg_probe=BreakerProbe.from_settings(settings, bgg),
+        job_gauges=JobGauges(database, metrics, settings.job_metrics_seconds),
     )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    delete,
     func,
     literal,
     or_,
@@ -35,7 +36,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from system.db.models import LIVE_DEDUPE_PREDICATE, LIVE_JOB_STATES, BackgroundJob
+from system.db.models import (
+    LIVE_DEDUPE_PREDICATE,
+    LIVE_JOB_STATES,
+    BackgroundJob,
+    BackgroundTaskFailure,
+)
 
 JobStatus = Literal["queued", "running", "done", "failed"]
 JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "done", "failed")
@@ -470,6 +476,37 @@ async def hand_back(
     )
     async with engine.begin() as conn:
         return (await conn.execute(statement)).first() is not None
+
+
+async def delete_finished(engine: AsyncEngine, *, older_than_days: float, limit: int = 1000) -> int:
+    """Delete up to `limit` jobs finished more than `older_than_days` ago: `done` ones, and
+    `failed` ones whose failure row is resolved or gone (an unresolved failure keeps its job,
+    which holds what a retry needs). Returns how many went; runs keep their rows."""
+    dialect = engine.dialect.name
+    cutoff = db_now(dialect, -older_than_days * 86400)
+    unresolved = (
+        select(BackgroundTaskFailure.id)
+        .where(BackgroundTaskFailure.id == BackgroundJob.failure_id)
+        .where(BackgroundTaskFailure.resolved.is_not(True))
+        .exists()
+    )
+    old = (
+        select(BackgroundJob.id)
+        .where(BackgroundJob.finished_at < cutoff)
+        .where(
+            or_(
+                BackgroundJob.status == "done",
+                and_(BackgroundJob.status == "failed", ~unresolved),
+            )
+        )
+        .order_by(BackgroundJob.id)
+        .limit(limit)
+    )
+    async with engine.begin() as conn:
+        ids = [row.id for row in await conn.execute(old)]
+        if ids:
+            await conn.execute(delete(BackgroundJob).where(BackgroundJob.id.in_(ids)))
+    return len(ids)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,10 @@ Every `ALERT_CHECK_INTERVAL_SECONDS`:
   its outage. (Measured from the last `opened_at`, an outage
   longer than the alert window would never fire the alert.)
 - `unresolved_failures`: more than `ALERT_UNRESOLVED_THRESHOLD` unresolved failures.
+- `job_backlog`: the oldest *due* queued background job (`run_after` passed) has waited longer
+  than `ALERT_JOB_BACKLOG_SECONDS`: no worker is claiming, or too few for the load. A job
+  waiting on an open breaker is not due, so an outage does not fire it (`breaker_open` does).
+  Ages are measured on the database's clock, as every lease is.
 
 A rule posts a Slack-compatible JSON message to `ALERT_WEBHOOK_URL` once when it fires and
 once when it resolves. A message the webhook refuses (or that cannot reach it) is sent again
@@ -57,6 +61,7 @@ from system.clock import isoformat_z, utcnow
 from system.config import Settings
 from system.db.database import Database
 from system.db.failures import FailureRepository
+from system.db.jobs import count_jobs
 from system.periodic import Periodic
 from system.resilience.breaker import AsyncCircuitBreaker, Transition
 from system.resilience.redis_store import REDIS_DOWN
@@ -64,7 +69,7 @@ from system.resilience.store import CLOSED, Snapshot
 
 logger = logging.getLogger(__name__)
 
-RULES = ("error_rate", "breaker_open", "unresolved_failures")
+RULES = ("error_rate", "breaker_open", "unresolved_failures", "job_backlog")
 
 #: Seconds a webhook post may take (the whole post, not each phase of it).
 SEND_TIMEOUT = 5.0
@@ -240,7 +245,28 @@ class Alerter:
             unresolved,
             s.alert_unresolved_threshold,
         )
+        results["job_backlog"] = await self._job_backlog()
         return results
+
+    async def _job_backlog(self) -> Evaluation:
+        threshold = self.settings.alert_job_backlog_seconds
+        try:
+            async with self.database.session() as session:
+                ages = (await count_jobs(session)).oldest_due_seconds
+        except Exception as exc:
+            # Keep the last verdict: an unreadable table neither fires nor resolves it.
+            logger.debug("alert check could not count background jobs: %s", exc)
+            state = self.states["job_backlog"]
+            return Evaluation(state.firing, state.summary, state.value, threshold)
+        if not ages:
+            return Evaluation(False, "no background job is waiting", 0.0, threshold)
+        task_type, oldest = max(ages.items(), key=lambda item: item[1])
+        return Evaluation(
+            oldest > threshold,
+            f"the oldest queued {task_type} job has waited {math.floor(oldest)} s",
+            oldest,
+            threshold,
+        )
 
     async def check_once(self) -> list[str]:
         """Evaluate and notify; returns the messages this worker delivered

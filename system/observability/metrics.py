@@ -1,4 +1,4 @@
-"""Prometheus metrics: requests, latency, breakers, retries, background tasks, the spool.
+"""Prometheus metrics: requests, latency, breakers, retries, background tasks and jobs, spool.
 
 Each app owns a `Metrics` with its own registry (tests build many apps). With several
 workers, prometheus-client's multiprocess mode is used: `python -m system serve --workers N`
@@ -25,6 +25,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from system.db.jobs import JOB_STATUSES, ClaimedJob, JobCounts
 from system.db.tasks import TaskRecord
 from system.observability.alerts import RequestWindow
 from system.tasks.spool import Spool
@@ -115,6 +116,32 @@ class Metrics:
             "background_task_failures_unresolved", "Unresolved failures in the table",
             registry=r, multiprocess_mode="livemostrecent",
         )  # fmt: skip
+        # The job table's gauges are the same in every process (one query's answer), so the
+        # most recent value is kept rather than a sum over `serve --workers N`.
+        self.jobs = Gauge(
+            "background_jobs", "Background jobs in the job table by task type and status",
+            ["task_type", "status"], registry=r, multiprocess_mode="livemostrecent",
+        )  # fmt: skip
+        self.job_oldest_queued = Gauge(
+            "background_job_oldest_queued_seconds",
+            "Seconds the oldest due queued job has waited, by task type (0: none waits)",
+            ["task_type"], registry=r, multiprocess_mode="livemostrecent",
+        )  # fmt: skip
+        self.job_claims = Counter(
+            "background_job_claims", "Jobs claimed by this service's workers",
+            ["task_type"], registry=r,
+        )  # fmt: skip
+        self.job_lease_expiries = Counter(
+            "background_job_lease_expiries",
+            "Claims that took a job over from a worker whose lease expired",
+            ["task_type"], registry=r,
+        )  # fmt: skip
+        self.job_handbacks = Counter(
+            "background_job_handbacks", "Unfinished jobs handed back to the queue, by reason",
+            ["task_type", "reason"], registry=r,
+        )  # fmt: skip
+        #: Task types the job gauges have shown: one that vanishes from the table reads 0.
+        self._job_types: set[str] = set()
         self._spool: _SpoolCollector | None = None
 
     def count_thumbnail_retries(self, record: TaskRecord) -> None:
@@ -129,6 +156,31 @@ class Metrics:
         tried = record.attempts - (1 if record.error_type == CdnUnavailable.error_type else 0)
         if tried > 1:
             self.thumbnail_retries.inc(tried - 1)
+
+    def observe_jobs(self, counts: JobCounts) -> None:
+        """Set the job gauges from one `count_jobs` answer.
+
+        Every status of every task type seen so far gets a value, 0 when it has no row now:
+        a series that simply stopped being set would keep showing its last count.
+        """
+        self._job_types.update(task_type for task_type, _status in counts.counts)
+        self._job_types.update(counts.oldest_due_seconds)
+        for task_type in self._job_types:
+            for status in JOB_STATUSES:
+                self.jobs.labels(task_type, status).set(counts.counts.get((task_type, status), 0))
+            self.job_oldest_queued.labels(task_type).set(
+                counts.oldest_due_seconds.get(task_type, 0.0)
+            )
+
+    def count_claim(self, job: ClaimedJob) -> None:
+        """Count one claim, and a lease take-over when it was one (the pool's `on_claim`)."""
+        self.job_claims.labels(job.task_type).inc()
+        if job.taken_over:
+            self.job_lease_expiries.labels(job.task_type).inc()
+
+    def count_handback(self, job: ClaimedJob, reason: str) -> None:
+        """Count one job handed back unfinished (the pool's `on_hand_back`)."""
+        self.job_handbacks.labels(job.task_type, reason).inc()
 
     def watch_spool(self, spool: Spool) -> None:
         """Report the spool's length and its quarantine's at every scrape."""

@@ -105,6 +105,19 @@ class JobPool:
         #: Told about every job handed back unfinished, with the reason (metrics count them).
         self.on_hand_back: Callable[[ClaimedJob, str], None] | None = None
 
+    async def delete_finished(self, older_than_days: float) -> int:
+        """Delete old finished jobs, a thousand at a time (the retention loop's step)."""
+        deleted = total = 0
+        while deleted := await jobs.delete_finished(
+            self.database.engine, older_than_days=older_than_days
+        ):
+            total += deleted
+        if total:
+            logger.info(
+                "deleted %d background jobs finished over %g days ago", total, older_than_days
+            )
+        return total
+
     def register(self, task_type: str, handler: Handler) -> None:
         """Run `handler` for jobs of `task_type`."""
         self._handlers[task_type] = handler
@@ -377,6 +390,8 @@ class JobPool:
                     reason="drain",
                 ):
                     handed += 1
+                    if self.on_hand_back is not None:
+                        self.on_hand_back(entry.job, "drain")
             except Exception as exc:
                 # Its lease expires and another worker claims it, as one more attempt.
                 logger.warning("could not hand job %s back: %s", entry.job.id, describe(exc))

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -56,7 +56,6 @@ from system.resilience.store import CLOSED, OPEN
 from system.tasks.classification import TRANSIENT_ERROR_TYPES
 from system.tasks.recording import Recorded, TaskRecorder
 from system.tasks.runner import TaskRunner
-from system.tasks.thumbnails import TASK_TYPE as THUMBNAIL_TASK
 from system.tasks.thumbnails import ThumbnailDownloader, run_thumbnail_task
 
 logger = logging.getLogger(__name__)
@@ -121,28 +120,59 @@ class Sweep:
         return Sweep(tried=1, failed=1)
 
 
+#: Re-runs one failed task (raising `NotRetryable` when it cannot be): whether it succeeded
+#: and where its record went.
+Retrier = Callable[[BackgroundTaskFailure, Trigger], Awaitable[tuple[bool, Recorded]]]
+
+
+def thumbnail_retrier(downloader: ThumbnailDownloader, recorder: TaskRecorder) -> Retrier:
+    """Re-runs a failed thumbnail download for the game and URL its failure row names."""
+
+    async def retry(failure: BackgroundTaskFailure, trigger: Trigger) -> tuple[bool, Recorded]:
+        if failure.game_id is None:
+            raise NotRetryable(f"The game of background failure {failure.id} no longer exists")
+        if not failure.url:
+            raise NotRetryable(f"Background failure {failure.id} has no URL to download")
+        run = await run_thumbnail_task(
+            downloader,
+            recorder,
+            game_id=failure.game_id,
+            url=failure.url,
+            trigger=trigger,
+            failure_id=failure.id,
+        )
+        return run.succeeded, run.recorded
+
+    return retry
+
+
 class Recovery:
-    """Re-runs failed tasks; owns the automatic retry after outages."""
+    """Re-runs failed tasks of one task type; owns their automatic retry after outages of
+    the dependency behind `breaker` (one `Recovery` per dependency: the CDN's thumbnails,
+    BGG's imports)."""
 
     def __init__(
         self,
         *,
         database: Database,
-        downloader: ThumbnailDownloader,
-        recorder: TaskRecorder,
+        breaker: AsyncCircuitBreaker,
+        task_type: str,
+        retrier: Retrier,
         runner: TaskRunner,
-        cdn_breaker: AsyncCircuitBreaker,
         auto_retry_max: int,
         lookback_seconds: float,
         check_seconds: float,
         concurrency: int,
+        error_types: frozenset[str] = TRANSIENT_ERROR_TYPES,
         batch_size: int = BATCH_SIZE,
+        probe: bool = True,
     ) -> None:
         self.database = database
-        self.downloader = downloader
-        self.recorder = recorder
+        self.breaker = breaker
+        self.task_type = task_type
+        self.retrier = retrier
         self.runner = runner
-        self.cdn_breaker = cdn_breaker
+        self.error_types = error_types
         self.auto_retry_max = auto_retry_max
         self.lookback = timedelta(seconds=lookback_seconds)
         self.concurrency = concurrency
@@ -154,8 +184,12 @@ class Recovery:
         #: Failures being retried in this worker now.
         self._in_flight: set[int] = set()
         self._sweeping = asyncio.Lock()
-        self._loop = Periodic("recovery probe", check_seconds, self.probe_once)
-        cdn_breaker.on_transition(self._on_transition)
+        self._loop = (
+            Periodic(f"recovery probe ({breaker.name})", check_seconds, self.probe_once)
+            if probe
+            else None
+        )
+        breaker.on_transition(self._on_transition)
 
     async def retry(self, failure_id: int, *, trigger: Trigger = "manual_retry") -> RetryOutcome:
         """Re-run one failed task now; raises LookupError (unknown) or NotRetryable.
@@ -172,34 +206,18 @@ class Recovery:
                 failure = await FailureRepository(session).get(failure_id)
                 if failure is None:
                     raise LookupError(failure_id)
-                game_id, url = self._check_retryable(failure)
-            run = await run_thumbnail_task(
-                self.downloader,
-                self.recorder,
-                game_id=game_id,
-                url=url,
-                trigger=trigger,
-                failure_id=failure_id,
-            )
+                if failure.resolved:
+                    raise NotRetryable(f"Background failure {failure.id} is already resolved")
+                if failure.task_type != self.task_type:
+                    raise NotRetryable(f"Tasks of type {failure.task_type!r} cannot be re-run")
+            succeeded, recorded = await self.retrier(failure, trigger)
         finally:
             self._in_flight.discard(failure_id)
-        return RetryOutcome(failure_id, run.succeeded, run.recorded)
-
-    @staticmethod
-    def _check_retryable(failure: BackgroundTaskFailure) -> tuple[int, str]:
-        if failure.resolved:
-            raise NotRetryable(f"Background failure {failure.id} is already resolved")
-        if failure.task_type != THUMBNAIL_TASK:
-            raise NotRetryable(f"Tasks of type {failure.task_type!r} cannot be re-run")
-        if failure.game_id is None:
-            raise NotRetryable(f"The game of background failure {failure.id} no longer exists")
-        if not failure.url:
-            raise NotRetryable(f"Background failure {failure.id} has no URL to download")
-        return failure.game_id, failure.url
+        return RetryOutcome(failure_id, succeeded, recorded)
 
     @property
     def outage_since(self) -> datetime | None:
-        """When the current outage of the CDN began, as far as this worker knows."""
+        """When the current outage of the dependency began, as far as this worker knows."""
         return self._outage_since
 
     def window_start(self, now: datetime | None = None) -> datetime:
@@ -227,11 +245,11 @@ class Recovery:
         self, since: datetime, until: datetime, *, after: Key | None, limit: int
     ) -> Sequence[Key]:
         """Up to `limit` candidates recorded in [since, until], oldest first, after `after`:
-        unresolved transient thumbnail failures with automatic retries left."""
+        unresolved transient failures of this task type with automatic retries left."""
         async with self.database.session() as session:
             return await FailureRepository(session).retry_candidates(
-                task_type=THUMBNAIL_TASK,
-                error_types=TRANSIENT_ERROR_TYPES,
+                task_type=self.task_type,
+                error_types=self.error_types,
                 since=since,
                 until=until,
                 max_auto_retries=self.auto_retry_max,
@@ -247,7 +265,7 @@ class Recovery:
         return [failure_id for _, failure_id in rows]
 
     def _closed(self) -> bool:
-        return self.cdn_breaker.last_known_state == CLOSED
+        return self.breaker.last_known_state == CLOSED
 
     async def sweep(self, *, since: datetime | None = None) -> Sweep:
         """Retry every candidate recorded from `since` (default: `window_start()`) until now,
@@ -309,12 +327,12 @@ class Recovery:
             return done
 
     async def probe_once(self) -> bool:
-        """If the CDN breaker is open past its reset timeout with failures waiting, retry one
+        """If the breaker is open past its reset timeout with failures waiting, retry one
         (as the breaker's trial). True when a probe was made."""
-        snap = await self.cdn_breaker.snapshot()
+        snap = await self.breaker.snapshot()
         if snap.state != CLOSED and snap.opened_at is not None:
             self._saw_opening(datetime.fromtimestamp(snap.opened_at, UTC))
-        if snap.state != OPEN or self.cdn_breaker.seconds_until_half_open(snap):
+        if snap.state != OPEN or self.breaker.seconds_until_half_open(snap):
             return False
         pending = await self._batch(self.window_start(), utcnow(), after=None, limit=1)
         if not pending:
@@ -323,9 +341,11 @@ class Recovery:
         return True
 
     def start(self) -> None:
-        """Start the periodic probe (the lifespan calls this)."""
-        self._loop.start()
+        """Start the periodic probe, if this recovery has one (the lifespan calls this)."""
+        if self._loop is not None:
+            self._loop.start()
 
     async def aclose(self) -> None:
         """Stop the periodic probe."""
-        await self._loop.aclose()
+        if self._loop is not None:
+            await self._loop.aclose()

@@ -201,6 +201,25 @@ async def test_an_import_whose_commit_fails_answers_503_and_stores_nothing(
 
 
 @postgres_only
+async def test_an_import_whose_job_cannot_commit_leaves_neither_game_nor_job(
+    own_postgres: str, upstreams: Upstreams, tmp_path: Path
+) -> None:
+    """The outbox: the thumbnail job commits with the game or not at all (issue 11)."""
+    app, dsn = _with_upstreams(own_postgres, upstreams, tmp_path)
+    await refuse_commits(dsn, "background_jobs", "INSERT")
+    async with served(app) as url, httpx.AsyncClient(base_url=url) as client:
+        response = await client.post("/api/admin/games/import/28720", headers=AUTH)
+        assert response.status_code == 503, response.text
+        assert (await client.get("/api/public/games")).json()["total"] == 0
+    connection = await asyncpg.connect(dsn)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM background_jobs") == 0
+        assert await connection.fetchval("SELECT count(*) FROM boardgames") == 0
+    finally:
+        await connection.close()
+
+
+@postgres_only
 async def test_a_retry_whose_result_went_to_the_spool_answers_503_not_success(
     own_postgres: str, upstreams: Upstreams, tmp_path: Path
 ) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from system.db import jobs
 from system.db.engine import create_engine, create_sessionmaker
-from system.db.models import BackgroundJob
+from system.db.models import BackgroundJob, BackgroundTaskFailure
 
 LEASE = 30.0
 
@@ -247,3 +247,36 @@ async def test_lease_check_constraint(engine: AsyncEngine) -> None:
             await conn.execute(
                 update(BackgroundJob).where(BackgroundJob.id == queued.id).values(status="running")
             )
+
+
+async def test_retention_deletes_old_finished_jobs_but_keeps_unresolved_failures(
+    engine: AsyncEngine,
+) -> None:
+    done, failed_unresolved, failed_resolved, recent, live = await put(engine, 5)
+    sessions = create_sessionmaker(engine)
+    async with sessions() as session:
+        unresolved = BackgroundTaskFailure(task_type="t", error_message="x", resolved=False)
+        resolved = BackgroundTaskFailure(task_type="t", error_message="x", resolved=True)
+        session.add_all([unresolved, resolved])
+        await session.flush()
+        old = jobs.db_now(engine.dialect.name, -8 * 86400)
+        for job, status, failure in (
+            (done, "done", None),
+            (failed_unresolved, "failed", unresolved.id),
+            (failed_resolved, "failed", resolved.id),
+        ):
+            await session.execute(
+                update(BackgroundJob)
+                .where(BackgroundJob.id == job.id)
+                .values(status=status, finished_at=old, failure_id=failure)
+            )
+        await session.execute(
+            update(BackgroundJob)
+            .where(BackgroundJob.id == recent.id)
+            .values(status="done", finished_at=jobs.db_now(engine.dialect.name))
+        )
+        await session.commit()
+    assert await jobs.delete_finished(engine, older_than_days=7) == 2
+    async with sessions() as session:
+        left = set(await session.scalars(select(BackgroundJob.id)))
+    assert left == {failed_unresolved.id, recent.id, live.id}

@@ -92,6 +92,7 @@ def run_rows(draw: st.DrawFn, *, min_size: int = 0, max_size: int = 25) -> list[
                 "started_at": started,
                 "finished_at": started + timedelta(milliseconds=40),
                 "duration_ms": 40.0,
+                "job_id": None,
             }
         )
     return rows

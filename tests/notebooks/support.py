@@ -56,6 +56,7 @@ RUN_COLUMNS = (
     "started_at",
     "finished_at",
     "duration_ms",
+    "job_id",
 )
 
 

@@ -48,6 +48,10 @@ def test_alert_rules_cover_the_spec_and_use_real_metrics(tmp_path: Path) -> None
     assert "> 50" in alerts["UnresolvedBackgroundFailures"]["expr"]
     # A record set aside is a failure nobody sees in the API: it pages at once.
     assert alerts["FailureSpoolQuarantine"]["expr"] == "max(failure_spool_quarantined) > 0"
+    # Issue 11: a due job nobody claims for five minutes (the service's `job_backlog` too).
+    backlog = alerts["BackgroundJobBacklog"]
+    assert _squeezed(backlog["expr"]) == "max(background_job_oldest_queued_seconds)>300"
+    assert backlog["for"] == "1m"
     known = exported_names(tmp_path)
     for alert in alerts.values():
         assert metric_names(alert["expr"]) <= known, alert["alert"]
@@ -110,3 +114,19 @@ def test_the_dashboard_shows_the_retries_of_both_upstreams() -> None:
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     names = set().union(*(metric_names(expr) for expr in exprs))
     assert {"bgg_fetch_attempts_total", "thumbnail_download_retries_total"} <= names
+
+
+def test_the_dashboard_shows_the_job_queue(tmp_path: Path) -> None:
+    """Jobs by status, the oldest queued age and lease expiries per minute, in one panel, on
+    names the collector exports (not on names copied into this test)."""
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboard.json").read_text())
+    known = exported_names(tmp_path)
+    job_series = {n for n in known if n.startswith("background_job")}
+    (panel,) = [p for p in dashboard["panels"] if p["title"].startswith("Background jobs")]
+    exprs = [t["expr"] for t in panel["targets"]]
+    names = set().union(*(metric_names(expr) for expr in exprs))
+    assert names <= job_series
+    assert {"background_jobs", "background_job_oldest_queued_seconds"} <= names
+    assert "background_job_lease_expiries_total" in names
+    (expiries,) = [e for e in exprs if "lease_expiries" in e]
+    assert "[1m]" in expiries
