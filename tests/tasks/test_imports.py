@@ -23,6 +23,7 @@ from system.tasks.thumbnails import TASK_TYPE as THUMBNAIL_TASK
 from tests.conftest import ADMIN_TOKEN, ServiceFactory, ServiceUnderTest
 from tests.db.test_jobs import expire_lease
 from tests.fakes import Upstreams
+from tests.observability.test_metrics import sample
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TOKEN = "bgg-s3cret-token-4f9a"
@@ -109,6 +110,9 @@ async def test_an_open_breaker_makes_the_job_wait_without_spending_an_attempt(
         assert await rows(service, BackgroundTaskFailure) == []
         assert await rows(service, BackgroundTaskRun) == []
         assert upstreams.thing_requests() == 0
+        text = service.services.metrics.render()[0].decode()
+        assert sample(text, "background_job_handbacks_total", task_type=TASK_TYPE,
+                      reason="breaker_open") == 1  # fmt: skip
         # Not due: the workers leave it alone, and it is not a backlog.
         await run_queued(service)
         (job,) = await rows(service, BackgroundJob)
