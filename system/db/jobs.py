@@ -399,10 +399,9 @@ async def hold(session: AsyncSession, *, job_id: int, attempt: int) -> bool:
     """Begin a finish: a fenced write to the job in the caller's transaction; False when
     attempt `attempt` no longer holds it (then the caller's work is not the job's result).
 
-    Written first on purpose. On PostgreSQL it locks the job's row for the rest of the
-    transaction. On SQLite the driver opens its transaction only at a first write: a
-    savepoint taken before that (the game upsert's) would start the transaction itself, and
-    releasing it would commit the game however the finish ended.
+    Written first on purpose: a run that lost its lease writes nothing else, and on
+    PostgreSQL the job's row stays locked until the finish commits. (It also opens SQLite's
+    transaction, which its driver begins only at a first write.)
     """
     result = await session.execute(
         update(BackgroundJob)
