@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from system import __version__
-from system.api import admin, failures, health, monitoring, observability, public
+from system.api import admin, failures, health, jobs, monitoring, observability, public
 from system.api.errors import UnexpectedErrors, install_error_handlers
 from system.config import Settings
 from system.observability.alerts import RequestWindow
@@ -71,5 +71,6 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
     app.include_router(admin.router)
     app.include_router(monitoring.router)
     app.include_router(failures.router)
+    app.include_router(jobs.router)
     app.include_router(observability.router)
     return app

@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     bgg_breaker_fail_max: int = Field(5, ge=1)
     bgg_breaker_reset_timeout: float = Field(60.0, gt=0)
     bgg_max_id: int = Field(10_000_000, ge=1, description="Largest bgg_id accepted for import.")
+    bulk_import_max: int = Field(
+        500, ge=1, le=100_000, description="Most BGG ids one bulk import request may name."
+    )
     bgg_recovery_probe_id: int = Field(
         13,
         ge=0,

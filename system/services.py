@@ -35,7 +35,9 @@ from system.resilience.redis_store import (
     redis_client,
 )
 from system.resilience.retry import RetryPolicy, Sleep
-from system.resilience.store import BreakerStore, MemoryBreakerStore
+from system.resilience.store import CLOSED, BreakerStore, MemoryBreakerStore
+from system.tasks.imports import TASK_TYPE as IMPORT_TASK
+from system.tasks.imports import import_handler
 from system.tasks.pool import JobPool
 from system.tasks.recording import TaskRecorder
 from system.tasks.recovery import Recovery, thumbnail_retrier
@@ -291,6 +293,8 @@ def build_services(
         job_max_attempts=settings.job_max_attempts,
         on_enqueued=pool.wake,
     )
+    pool.register(IMPORT_TASK, import_handler(importer, recorder, pool))
+    pool.limit_claims(IMPORT_TASK, lambda: bgg_import_claims(bgg_breaker))
     recovery = Recovery(
         database=database,
         breaker=cdn_breaker,
@@ -336,6 +340,13 @@ def build_services(
         bgg_probe=BreakerProbe.from_settings(settings, bgg),
         job_gauges=JobGauges(database, metrics, settings.job_metrics_seconds),
     )
+
+
+def bgg_import_claims(breaker: AsyncCircuitBreaker) -> int | None:
+    """How many `bgg_import` jobs one claim may take: any number while the BGG breaker is
+    closed (as this process last saw it), else one, the trial; the rest stay queued rather
+    than each being claimed, rejected and handed back."""
+    return None if breaker.last_known_state == CLOSED else 1
 
 
 def _count_fetch(metrics: Metrics, attempts: int, outcome: str) -> None:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 from starlette.background import BackgroundTask
 
 from system.api.auth import require_admin
 from system.api.deps import ServicesDep, SessionDep
 from system.api.errors import ApiError
 from system.api.public import MAX_DB_ID
-from system.api.schemas import Game
+from system.api.schemas import BulkImportAccepted, BulkImportJob, BulkImportRequest, Game
 from system.db.games import GameRepository
+from system.db.models import BackgroundJob
 from system.tasks.files import remove_thumbnail
+from system.tasks.imports import enqueue_imports
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -78,3 +81,94 @@ async def import_game(services: ServicesDep, bgg_id: Annotated[int, Path()]) -> 
     return JSONResponse(
         Game.model_validate(game).model_dump(mode="json"), status_code=201 if created else 200
     )
+
+
+#: A bad bulk list names at most this many items (a list of 500 strings is one answer, not
+#: 500 lines of it).
+MAX_FIELD_ERRORS = 20
+
+
+def _bulk_invalid(fields: list[dict[str, str]]) -> ApiError:
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return ApiError(422, f"Invalid request: {summary}", fields=fields)
+
+
+def check_bulk_ids(values: list[Any], *, max_ids: int, max_id: int) -> list[int]:
+    """The distinct ids of a bulk import body, in request order; `ApiError` 422 naming
+    `bgg_ids` (the list) or `bgg_ids[i]` (an item) when the list is not acceptable.
+
+    Items must be JSON integers: no booleans (`true` is an int to Python), no strings
+    (`"12"`), no floats (`12.0`)."""
+    if not 1 <= len(values) <= max_ids:
+        message = f"must hold 1 to {max_ids} ids (BULK_IMPORT_MAX), not {len(values)}"
+        raise _bulk_invalid([{"field": "bgg_ids", "location": "body", "message": message}])
+    fields = []
+    for index, value in enumerate(values):
+        if type(value) is not int or not 1 <= value <= max_id:
+            fields.append(
+                {
+                    "field": f"bgg_ids[{index}]",
+                    "location": "body",
+                    "message": f"must be an integer between 1 and {max_id}",
+                }
+            )
+            if len(fields) == MAX_FIELD_ERRORS:
+                break
+    if fields:
+        raise _bulk_invalid(fields)
+    return list(dict.fromkeys(values))
+
+
+@router.post(
+    "/games/import",
+    summary="Import many games from BoardGameGeek in the background.",
+    status_code=202,
+    response_model=BulkImportAccepted,
+    description=(
+        "Queues one `bgg_import` job per distinct id, all in one transaction (all or "
+        "nothing), and answers 202 with the jobs in request order. The body holds 1 to "
+        "`BULK_IMPORT_MAX` (default 500) ids, each a JSON integer in 1..`BGG_MAX_ID`; "
+        "anything else is a 422 naming `bgg_ids` or the item (`bgg_ids[3]`). A repeated id "
+        "is one job; an id already queued or running returns that job (`existing: true`). "
+        "Each job fetches with the single import's client (retries, deadline, breaker); while "
+        "the BGG breaker is open the jobs wait instead of failing. A job that fails leaves a "
+        "`bgg_import` failure row. Follow them on `GET /api/admin/monitoring/jobs`."
+    ),
+    responses={
+        422: {
+            "description": "Empty, too long, or an id that is not an integer in range.",
+            **_ERROR,
+        },
+        503: {
+            "description": "The database is unavailable: nothing was queued; see `Retry-After`.",
+            **_ERROR,
+        },
+    },
+)
+async def bulk_import(services: ServicesDep, body: BulkImportRequest) -> JSONResponse:
+    """Queue `bgg_import` jobs for `bgg_ids`; the local workers are woken after the commit."""
+    settings = services.settings
+    ids = check_bulk_ids(body.bgg_ids, max_ids=settings.bulk_import_max, max_id=settings.bgg_max_id)
+    async with services.database.session() as session:
+        queued = await enqueue_imports(session, ids, max_attempts=settings.job_max_attempts)
+        found = [job.id for job in queued if job.existing]
+        statuses: dict[int, str] = {}
+        if found:
+            rows = await session.execute(
+                select(BackgroundJob.id, BackgroundJob.status).where(BackgroundJob.id.in_(found))
+            )
+            statuses = {row.id: row.status for row in rows}
+    services.pool.wake()
+    answer = BulkImportAccepted(
+        jobs=[
+            BulkImportJob(
+                bgg_id=bgg_id,
+                job_id=job.id,
+                status=statuses.get(job.id, "queued"),
+                existing=job.existing,
+            )
+            for bgg_id, job in zip(ids, queued, strict=True)
+        ],
+        count=len(ids),
+    )
+    return JSONResponse(answer.model_dump(mode="json"), status_code=202)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
@@ -13,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from system.api.auth import require_admin
 from system.api.deps import ServicesDep, SessionDep
 from system.api.errors import DATABASE_RETRY_AFTER, ApiError
+from system.api.paging import decode_cursor, encode_cursor
 from system.api.public import MAX_DB_ID
 from system.api.schemas import ActionResult, FailureList, FailureOut, QueryText
 from system.clock import utcnow
@@ -30,28 +29,10 @@ router = APIRouter(
 MAX_LIMIT = 500
 
 
-def encode_cursor(failure: BackgroundTaskFailure) -> str:
+def failure_cursor(failure: BackgroundTaskFailure) -> str:
     """An opaque cursor pointing just past `failure` (newest-first order)."""
     assert failure.created_at is not None
-    raw = f"{failure.created_at.isoformat()}|{failure.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """The `(created_at, id)` a cursor holds; ValueError when it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, failure_id = raw.split("|")
-        when = datetime.fromisoformat(created)
-        if when.tzinfo is None:
-            raise ValueError("naive")
-        # Both checked here, so a forged cursor is a 422, never a query that overflows.
-        row_id = int(failure_id)
-        if not 1 <= row_id <= MAX_DB_ID:
-            raise ValueError("id out of range")
-        return when.astimezone(UTC), row_id
-    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as exc:
-        raise ValueError("not a cursor this API gave out") from exc
+    return encode_cursor(failure.created_at, failure.id)
 
 
 def _utc(field: str, value: datetime | None) -> datetime | None:
@@ -145,7 +126,7 @@ async def list_failures(
         unresolved_failures=summary.unresolved,
         task_type_counts=summary.unresolved_by_type,
         failures=[failure_out(f) for f in page],
-        next_cursor=encode_cursor(page[-1]) if more and page else None,
+        next_cursor=failure_cursor(page[-1]) if more and page else None,
         limit=limit,
     )
 

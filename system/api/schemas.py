@@ -157,3 +157,73 @@ class ActionResult(BaseModel):
     success: bool
     message: str
     failure: FailureOut | None = None
+
+
+class BulkImportRequest(BaseModel):
+    """The bulk import's body. Each id is checked by the route (strict integers in
+    1..`BGG_MAX_ID`, at most `BULK_IMPORT_MAX` of them), so a bad list names the item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bgg_ids: list[Any] = Field(
+        description="BGG ids to import: 1 to BULK_IMPORT_MAX (500) integers in 1..BGG_MAX_ID; "
+        "a repeated id is imported once.",
+        json_schema_extra={"items": {"type": "integer", "minimum": 1}, "minItems": 1},
+    )
+
+
+class BulkImportJob(BaseModel):
+    """One id of a bulk import and the job that imports it."""
+
+    bgg_id: int
+    job_id: int
+    #: `queued` for a new job; a live job found by its dedupe key may be `running`.
+    status: str
+    #: True when the id was already queued or running (that job is returned, none added).
+    existing: bool
+
+
+class BulkImportAccepted(BaseModel):
+    """The 202 of a bulk import: one job per distinct id, in request order."""
+
+    jobs: list[BulkImportJob]
+    count: int
+
+
+class JobOut(BaseModel):
+    """One background job, as the monitoring route shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    task_type: str
+    payload: Any
+    trigger: str
+    status: str
+    attempts: int
+    max_attempts: int
+    lease_expiries: int
+    run_after: UTCTimestamp
+    lease_owner: str | None
+    lease_expires_at: UTCTimestamp | None
+    failure_id: int | None
+    last_error_type: str | None
+    last_error: str | None
+    created_at: UTCTimestamp
+    updated_at: UTCTimestamp
+    started_at: UTCTimestamp | None
+    finished_at: UTCTimestamp | None
+
+
+class JobList(BaseModel):
+    """Counts of the whole job table, and one page of jobs, newest first."""
+
+    #: task type -> status -> jobs.
+    counts: dict[str, dict[str, int]]
+    #: Seconds the oldest *due* queued job has waited (None: none is due).
+    oldest_queued_age_seconds: float | None
+    #: The same, per task type (types with a due queued job only).
+    oldest_queued_age_seconds_by_type: dict[str, float]
+    jobs: list[JobOut]
+    next_cursor: str | None
+    limit: int

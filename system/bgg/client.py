@@ -294,10 +294,13 @@ class BggClient:
             # (it was caught by the opening) or was turned away at once (the breaker's own
             # fast answer): load tests judge the two differently.
             exc.upstream_attempts = attempts - 1
+            exc.attempts = attempts
             outcome = type(exc).__name__
             raise
         except BaseException as exc:
             outcome = type(exc).__name__
+            if isinstance(exc, BggError):
+                exc.attempts = attempts
             raise
         finally:
             if self.on_fetch is not None:
@@ -350,6 +353,12 @@ class BggClient:
             functools.partial(self._parser, body, bgg_id=bgg_id, max_bytes=self._max_bytes),
             limiter=self._parse_limiter,
         )
+
+    def thing_url(self, bgg_id: int) -> str:
+        """The URL a fetch of `bgg_id` requests, fit to record: the API token travels in the
+        `Authorization` header, never here, and any `user:password@` of the base URL is cut."""
+        url = httpx.URL(f"{self.base_url}/thing", params={"id": str(bgg_id), "stats": "1"})
+        return str(url.copy_with(username=None, password=None))
 
     async def _get(self, bgg_id: int, *, within: float) -> bytes:
         url = f"{self.base_url}/thing"

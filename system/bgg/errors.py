@@ -22,6 +22,9 @@ class BggError(Exception):
         super().__init__(message)
         self.message = message
         self.bgg_id = bgg_id
+        #: Attempts the client's retry loop made before giving up with this error (set by
+        #: `BggClient.fetch_thing`; a `bgg_import` failure row records it as `retry_count`).
+        self.attempts = 0
 
 
 class GameNotFound(BggError):

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import exists, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from system.bgg.models import BggGame
@@ -43,6 +45,12 @@ class Upserted:
     created: bool
     #: No stored thumbnail yet, or the game's thumbnail URL changed.
     needs_thumbnail: bool
+
+
+def _insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT construct (both have `on_conflict_do_nothing`)."""
+    bind = session.get_bind()
+    return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
 
 
 class GameRepository:
@@ -106,15 +114,23 @@ class GameRepository:
             row is None or not row.thumbnail_path or (row.thumbnail_url != game.thumbnail_url)
         )
         if row is None:
-            row = BoardGame(bgg_id=game.bgg_id, **values)
-            try:
-                async with self.session.begin_nested():
-                    self.session.add(row)
-            except IntegrityError:
+            # INSERT ... ON CONFLICT DO NOTHING, not a savepoint around an INSERT: on SQLite
+            # the driver opens its transaction only at a first write, so a savepoint taken
+            # first began the transaction itself and its release committed the game, before
+            # (and whatever became of) the thumbnail job written after it: no outbox.
+            new_id = await self.session.scalar(
+                _insert(self.session)(BoardGame)
+                .values(bgg_id=game.bgg_id, **values)
+                .on_conflict_do_nothing(index_elements=["bgg_id"])
+                .returning(BoardGame.id)
+            )
+            if new_id is not None:
+                row = await self.session.get(BoardGame, new_id)
+            else:  # a concurrent import of the same new game won: update its row instead
                 row = await self.get_by_bgg_id(game.bgg_id)
-                if row is None:
-                    raise
                 created = False
+            if row is None:
+                raise RuntimeError(f"game {game.bgg_id} neither inserted nor found")
         if not created:
             for name, value in values.items():
                 setattr(row, name, value)

@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import (
     ColumnElement,
     Interval,
+    String,
     Table,
     and_,
     case,
@@ -136,6 +137,73 @@ async def enqueue(
     raise RuntimeError(f"could not enqueue {task_type} job with key {dedupe_key!r}")
 
 
+#: Rows per INSERT of `enqueue_many` (12 bound values a row stays far below SQLite's limit).
+_ENQUEUE_CHUNK = 500
+
+
+async def enqueue_many(
+    session: AsyncSession,
+    *,
+    task_type: str,
+    jobs: Sequence[tuple[dict[str, Any], str]],
+    max_attempts: int,
+) -> list[Enqueued]:
+    """`enqueue` for many `(payload, dedupe_key)` pairs (distinct keys) in the caller's
+    transaction, answered in the same order: one INSERT per 500 jobs, one look-up for the
+    keys already live, instead of a round trip or two per job."""
+    dialect = _dialect(session)
+    table = cast(Table, BackgroundJob.__table__)
+    live = text(LIVE_DEDUPE_PREDICATE)
+    found: dict[str, Enqueued] = {}
+    for start in range(0, len(jobs), _ENQUEUE_CHUNK):
+        chunk = jobs[start : start + _ENQUEUE_CHUNK]
+        now = db_now(dialect)
+        rows = [
+            {
+                "task_type": task_type,
+                "payload": payload,
+                "trigger": "initial",
+                "status": "queued",
+                "attempts": 0,
+                "max_attempts": max_attempts,
+                "lease_expiries": 0,
+                "run_after": now,
+                "dedupe_key": key,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for payload, key in chunk
+        ]
+        insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(rows)
+        insert = insert.on_conflict_do_nothing(index_elements=["dedupe_key"], index_where=live)
+        for row in await session.execute(
+            insert.returning(BackgroundJob.id, BackgroundJob.dedupe_key)
+        ):
+            found[row.dedupe_key] = Enqueued(int(row.id), existing=False)
+        missing = [key for _, key in chunk if key not in found]
+        if missing:
+            for row in await session.execute(
+                select(BackgroundJob.id, BackgroundJob.dedupe_key).where(
+                    BackgroundJob.dedupe_key.in_(missing),
+                    BackgroundJob.status.in_(LIVE_JOB_STATES),
+                )
+            ):
+                found[row.dedupe_key] = Enqueued(int(row.id), existing=True)
+    answer = []
+    for payload, key in jobs:
+        if key not in found:
+            # Its live job finished between the insert and the look-up: the key is free.
+            found[key] = await enqueue(
+                session,
+                task_type=task_type,
+                payload=payload,
+                max_attempts=max_attempts,
+                dedupe_key=key,
+            )
+        answer.append(found[key])
+    return answer
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
     """A job this worker holds a lease on, for attempt `attempt`."""
@@ -181,19 +249,23 @@ async def claim(
     limit: int,
     lease_seconds: float,
     exclude_types: Collection[str] = (),
+    only_types: Collection[str] | None = None,
 ) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs (queued and due, or running with an expired lease).
 
     Each claim counts as an attempt; taking over an expired lease also counts a lease expiry.
-    Two claimers never get one job and never wait on each other's rows.
+    Two claimers never get one job and never wait on each other's rows. `exclude_types`
+    leaves those task types alone; `only_types` (when given) claims none but those.
     """
-    if limit <= 0:
+    if limit <= 0 or (only_types is not None and not only_types):
         return []
     dialect = engine.dialect.name
     now = db_now(dialect)
     where = _claimable(now)
     if exclude_types:
         where = and_(where, BackgroundJob.task_type.not_in(list(exclude_types)))
+    if only_types is not None:
+        where = and_(where, BackgroundJob.task_type.in_(list(only_types)))
     if dialect == "postgresql":
         return await _claim_postgres(engine, owner, limit, lease_seconds, where)
     return await _claim_sqlite(engine, owner, limit, lease_seconds, where)
@@ -321,6 +393,23 @@ async def renew(
     )
     async with engine.begin() as conn:
         return {int(row.id) for row in await conn.execute(statement)}
+
+
+async def hold(session: AsyncSession, *, job_id: int, attempt: int) -> bool:
+    """Begin a finish: a fenced write to the job in the caller's transaction; False when
+    attempt `attempt` no longer holds it (then the caller's work is not the job's result).
+
+    Written first on purpose: a run that lost its lease writes nothing else, and on
+    PostgreSQL the job's row stays locked until the finish commits. (It also opens SQLite's
+    transaction, which its driver begins only at a first write.)
+    """
+    result = await session.execute(
+        update(BackgroundJob)
+        .where(*_fence(job_id, attempt))
+        .values(updated_at=db_now(_dialect(session)))
+        .returning(BackgroundJob.id)
+    )
+    return result.first() is not None
 
 
 async def finish(
@@ -458,3 +547,43 @@ def _as_datetime(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+async def list_jobs(
+    session: AsyncSession,
+    *,
+    limit: int,
+    status: str | None = None,
+    task_type: str | None = None,
+    before: tuple[datetime, int] | None = None,
+) -> list[BackgroundJob]:
+    """Jobs newest first (`created_at`, then `id`), optionally only those strictly older than
+    `before` (a page's last `(created_at, id)`: keyset paging on `ix_background_jobs_created`)."""
+    query = select(BackgroundJob)
+    if status is not None:
+        query = query.where(BackgroundJob.status == status)
+    if task_type is not None:
+        query = query.where(BackgroundJob.task_type == task_type)
+    if before is not None:
+        when = _as_stored(_dialect(session), before[0])
+        query = query.where(
+            or_(
+                BackgroundJob.created_at < when,
+                and_(BackgroundJob.created_at == when, BackgroundJob.id < before[1]),
+            )
+        )
+    query = query.order_by(BackgroundJob.created_at.desc(), BackgroundJob.id.desc()).limit(limit)
+    return list(await session.scalars(query))
+
+
+def _as_stored(dialect: str, when: datetime) -> Any:
+    """`when` as the database compares it with a job's timestamps.
+
+    On SQLite those are text in `db_now`'s millisecond format, while a bound datetime would be
+    text with six digits: `...00.123` sorts before `...00.123000`, and a page would repeat its
+    last row. So SQLite gets the same millisecond text.
+    """
+    if dialect != "sqlite":
+        return when
+    text_value = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return literal(text_value, String)

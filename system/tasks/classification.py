@@ -1,7 +1,10 @@
 """Which recorded failures are worth retrying later (transient) and which are not (permanent).
 
-Transient: timeouts, network errors, 5xx answers, an open breaker, a shutdown mid-download.
-Permanent: a refused URL, a missing image, a wrong content type, an oversized body. An
+Transient: timeouts, network errors, 5xx answers, an open breaker, a shutdown mid-download;
+for BGG, the errors its retry loop retries (`BggTransientError`, `BggTimeout`,
+`BggRateLimited`), `BggUnavailable` and `ParseProcessLost`.
+Permanent: a refused URL, a missing image, a wrong content type, an oversized body; for BGG,
+`GameNotFound`, `BggRequestError`, `BggAuthError`, `BggBadResponse`. An
 error type this module does not know is permanent: retrying a bug in a loop helps no one.
 """
 
@@ -11,6 +14,7 @@ from typing import Literal, TypeVar
 
 import httpx
 
+from system.bgg.errors import BggError, BggUnavailable
 from system.tasks.thumbnails import ThumbnailError
 
 FailureClass = Literal["transient", "permanent"]
@@ -37,6 +41,12 @@ TRANSIENT_ERROR_TYPES: frozenset[str] = frozenset(
     | {"DNSError", "TimeoutError", "ShutdownCancelled"}
     # Classes that name their own error_type (ThumbnailNetworkError records httpx's names).
     | {c.error_type for c in _subclasses(ThumbnailError) if c.transient and "error_type" in vars(c)}
+    # BGG (`bgg_import` rows record the class name): what its retry loop retries (5xx, 202,
+    # 429, timeouts, network errors), an open breaker, and a parse process that died (the
+    # next import parses in a new one). GameNotFound, BggRequestError, BggAuthError and
+    # BggBadResponse are BGG's (or our configuration's) answers: permanent.
+    | {c.__name__ for c in _subclasses(BggError) if c.retryable}
+    | {BggUnavailable.__name__, "ParseProcessLost"}
 )
 
 

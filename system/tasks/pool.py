@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 #: Runs one claimed job to its end (it records its run, which finishes the job).
 Handler = Callable[[ClaimedJob], Awaitable[None]]
 
+#: How many jobs of one task type one claim may take now; None: no limit.
+ClaimLimit = Callable[[], int | None]
+
 
 class InvalidJobPayload(Exception):
     """The job's payload is not what its task type needs: running it again cannot help."""
@@ -85,9 +88,13 @@ class JobPool:
         self.owner = owner or new_owner()
         self._monotonic = monotonic
         self._handlers: dict[str, Handler] = {}
+        self._limits: dict[str, ClaimLimit] = {}
         self._running: dict[int, _Running] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
+        #: Claim rounds started, and the round that last found nothing to do (for `join`).
+        self._rounds = 0
+        self._idle_round = 0
         self._claiming: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
         self._claim_error_logged = False
@@ -115,6 +122,12 @@ class JobPool:
         """Run `handler` for jobs of `task_type`."""
         self._handlers[task_type] = handler
 
+    def limit_claims(self, task_type: str, limit: ClaimLimit) -> None:
+        """Ask `limit()` before each claim how many `task_type` jobs it may take (None: no
+        limit). The BGG import uses it: while the BGG breaker is not closed, one job per
+        poll is its trial and the others stay queued instead of each being rejected."""
+        self._limits[task_type] = limit
+
     @property
     def running(self) -> int:
         """Jobs running in this process now."""
@@ -141,11 +154,14 @@ class JobPool:
         """Wait until no job is due or running here (tests and one-shot callers use this)."""
         if self._claiming is None:
             raise RuntimeError("the job pool is not started")
+        # Only a claim round that started after this call counts: one already under way
+        # may have looked before the caller's jobs were committed.
+        after = self._rounds
         while True:
             self._idle.clear()
             self.wake()
             await self._idle.wait()
-            if not self._running:
+            if self._idle_round > after and not self._running:
                 return
 
     async def _claim_loop(self) -> None:
@@ -153,8 +169,11 @@ class JobPool:
         # could leave SQLite's write lock held, or jobs leased that nobody runs.
         while not self._closing:
             self._wake.clear()
+            self._rounds += 1
+            round_ = self._rounds
             claimed = await self._claim()
             if not claimed and not self._running:
+                self._idle_round = round_
                 self._idle.set()
             if self._stopping_claims():
                 return
@@ -168,12 +187,7 @@ class JobPool:
             return []
         sent = self._monotonic()
         try:
-            claimed = await jobs.claim(
-                self.database.engine,
-                owner=self.owner,
-                limit=free,
-                lease_seconds=self.lease_seconds,
-            )
+            claimed = await self._claim_within_limits(free)
         except Exception as exc:
             if not self._claim_error_logged:
                 logger.warning("cannot claim background jobs: %s", describe(exc))
@@ -197,6 +211,43 @@ class JobPool:
                     job.attempt,
                 )
         return claimed
+
+    async def _claim_within_limits(self, free: int) -> list[ClaimedJob]:
+        limits = {task_type: limit() for task_type, limit in self._limits.items()}
+        capped = {task_type: cap for task_type, cap in limits.items() if cap is not None}
+        claimed: list[ClaimedJob] = []
+        # The limited types first: their one job may be the trial that ends an outage.
+        for task_type, cap in capped.items():
+            claimed += await jobs.claim(
+                self.database.engine,
+                owner=self.owner,
+                limit=min(cap, free - len(claimed)),
+                lease_seconds=self.lease_seconds,
+                only_types=[task_type],
+            )
+        claimed += await jobs.claim(
+            self.database.engine,
+            owner=self.owner,
+            limit=free - len(claimed),
+            lease_seconds=self.lease_seconds,
+            exclude_types=list(capped),
+        )
+        return claimed
+
+    async def hand_back(self, job: ClaimedJob, *, delay_seconds: float, reason: str) -> bool:
+        """Return `job` (running here) to the queue unfinished, due in `delay_seconds`,
+        without spending its attempt; False when this pool no longer holds it."""
+        handed = await jobs.hand_back(
+            self.database.engine,
+            owner=self.owner,
+            job_id=job.id,
+            attempt=job.attempt,
+            delay_seconds=delay_seconds,
+            reason=reason,
+        )
+        if handed and self.on_hand_back is not None:
+            self.on_hand_back(job, reason)
+        return handed
 
     def _stopping_claims(self) -> bool:
         # A method, not the attribute: drain sets it while the loop awaits.

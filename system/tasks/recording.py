@@ -84,6 +84,11 @@ class TaskRecorder:
             await self.replay()
         return "stored"
 
+    def notify(self, record: TaskRecord) -> None:
+        """Tell `on_record` about a run stored by its task's own transaction (a `bgg_import`
+        finish writes its record with the game, not through `record`)."""
+        self._notify(record)
+
     def _notify(self, record: TaskRecord) -> None:
         if self.on_record is None:
             return

@@ -31,6 +31,7 @@ ROUTES = (
     ("get", "/api/public/games"),
     ("get", "/api/public/games/{game_id}"),
     ("get", "/api/admin/monitoring/background-failures"),
+    ("get", "/api/admin/monitoring/jobs"),
     ("post", "/api/admin/monitoring/background-failures/{failure_id}/resolve"),
     ("get", "/api/admin/monitoring/circuit-breaker-status"),
     ("get", "/health"),
