@@ -40,7 +40,7 @@ from system.tasks.imports import TASK_TYPE as IMPORT_TASK
 from system.tasks.imports import import_handler
 from system.tasks.pool import JobPool
 from system.tasks.recording import TaskRecorder
-from system.tasks.recovery import Recovery, thumbnail_retrier
+from system.tasks.recovery import Recovery, job_retrier, thumbnail_retrier
 from system.tasks.runner import TaskRunner
 from system.tasks.spool import Spool
 from system.tasks.thumbnails import TASK_TYPE as THUMBNAIL_TASK
@@ -86,6 +86,7 @@ class Services:
     job_retention: Periodic
     importer: GameImporter
     recovery: Recovery
+    import_recovery: Recovery
     metrics: Metrics
     alerter: Alerter
     bgg_http: httpx.AsyncClient
@@ -118,12 +119,19 @@ class Services:
             self.pool.start()
             self.job_retention.start()
         self.recovery.start()
+        self.import_recovery.start()
         if self.bgg_probe is not None:
             self.bgg_probe.start()
         if alerts:
             self.alerter.start()
             if self.job_gauges is not None:
                 self.job_gauges.start()
+
+    def recovery_for(self, task_type: str) -> Recovery:
+        """The recovery that re-runs failed tasks of `task_type` (thumbnails by default)."""
+        if task_type == self.import_recovery.task_type:
+            return self.import_recovery
+        return self.recovery
 
     async def settle(self) -> None:
         """Wait until no background job or task is due or running in this process."""
@@ -142,6 +150,7 @@ class Services:
         if self.bgg_probe is not None:
             await self.bgg_probe.aclose()
         await self.recovery.aclose()
+        await self.import_recovery.aclose()
         await self.recorder.aclose()
         await self.job_retention.aclose()
         await self.pool.drain(self.settings.background_drain_seconds)
@@ -306,6 +315,24 @@ def build_services(
         check_seconds=settings.recovery_check_seconds,
         concurrency=settings.background_concurrency,
     )
+    # BGG's own probe (BreakerProbe) is its half-open trial, so this recovery only sweeps.
+    import_recovery = Recovery(
+        database=database,
+        breaker=bgg_breaker,
+        task_type=IMPORT_TASK,
+        retrier=job_retrier(
+            database,
+            task_type=IMPORT_TASK,
+            max_attempts=settings.job_max_attempts,
+            on_enqueued=pool.wake,
+        ),
+        runner=runner,
+        auto_retry_max=settings.auto_retry_max,
+        lookback_seconds=settings.auto_retry_lookback_seconds,
+        check_seconds=settings.recovery_check_seconds,
+        concurrency=settings.background_concurrency,
+        probe=False,
+    )
     alerter = Alerter(
         settings=settings,
         window=window,
@@ -330,6 +357,7 @@ def build_services(
         ),
         importer=importer,
         recovery=recovery,
+        import_recovery=import_recovery,
         metrics=metrics,
         alerter=alerter,
         bgg_http=bgg_http,

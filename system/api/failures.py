@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from system.api.auth import require_admin
 from system.api.deps import ServicesDep, SessionDep
@@ -161,21 +161,38 @@ async def resolve_failure(session: SessionDep, failure_id: FailureId) -> ActionR
     summary="Re-run a failed task now.",
     responses={
         404: {"description": "No failure with that id."},
+        202: {"description": "Queued as a background job (a `bgg_import`): `job_id` names it."},
         409: {"description": "It cannot be re-run (already resolved, game deleted, ...)."},
         503: {"description": "It ran, but the database did not take its result (yet)."},
     },
 )
-async def retry_failure(services: ServicesDep, failure_id: FailureId) -> ActionResult:
+async def retry_failure(
+    services: ServicesDep, failure_id: FailureId, response: Response
+) -> ActionResult:
     """Runs the task again (for a thumbnail: downloads it for that game); success marks the
     failure resolved, another failure adds to its `retry_count`. A result the database did
     not take (it went to the spool, to be stored when the database answers again) is a 503:
-    the failure is not resolved yet, whatever the run did."""
+    the failure is not resolved yet, whatever the run did. A `bgg_import` failure is queued
+    as a job instead (202 with its `job_id`): its run resolves the failure, or counts one
+    more retry; `GET /api/admin/monitoring/jobs` follows it."""
+    async with services.database.session() as session:
+        failure = await FailureRepository(session).get(failure_id)
+    if failure is None:
+        raise ApiError(404, f"Background failure {failure_id} not found")
     try:
-        outcome = await services.recovery.retry(failure_id)
+        outcome = await services.recovery_for(failure.task_type).retry(failure_id)
     except LookupError:
         raise ApiError(404, f"Background failure {failure_id} not found") from None
     except NotRetryable as exc:
         raise ApiError(409, str(exc)) from None
+    if outcome.recorded == "queued":
+        response.status_code = 202
+        return ActionResult(
+            success=True,
+            message=f"Background failure {failure_id} queued for retry as job {outcome.job_id}",
+            failure=failure_out(failure),
+            job_id=outcome.job_id,
+        )
     if outcome.recorded != "stored":
         ran = "succeeded" if outcome.succeeded else "failed again"
         kept = (

@@ -157,6 +157,8 @@ class ActionResult(BaseModel):
     success: bool
     message: str
     failure: FailureOut | None = None
+    #: The retry job, when a retry was queued (202) rather than run at once.
+    job_id: int | None = None
 
 
 class BulkImportRequest(BaseModel):

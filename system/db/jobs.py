@@ -314,6 +314,10 @@ async def _claim_sqlite(
 ) -> list[ClaimedJob]:
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        # A read first, without the write lock: an idle poll then costs every process no
+        # write lock at all (the one writer is the service's scarcest resource on SQLite).
+        if (await conn.execute(select(BackgroundJob.id).where(where).limit(1))).first() is None:
+            return []
         # The write lock first: a deferred BEGIN would let two claimers read the same rows and
         # then fail to upgrade (SQLITE_BUSY at once, without waiting out the busy timeout).
         await conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -44,11 +44,15 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import select
 
 from system.clock import utcnow
 from system.db.database import Database
 from system.db.failures import FailureRepository
-from system.db.models import BackgroundTaskFailure
+from system.db.jobs import enqueue
+from system.db.models import BackgroundJob, BackgroundTaskFailure
 from system.db.tasks import Trigger
 from system.periodic import Periodic
 from system.resilience.breaker import AsyncCircuitBreaker, Transition
@@ -71,6 +75,11 @@ class NotRetryable(Exception):
     """The failure cannot be re-run (already resolved, game gone, unknown task type)."""
 
 
+#: Where a retry's run went: its record `stored`, `spooled` or `lost`, or the retry was
+#: `queued` as a background job (its run is recorded when a worker has run it).
+Retried = Recorded | Literal["queued"]
+
+
 @dataclass(frozen=True, slots=True)
 class RetryOutcome:
     """What a retry did."""
@@ -78,7 +87,9 @@ class RetryOutcome:
     failure_id: int
     succeeded: bool
     #: Where the run's record went: only `stored` is visible (resolved, or counted) yet.
-    recorded: Recorded
+    recorded: Retried
+    #: The retry job, when the retry was queued.
+    job_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +107,8 @@ class Sweep:
     spooled: int = 0
     #: The run's record was stored nowhere.
     lost: int = 0
+    #: Queued as retry jobs: resolved (or not) once a worker has run them.
+    queued: int = 0
 
     def __add__(self, other: Sweep) -> Sweep:
         return Sweep(
@@ -104,6 +117,7 @@ class Sweep:
             self.failed + other.failed,
             self.spooled + other.spooled,
             self.lost + other.lost,
+            self.queued + other.queued,
         )
 
     @staticmethod
@@ -115,20 +129,24 @@ class Sweep:
             return Sweep(tried=1, spooled=1)
         if outcome.recorded == "lost":
             return Sweep(tried=1, lost=1)
+        if outcome.recorded == "queued":
+            return Sweep(tried=1, queued=1)
         if outcome.succeeded:
             return Sweep(tried=1, resolved=1)
         return Sweep(tried=1, failed=1)
 
 
-#: Re-runs one failed task (raising `NotRetryable` when it cannot be): whether it succeeded
-#: and where its record went.
-Retrier = Callable[[BackgroundTaskFailure, Trigger], Awaitable[tuple[bool, Recorded]]]
+#: Re-runs one failed task, or queues its re-run (raising `NotRetryable` when it cannot be):
+#: whether it succeeded, where its record went, and the retry job if it was queued.
+Retrier = Callable[[BackgroundTaskFailure, Trigger], Awaitable[tuple[bool, Retried, int | None]]]
 
 
 def thumbnail_retrier(downloader: ThumbnailDownloader, recorder: TaskRecorder) -> Retrier:
     """Re-runs a failed thumbnail download for the game and URL its failure row names."""
 
-    async def retry(failure: BackgroundTaskFailure, trigger: Trigger) -> tuple[bool, Recorded]:
+    async def retry(
+        failure: BackgroundTaskFailure, trigger: Trigger
+    ) -> tuple[bool, Retried, int | None]:
         if failure.game_id is None:
             raise NotRetryable(f"The game of background failure {failure.id} no longer exists")
         if not failure.url:
@@ -141,7 +159,48 @@ def thumbnail_retrier(downloader: ThumbnailDownloader, recorder: TaskRecorder) -
             trigger=trigger,
             failure_id=failure.id,
         )
-        return run.succeeded, run.recorded
+        return run.succeeded, run.recorded, None
+
+    return retry
+
+
+def job_retrier(
+    database: Database,
+    *,
+    task_type: str,
+    max_attempts: int,
+    on_enqueued: Callable[[], None],
+) -> Retrier:
+    """Queues the re-run of a failed job as a new job with the failed one's payload, keyed
+    `retry:<failure id>` (one live retry per failure, across processes). Its run resolves the
+    failure, or adds to its `retry_count`, as any retry's does."""
+
+    async def retry(
+        failure: BackgroundTaskFailure, trigger: Trigger
+    ) -> tuple[bool, Retried, int | None]:
+        async with database.session() as session:
+            payload = await session.scalar(
+                select(BackgroundJob.payload)
+                .where(BackgroundJob.failure_id == failure.id)
+                .where(BackgroundJob.task_type == task_type)
+                .order_by(BackgroundJob.id)
+                .limit(1)
+            )
+            if payload is None:
+                raise NotRetryable(
+                    f"Background failure {failure.id} has no job to re-run (its payload is gone)"
+                )
+            queued = await enqueue(
+                session,
+                task_type=task_type,
+                payload=payload,
+                max_attempts=max_attempts,
+                dedupe_key=f"retry:{failure.id}",
+                trigger=trigger,
+                failure_id=failure.id,
+            )
+        on_enqueued()
+        return False, "queued", queued.id
 
     return retry
 
@@ -210,10 +269,10 @@ class Recovery:
                     raise NotRetryable(f"Background failure {failure.id} is already resolved")
                 if failure.task_type != self.task_type:
                     raise NotRetryable(f"Tasks of type {failure.task_type!r} cannot be re-run")
-            succeeded, recorded = await self.retrier(failure, trigger)
+            succeeded, recorded, job_id = await self.retrier(failure, trigger)
         finally:
             self._in_flight.discard(failure_id)
-        return RetryOutcome(failure_id, succeeded, recorded)
+        return RetryOutcome(failure_id, succeeded, recorded, job_id)
 
     @property
     def outage_since(self) -> datetime | None:
@@ -316,6 +375,8 @@ class Recovery:
                     done.tried,
                     done.failed,
                 )
+            if done.queued:
+                logger.info("automatic retry: %d retries queued as background jobs", done.queued)
             if done.spooled or done.lost:
                 # Not resolved yet (spooled: once replayed) or never (lost): an operator who
                 # reads "resolved" above must not count these.

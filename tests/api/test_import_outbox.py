@@ -3,6 +3,7 @@ game with it (issue 11; main's test covers PostgreSQL's failed commit)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -30,11 +31,16 @@ async def test_a_new_game_whose_job_cannot_be_written_is_not_kept(
     )
     app = create_app(settings, overrides=Overrides(sleep=NoSleep()))
     async with served(app) as url, httpx.AsyncClient(base_url=url) as client:
-        with sqlite3.connect(path) as admin:
-            admin.execute(
-                "CREATE TRIGGER refuse_jobs BEFORE INSERT ON background_jobs "
-                "BEGIN SELECT RAISE(ABORT, 'job refused by the test'); END"
-            )
+
+        def refuse_jobs() -> None:
+            with sqlite3.connect(path) as admin:
+                admin.execute(
+                    "CREATE TRIGGER refuse_jobs BEFORE INSERT ON background_jobs "
+                    "BEGIN SELECT RAISE(ABORT, 'job refused by the test'); END"
+                )
+
+        # In a thread: blocking the loop here would stall the service's own writers mid-way.
+        await asyncio.to_thread(refuse_jobs)
         response = await client.post("/api/admin/games/import/28720", headers=AUTH)
         assert response.status_code >= 500, response.text
         assert (await client.get("/api/public/games")).json()["total"] == 0
