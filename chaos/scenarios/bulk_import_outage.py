@@ -19,12 +19,13 @@ one game per `bgg_id`, each new game's thumbnail job ended.
 
 The service runs one worker slot (`BACKGROUND_CONCURRENCY=1`), so the outage meets the jobs
 one at a time and what it leaves is the same every run: the 51st job spends its 3 attempts on
-503s and is recorded as `BggTransientError`; the 52nd's second 503 is the breaker's 5th
-failure in a row, which opens it, so the client stops retrying and that job is recorded as
-`BggTransientError` too (the failure that opened the breaker, recorded just before it
-opened); the 148 others meet the open breaker and wait. So two failure rows, both
-transient: until the service retries `bgg_import` failures automatically when the BGG
-breaker closes, the last hypothesis fails (198 games, 2 unresolved rows).
+503s with the breaker still closed and is recorded as `BggTransientError` (a transient failure
+recorded before the breaker opened); the 52nd's second 503 is the breaker's 5th failure in a
+row, which opens it and stops the client's retries, so that job waits (handed back) like the
+148 others the open breaker turns away, and so does a waiting job whose half-open trial meets
+the failing BGG. So one failure row: until the service retries `bgg_import` failures
+automatically when the BGG breaker closes, the last hypothesis fails (199 games, 1 unresolved
+row).
 """
 
 from __future__ import annotations
