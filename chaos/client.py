@@ -82,8 +82,10 @@ class ServiceClient:
         time_limit: float | None = None,
         params: dict[str, Any] | None = None,
         fresh: bool = False,
+        json: Any = None,
     ) -> Call:
-        """One request; `fresh=True` opens a new connection (to reach another worker)."""
+        """One request (`json`: a JSON body); `fresh=True` opens a new connection (to reach
+        another worker)."""
         headers = dict(self.auth) if admin else {}
         if fresh:
             headers["Connection"] = "close"
@@ -94,6 +96,7 @@ class ServiceClient:
                 path,
                 headers=headers,
                 params=params,
+                json=json,
                 timeout=time_limit if time_limit is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TimeoutException:
@@ -119,6 +122,16 @@ class ServiceClient:
         """`POST /api/admin/games/import/{bgg_id}`."""
         return await self.call(
             "POST", f"/api/admin/games/import/{bgg_id}", admin=True, time_limit=time_limit
+        )
+
+    async def bulk_import(self, bgg_ids: list[int], *, time_limit: float | None = None) -> Call:
+        """`POST /api/admin/games/import` with `{"bgg_ids": [...]}` (202 with job ids)."""
+        return await self.call(
+            "POST",
+            "/api/admin/games/import",
+            admin=True,
+            time_limit=time_limit,
+            json={"bgg_ids": bgg_ids},
         )
 
     async def breakers(self, *, fresh: bool = False) -> dict[str, dict[str, Any]]:

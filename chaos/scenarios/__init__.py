@@ -22,6 +22,7 @@ NAMES: tuple[str, ...] = (
     "bgg_bad_answers",
     "cdn_outage",
     "cdn_slow",
+    "bulk_import_outage",
     "service_restart",
     "worker_crash",
     "database_outage",

@@ -10,7 +10,8 @@ harmless: one game, one live thumbnail job.
 A BGG error after the client's attempts is one failure row (`game_id` NULL, the error class,
 its message, the request URL, which never holds the API token, and the client's attempts as
 `retry_count`). An open breaker is not a failure: the job is handed back, due when the breaker
-may half-open, without spending its attempt.
+may half-open, without spending its attempt; so is a job whose retries the breaker cut short
+by opening on its failure (the failure that tripped it, or a failed half-open trial).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from system.db.errors import describe, is_unavailable
 from system.db.jobs import ClaimedJob, Enqueued, enqueue, enqueue_many, hold
 from system.db.tasks import TaskRecord, Trigger, write_task_record
 from system.importer import GameImporter
+from system.resilience.store import CLOSED
 from system.tasks.pool import InvalidJobPayload, JobPool
 from system.tasks.recording import TaskRecorder
 
@@ -146,6 +148,14 @@ async def run_import_job(
             logger.warning("bgg_import job %s: lost its lease before it could wait", job.id)
         return
     except BggError as exc:
+        if _cut_short_by_breaker(importer, exc):
+            # The breaker opened on this failure (the one that tripped it, or a failed
+            # half-open trial), so the client stopped retrying: the outage, not this job's
+            # error. It waits like a job the breaker turned away, attempt kept, no row.
+            delay = importer.bgg.breaker.reset_timeout + jitter()
+            if not await pool.hand_back(job, delay_seconds=delay, reason=BREAKER_OPEN):
+                logger.warning("bgg_import job %s: lost its lease before it could wait", job.id)
+            return
         await recorder.record(
             TaskRecord(
                 game_id=None,
@@ -193,6 +203,18 @@ async def run_import_job(
     recorder.notify(record)
     if stored.queued:
         importer.on_enqueued()
+
+
+def _cut_short_by_breaker(importer: GameImporter, exc: BggError) -> bool:
+    """Whether `exc` ended the fetch before its retries ran out only because the BGG breaker
+    is no longer closed (the client does not retry into an open breaker)."""
+    bgg = importer.bgg
+    return (
+        exc.retryable
+        and exc.breaker_failure
+        and exc.attempts < bgg.policy.attempts
+        and bgg.breaker.last_known_state != CLOSED
+    )
 
 
 def _validation_summary(exc: ValidationError) -> str:

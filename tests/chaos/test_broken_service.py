@@ -60,7 +60,8 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str
     """The scenarios the broken configurations are caught by, with the default settings."""
     code, summary, _ = run_chaos(
         tmp_path_factory.mktemp("default"), "bgg_outage", "bgg_blackhole", "bgg_flaky",
-        "cdn_outage", "breaker_self_recovery", "service_restart", "worker_crash",
+        "cdn_outage", "breaker_self_recovery", "bulk_import_outage", "service_restart",
+        "worker_crash",
     )  # fmt: skip
     return code, summary
 
@@ -75,6 +76,7 @@ CAUGHT = {
         "gauge-reads-closed",
         "alert-fires-once-resolves-once",
     ],
+    "bulk_import_outage": ["breaker-opens", "jobs-wait", "breaker-closes", "every-id-ended"],
     "service_restart": ["all-jobs-done", "killed-jobs-taken-over"],
     "worker_crash": ["other-worker-finishes-them"],
 }
@@ -104,6 +106,20 @@ def test_breaker_effectively_disabled_is_caught(tmp_path: Path) -> None:
     assert code == 1
     assert not hypotheses(summary, "bgg_outage")["breaker-opens-after-fail-max"]
     assert "✗ breaker-opens-after-fail-max" in out
+
+
+def test_jobs_that_fail_instead_of_waiting_are_caught(tmp_path: Path) -> None:
+    # A breaker that never opens: with BGG down, every bgg_import job of the bulk import
+    # spends its attempts and is failed with a row, where it should have waited.
+    code, summary, out = run_chaos(
+        tmp_path, "bulk_import_outage", "--service-env", "BGG_BREAKER_FAIL_MAX=1000"
+    )
+    assert code == 1
+    held = hypotheses(summary, "bulk_import_outage")
+    assert held["bulk-import-accepted"]
+    for name in ("breaker-opens", "jobs-wait"):
+        assert not held[name], name
+        assert f"✗ {name}" in out
 
 
 def test_a_breaker_that_never_half_opens_is_caught(tmp_path: Path) -> None:

@@ -121,6 +121,28 @@ async def test_an_open_breaker_makes_the_job_wait_without_spending_an_attempt(
             assert (await jobs.count_jobs(session)).oldest_due_seconds == {}
 
 
+async def test_a_job_whose_failure_opens_the_breaker_waits_instead_of_failing(
+    make_service: ServiceFactory, upstreams: Upstreams
+) -> None:
+    # The failure that trips the breaker (here the first, fail_max 1; in an outage the 5th in
+    # a row, or a failed half-open trial) stops the client's retries: the outage cut the job
+    # short, so it waits like a job the breaker turned away, and writes no failure row.
+    upstreams.bgg_app.engine.set_rules([FaultRule(path="/thing", status=503)])
+    async with make_service(
+        bgg_breaker_fail_max=1, bgg_retry_attempts=3, bgg_breaker_reset_timeout=60
+    ) as service:
+        await queue(service, 4242)
+        await run_queued(service)
+        assert upstreams.thing_requests() == 1  # no retry into the open breaker
+        assert service.services.bgg_breaker.last_known_state == "open"
+        (job,) = await rows(service, BackgroundJob)
+        assert (job.status, job.attempts, job.lease_owner) == ("queued", 0, None)
+        assert (job.last_error_type, job.failure_id) == ("breaker_open", None)
+        assert timedelta(seconds=59) <= job.run_after - job.updated_at <= timedelta(seconds=62)
+        assert await rows(service, BackgroundTaskFailure) == []
+        assert await rows(service, BackgroundTaskRun) == []
+
+
 async def test_once_the_breaker_closes_the_waiting_job_runs(
     make_service: ServiceFactory, upstreams: Upstreams
 ) -> None:
