@@ -11,9 +11,14 @@ from typing import Literal
 
 FailureClass = Literal["transient", "permanent"]
 
-#: Timeouts and network errors (httpx's names), 5xx from the CDN, an open breaker, a shutdown.
+#: Timeouts and network errors (httpx's names), 5xx from the CDN, an open breaker, a shutdown,
+#: and BGG's retried errors on `bgg_import` jobs.
 TRANSIENT_ERROR_TYPES: frozenset[str] = frozenset(
     {
+        "BggRateLimited",
+        "BggTimeout",
+        "BggTransientError",
+        "BggUnavailable",
         "CdnServerError",
         "CircuitBreakerOpen",
         "CloseError",
@@ -21,6 +26,7 @@ TRANSIENT_ERROR_TYPES: frozenset[str] = frozenset(
         "ConnectTimeout",
         "DNSError",
         "NetworkError",
+        "ParseProcessLost",
         "PoolTimeout",
         "ReadError",
         "ReadTimeout",
@@ -42,6 +48,13 @@ PERMANENT_ERROR_TYPES: frozenset[str] = frozenset(
         "ThumbnailTooLarge",
         "ImageNotFound",
         "CdnHttpError",
+        "GameNotFound",
+        "BggRequestError",
+        "BggAuthError",
+        "BggBadResponse",
+        "InvalidJobPayload",
+        "UnknownTaskType",
+        "LeaseExpired",
     }
 )
 
