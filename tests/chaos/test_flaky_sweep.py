@@ -61,9 +61,13 @@ class Sweep:
         imported = await bgg_flaky.imports_succeed(ctx, imports)
         breaker = await bgg_flaky.breaker_matches_log(ctx)
         plan_index = {bgg_id: i for i, bgg_id in enumerate(ctx.state["flaky_ids"])}
-        breaker["observed"] = [
-            (plan_index[int(parse_qs(r.query)["id"][0])], r.status)
+        requested = [
+            (int(parse_qs(r.query)["id"][0]), r.status)
             for r in self.stack.bgg.log.records(path="/thing")
+        ]
+        # The service's own recovery probe (BGG_RECOVERY_PROBE_ID) is not one of the plan's.
+        breaker["observed"] = [
+            (plan_index[bgg_id], status) for bgg_id, status in requested if bgg_id in plan_index
         ]
         breaker["digest"] = ctx.figures["fault_sequence_sha256"]
         return imported, breaker
