@@ -1,4 +1,5 @@
-"""`python -m chaos list` and `python -m chaos run [SCENARIO ...] [options]`.
+"""`python -m chaos list`, `python -m chaos run [SCENARIO ...] [options]` and
+`python -m chaos stack [options]` (`chaos.stack_cli`).
 
 Exit codes of `run`: 0 every hypothesis held, 1 a hypothesis deviated, 2 the harness failed
 (bad arguments, a port in use, an unreachable `--target`, a component that would not start,
@@ -46,6 +47,8 @@ from chaos.report import (
 from chaos.runner import MAX_SEED, SCENARIO_SEEDS, Runner, plan
 from chaos.service import HarnessError, check_service_env, env_pair
 from chaos.stack import Options, Stack
+from chaos.stack_cli import add_parser as add_stack_parser
+from chaos.stack_cli import stack_command
 from chaos.ui import Terminal, stderr
 
 
@@ -176,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="with --target: the service's SPOOL_PATH, for the set checker",
+    )
+    add_stack_parser(
+        commands,
+        {"database_url": _database_url, "env_pair": env_pair, "url": _url, "port": _port,
+         "seed": _seed, "workers": _workers},
     )
     return parser  # fmt: skip
 
@@ -373,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
         return list_scenarios()
+    if args.command == "stack":
+        return stack_command(args)
     return run(args)
 
 
