@@ -1,5 +1,6 @@
 """`python -m chaos list`, `python -m chaos run [SCENARIO ...] [options]` and
-`python -m chaos stack [options]` (`chaos.stack_cli`).
+`python -m chaos stack [options]` (`chaos.stack_cli`) and `python -m chaos verdict JOURNAL`
+(`chaos.ctk_verdict`).
 
 Exit codes of `run`: 0 every hypothesis held, 1 a hypothesis deviated, 2 the harness failed
 (bad arguments, a port in use, an unreachable `--target`, a component that would not start,
@@ -31,6 +32,7 @@ from typing import Any, NoReturn
 import httpx
 
 from chaos import scenarios
+from chaos.ctk_verdict import verdict_command
 from chaos.engine import ScenarioResult
 from chaos.events import EventLog, utc_now
 from chaos.meta import git_commit, versions
@@ -180,10 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --target: the service's SPOOL_PATH, for the set checker",
     )
+    verdict = commands.add_parser(
+        "verdict",
+        help="a Chaos Toolkit journal's outcome as an exit code (0 held, 1 deviated, 2 not "
+        "judged: e.g. the steady state was not met before the method)",
+    )
+    verdict.add_argument("journal", type=Path, help="the journal `chaos run` wrote")
     add_stack_parser(
         commands,
-        {"database_url": _database_url, "env_pair": env_pair, "url": _url, "port": _port,
-         "seed": _seed, "workers": _workers},
+        {
+            "database_url": _database_url,
+            "env_pair": env_pair,
+            "url": _url,
+            "port": _port,
+            "seed": _seed,
+            "workers": _workers,
+        },
     )
     return parser  # fmt: skip
 
@@ -383,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return list_scenarios()
     if args.command == "stack":
         return stack_command(args)
+    if args.command == "verdict":
+        return verdict_command(args.journal)
     return run(args)
 
 

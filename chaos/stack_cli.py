@@ -37,7 +37,8 @@ ENV_KEYS = {
     "proxy_control_url": "CHAOS_PROXY_CONTROL_URL",
     "database_proxy": "CHAOS_DATABASE_PROXY",
 }
-TOKEN_ENV = "CHAOS_ADMIN_TOKEN"
+#: The variable the admin token is read from (the name, not a token).
+TOKEN_ENV = "CHAOS_ADMIN_TOKEN"  # noqa: S105
 DEFAULT_ENV_FILE = Path("var/chaos/stack.env")
 DEFAULT_LOG_DIR = Path("var/chaos/stack")
 #: The deployment label of the stack's service: its database proxy is `pg-service`.
