@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chaos.cli import main
 from chaos.ctk_verdict import verdict
 from chaos.stack_cli import ENV_KEYS, READY_LINE, TOKEN_ENV
 
@@ -36,8 +37,6 @@ EXPERIMENTS = REPO / "experiments"
 CHAOS_CLI = Path(sys.executable).with_name("chaos")
 TOKEN = "ctk-test-token-not-a-secret"
 POSTGRES = os.environ.get("TEST_DATABASE_URL", "")
-
-pytestmark = pytest.mark.slow
 
 
 @dataclass
@@ -134,6 +133,7 @@ def test_the_scenarios_that_must_exist_are_experiments() -> None:
     assert {"bgg_outage", "cdn_outage", "database_outage"} <= names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", _experiments(), ids=lambda p: p.stem)
 def test_experiment_passes_chaos_validate(path: Path, tmp_path: Path) -> None:
     # Validation loads the configuration, so it needs the variables a run has (any value).
@@ -174,6 +174,7 @@ def healthy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         yield running
 
 
+@pytest.mark.slow
 def test_stack_prints_every_url_and_writes_no_token(healthy: RunningStack) -> None:
     printed = "\n".join(healthy.output)
     config = healthy.config()
@@ -192,6 +193,7 @@ def test_stack_prints_every_url_and_writes_no_token(healthy: RunningStack) -> No
     assert answer.status_code == 200  # the service took the token from the environment
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bgg_outage", "cdn_outage"])
 def test_experiment_holds_on_a_healthy_stack(
     name: str, healthy: RunningStack, tmp_path: Path
@@ -212,6 +214,7 @@ MUTANTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_experiment_deviates_on_a_mutant(name: str, tmp_path: Path) -> None:
     setting, probe = MUTANTS[name]
@@ -228,6 +231,7 @@ def test_experiment_deviates_on_a_mutant(name: str, tmp_path: Path) -> None:
     assert verdict(journal)[0] == 1
 
 
+@pytest.mark.slow
 def test_steady_state_not_met_before_exits_0_and_the_verdict_says_so(
     healthy: RunningStack, tmp_path: Path
 ) -> None:
@@ -258,6 +262,7 @@ def test_steady_state_not_met_before_exits_0_and_the_verdict_says_so(
     assert httpx.get(f"{control}/requests", params={"limit": 0}, timeout=5).json()["count"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.skipif(not POSTGRES.startswith("postgresql"), reason="TEST_DATABASE_URL not set")
 @pytest.mark.parametrize(("setting", "expected"), [(None, 0), ("RECORD_FAILURES=false", 1)])
@@ -276,3 +281,61 @@ def test_database_outage(setting: str | None, expected: int, tmp_path: Path) -> 
     assert (during["readiness-during-outage"], during["write-during-outage"]) == (503, 503)
     if expected:
         assert _unmet(journal, "after") == ["no-job-left-queued-or-running"]
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--target", "http://127.0.0.1:9", "--admin-token", ""], "--target needs --admin-token"),
+        (
+            [
+                "--target",
+                "http://127.0.0.1:9",
+                "--admin-token",
+                "t",
+                "--service-env",
+                "AUTO_RETRY_MAX=0",
+            ],
+            "--service-env",
+        ),
+        (
+            ["--database", "postgresql", "--database-url", "sqlite+aiosqlite:///x.db"],
+            "needs a server",
+        ),
+        (["--database-url", "postgresql+asyncpg://u@127.0.0.1/x"], "needs --database postgresql"),
+        (["--service-env", "BGG_BREAKER_FAIL_MAX=0"], "BGG_BREAKER_FAIL_MAX"),
+    ],
+)
+def test_stack_refuses_bad_arguments_before_starting_anything(
+    args: list[str], reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_file = tmp_path / "stack.env"
+    code = main(["stack", "--env-file", str(env_file), "--log-dir", str(tmp_path / "logs"), *args])
+    assert code == 2
+    assert reason in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no env file, no log folder: nothing started
+
+
+def test_verdict_of_journals_chaos_toolkit_wrote(tmp_path: Path) -> None:
+    """The verdict of each kind of journal (their shapes as chaostoolkit-lib 1.44 writes them)."""
+
+    def journal(status: str, before: bool | None, after: bool | None, deviated: bool) -> Any:
+        def state(met: bool | None) -> Any:
+            if met is None:
+                return None
+            probe = {"activity": {"name": "p"}, "status": "succeeded", "tolerance_met": met}
+            return {"steady_state_met": met, "probes": [probe]}
+
+        states = {"before": state(before), "after": state(after), "during": []}
+        return {"status": status, "deviated": deviated, "steady_states": states}
+
+    assert verdict(journal("completed", True, True, False))[0] == 0
+    assert verdict(journal("completed", True, False, True)) == (
+        1, "deviated: probe 'p' failed after the method"
+    )  # fmt: skip
+    assert verdict(journal("completed", False, None, False))[0] == 2
+    assert verdict(journal("failed", False, None, False))[0] == 2
+    assert verdict(journal("interrupted", True, None, False))[0] == 2
+    not_a_journal = tmp_path / "x.json"
+    not_a_journal.write_text("[]")
+    assert main(["verdict", str(not_a_journal)]) == 2
