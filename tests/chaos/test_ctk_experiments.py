@@ -29,6 +29,7 @@ import pytest
 
 from chaos.cli import main
 from chaos.ctk_verdict import verdict
+from chaos.service import free_port
 from chaos.stack_cli import ENV_KEYS, READY_LINE, TOKEN_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +83,7 @@ def stack(tmp_path: Path, *args: str) -> Iterator[RunningStack]:
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     running = RunningStack(process, env_file, output)
+    urls: list[str] = []
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -91,6 +93,12 @@ def stack(tmp_path: Path, *args: str) -> Iterator[RunningStack]:
             output.append(line)
             if line == READY_LINE:
                 break
+        ours = "--target" not in args  # a target is someone else's: it keeps running
+        urls = [
+            value
+            for key, value in running.config().items()
+            if value.startswith("http") and (ours or key != ENV_KEYS["service_url"])
+        ]
         yield running
     finally:
         process.send_signal(signal.SIGTERM)
@@ -102,6 +110,9 @@ def stack(tmp_path: Path, *args: str) -> Iterator[RunningStack]:
         process.stdout.close()
     assert code == 0, output[-5:]
     assert not env_file.exists(), "the env file outlived the stack"
+    for url in urls:  # nothing the stack started still answers
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url, timeout=2)
 
 
 def run_experiment(name: str, running: RunningStack, tmp_path: Path) -> tuple[int, dict[str, Any]]:
@@ -339,3 +350,23 @@ def test_verdict_of_journals_chaos_toolkit_wrote(tmp_path: Path) -> None:
     not_a_journal = tmp_path / "x.json"
     not_a_journal.write_text("[]")
     assert main(["verdict", str(not_a_journal)]) == 2
+
+
+@pytest.mark.slow
+def test_stack_with_target_starts_only_fakes_and_proxies(
+    healthy: RunningStack, tmp_path: Path
+) -> None:
+    """`--target`: the healthy stack's service stands in for one the user started."""
+    service = healthy.config()["CHAOS_SERVICE_URL"]
+    bgg_port = free_port()
+    with stack(tmp_path, "--target", service, "--bgg-port", str(bgg_port)) as running:
+        config = running.config()
+        assert config["CHAOS_SERVICE_URL"] == service
+        printed = "\n".join(running.output)
+        assert f"BGG_BASE_URL=http://127.0.0.1:{bgg_port}/xmlapi2" in printed
+        assert TOKEN not in printed
+        assert "system serve" not in printed
+        answer = httpx.get(f"{config['CHAOS_BGG_CONTROL_URL']}/health", timeout=5)
+        assert answer.status_code == 200
+    # The target is someone else's: it still answers after the stack stopped.
+    assert httpx.get(f"{service}/health", timeout=5).status_code == 200
