@@ -1,4 +1,6 @@
-"""`python -m chaos list` and `python -m chaos run [SCENARIO ...] [options]`.
+"""`python -m chaos list`, `python -m chaos run [SCENARIO ...] [options]` and
+`python -m chaos stack [options]` (`chaos.stack_cli`) and `python -m chaos verdict JOURNAL`
+(`chaos.ctk_verdict`).
 
 Exit codes of `run`: 0 every hypothesis held, 1 a hypothesis deviated, 2 the harness failed
 (bad arguments, a port in use, an unreachable `--target`, a component that would not start,
@@ -30,6 +32,7 @@ from typing import Any, NoReturn
 import httpx
 
 from chaos import scenarios
+from chaos.ctk_verdict import verdict_command
 from chaos.engine import ScenarioResult
 from chaos.events import EventLog, utc_now
 from chaos.meta import git_commit, versions
@@ -46,6 +49,8 @@ from chaos.report import (
 from chaos.runner import MAX_SEED, SCENARIO_SEEDS, Runner, plan
 from chaos.service import HarnessError, check_service_env, env_pair
 from chaos.stack import Options, Stack
+from chaos.stack_cli import add_parser as add_stack_parser
+from chaos.stack_cli import stack_command
 from chaos.ui import Terminal, stderr
 
 
@@ -176,6 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="with --target: the service's SPOOL_PATH, for the set checker",
+    )
+    verdict = commands.add_parser(
+        "verdict",
+        help="a Chaos Toolkit journal's outcome as an exit code (0 held, 1 deviated, 2 not "
+        "judged: e.g. the steady state was not met before the method)",
+    )
+    verdict.add_argument("journal", type=Path, help="the journal `chaos run` wrote")
+    add_stack_parser(
+        commands,
+        {
+            "database_url": _database_url,
+            "env_pair": env_pair,
+            "url": _url,
+            "port": _port,
+            "seed": _seed,
+            "workers": _workers,
+        },
     )
     return parser  # fmt: skip
 
@@ -373,6 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
         return list_scenarios()
+    if args.command == "stack":
+        return stack_command(args)
+    if args.command == "verdict":
+        return verdict_command(args.journal)
     return run(args)
 
 

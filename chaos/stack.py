@@ -72,6 +72,8 @@ class Options:
     #: The alert receiver's port (0: a free one). With `--target`, giving it is how a user
     #: says their service's ALERT_WEBHOOK_URL points at it; without, alerts are not judged.
     webhook_port: int = 0
+    #: The TCP proxies' HTTP control API's port (0: a free one).
+    proxy_control_port: int = 0
 
     @property
     def alerting_unchecked(self) -> str | None:
@@ -117,7 +119,7 @@ class Stack:
         self.tmp = Path(tempfile.mkdtemp(prefix="chaos-"))
         # The proxies' HTTP control API on a free loopback port, so a person (or a load run)
         # can switch TCP faults during a run too; its URL is in the `upstreams` event.
-        self.proxies = ProxyServer(seed=options.seed, control_port=0)
+        self.proxies = ProxyServer(seed=options.seed, control_port=options.proxy_control_port)
         self.webhook = WebhookReceiver(port=options.webhook_port)
         self._servers: list[RunningServer] = []
         self._urls: dict[str, str] = {}  # the fakes' own URLs (behind the proxies)
@@ -132,7 +134,7 @@ class Stack:
     def start(self) -> None:
         """Check the fixed ports, then start fakes, proxies and the webhook receiver."""
         fixed = (self.options.bgg_port, self.options.cdn_port, self.options.service_port,
-                 self.options.webhook_port)  # fmt: skip
+                 self.options.webhook_port, self.options.proxy_control_port)  # fmt: skip
         for port in fixed:
             if port:
                 check_port_free(port)
@@ -208,10 +210,16 @@ class Stack:
         return env
 
     async def deployment(
-        self, kind: str, label: str | None = None, *, env: dict[str, str] | None = None
+        self,
+        kind: str,
+        label: str | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> Deployment:
         """A deployment of `kind` (see the table above), started fresh under `label`, with
-        the scenario's own settings `env` (under `--service-env`).
+        the scenario's own settings `env` (under `--service-env`). Its (first) service listens
+        on `port`, or on `--service-port` for `main`, or on a free port.
 
         Every scenario gets services of its own (a fresh process, database, spool and
         thumbnail folder), so nothing one scenario did (an open breaker, a drained retry
@@ -226,7 +234,7 @@ class Stack:
                 raise HarnessError(f"deployment {kind!r} needs a service of the harness's own")
             deployment = await self._target()
         else:
-            deployment = await self._start(kind, label, env or {})
+            deployment = await self._start(kind, label, env or {}, port)
         self._deployments[label] = deployment
         return deployment
 
@@ -268,7 +276,9 @@ class Stack:
         host, port = self.proxies.address("redis")
         return f"redis://{host}:{port}/0"
 
-    async def _start(self, kind: str, label: str, scenario_env: dict[str, str]) -> Deployment:
+    async def _start(
+        self, kind: str, label: str, scenario_env: dict[str, str], port: int | None = None
+    ) -> Deployment:
         url = self.options.database_url
         main_pg = url if url is not None and url.startswith("postgresql") else None
         extra: dict[str, str] = dict(scenario_env)
@@ -299,13 +309,13 @@ class Stack:
         env = self._env(label, backend, extra)
         processes = []
         for index in range(count):
-            port = self.options.service_port if (kind == "main" and index == 0) else None
+            fixed = port or (self.options.service_port if kind == "main" else None)
             processes.append(
                 ServiceProcess(
                     f"{label}-{index}" if count > 1 else label,
                     env,
                     log_path=self.options.report_dir / "logs" / f"service-{label}-{index}.log",
-                    port=port,
+                    port=fixed if index == 0 else None,
                     workers=workers,
                 )
             )
