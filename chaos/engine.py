@@ -139,7 +139,7 @@ class _Run:
         if activity.pause_before:
             await asyncio.sleep(activity.pause_before)
         start, started = utc_now(), time.monotonic()
-        entry: dict[str, Any] = {"activity": activity.to_json(), "output": None}
+        entry: dict[str, Any] = {"activity": activity.to_json(self.scenario.name), "output": None}
         try:
             output = await activity.func(self.ctx)
         except Skip as exc:

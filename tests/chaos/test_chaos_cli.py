@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from chaos.scenarios import NAMES
+from tests.chaos.test_harness_core import check_with_chaoslib
 from tests.conftest import REPO_ROOT
 from tests.services import free_port
 
@@ -129,6 +130,10 @@ def _finished(result: tuple[int, str, str], reports: Path, scenarios: list[str])
     journal = json.loads((folder / "journal.json").read_text())
     assert journal["run_id"] == folder.name and journal["status"] == "completed"
     assert {e["scenario"] for e in journal["run"]} == set(scenarios), "CTK's run: activities"
+    # What a real run writes is what chaoslib accepts: the run's journal and each scenario's.
+    check_with_chaoslib(journal)
+    for name in scenarios:
+        check_with_chaoslib(json.loads((folder / f"journal-{name}.json").read_text()))
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     assert [e["kind"] for e in events].count("upstreams") == 1, "one run's events only"
     assert {e["scenario"] for e in events} - {None} == set(scenarios)
