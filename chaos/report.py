@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaos.engine import HARNESS_VERSION, ScenarioResult
+from chaos.engine import ScenarioResult
 
 EXIT_CODES = {"passed": 0, "skipped": 0, "deviated": 1, "error": 2, "interrupted": 2,
               "data_lost": 3}  # fmt: skip
@@ -144,7 +144,7 @@ def journal(results: list[ScenarioResult], meta: dict[str, Any], code: int) -> d
         ],
     }
     return {
-        "chaoslib-version": HARNESS_VERSION,
+        "chaoslib-version": None,  # as in each scenario's (`chaos.engine._journal_head`)
         "platform": platform.platform(),
         "node": platform.node(),
         "experiment": _experiment(results),
