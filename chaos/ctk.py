@@ -10,11 +10,12 @@ So each declared activity names `harness_activity` with JSON arguments saying wh
 scenario, which activity and which coroutine it is. That is a true description of what ran,
 and one chaoslib validates; it is not one Chaos Toolkit can run: called by Chaos Toolkit,
 `harness_activity` does nothing but fail, saying where the experiment does run
-(`python -m chaos run <scenario>`, or `experiments/<scenario>.json` against
-`python -m chaos stack`). A tolerance Chaos Toolkit cannot judge with its own built-in types
-(a bool or a string on one key of the output, which needs the optional `jsonpath2`) is a
-`probe` tolerance naming `tolerance_met`, which judges with the harness's own `Tolerance`,
-so Chaos Toolkit and the harness agree on every output.
+(`python -m chaos run <scenario>`; with Chaos Toolkit, `experiments/<scenario>.json`
+against `python -m chaos stack`, for the scenarios that have one).
+
+A tolerance Chaos Toolkit cannot judge with its own built-in types alone (a bool or a string
+on one key of the output: a `jsonpath`, which needs the optional `jsonpath2`) is a `probe`
+tolerance naming `tolerance_met`, which judges with the harness's own `Tolerance`.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def harness_activity(scenario: str, activity: str, coroutine: str) -> NoReturn:
     """
     raise HarnessOnly(
         f"{scenario}: {activity!r} is the harness's coroutine {coroutine}, which needs the "
-        f"harness's in-process context: run it with `python -m chaos run {scenario}`, or run "
-        f"experiments/{scenario}.json against `python -m chaos stack` with Chaos Toolkit"
+        f"harness's in-process context: run it with `python -m chaos run {scenario}` (with "
+        f"Chaos Toolkit: experiments/{scenario}.json against `python -m chaos stack`, where "
+        "the repository has that file)"
     )
 
 
