@@ -82,9 +82,12 @@ class Tolerance:
         object of `type` `range` (`range: [low, high]`, both numbers, on the output or on its
         key `target`), `regex`, `jsonpath` or `probe`. So: `equals` on the whole output is the
         scalar itself (a float becomes the range `[v, v]`); a number compared on a key is a
-        `range` with `target` (an open end is the largest float, as JSON has no infinity);
-        a bool or a string on a key is a `jsonpath` with `expect`. Each object also carries a
-        `description` (`p99_ms <= 50 ms`), which CTK ignores.
+        `range` with `target` (an open end is the largest float, as JSON has no infinity).
+        Anything else (a bool or a string on a key) is a `probe` tolerance: CTK calls
+        `chaos.ctk.tolerance_met` with the output as `value`, which judges it with this very
+        class. (A `jsonpath` would say it in CTK's own words, but chaoslib validates one only
+        with the optional `jsonpath2` installed, and would take `1` for `true`.) Each object
+        also carries a `description` (`p99_ms <= 50 ms`), which CTK ignores.
         """
         value = self.value
         whole = self.path is None
@@ -104,12 +107,26 @@ class Tolerance:
         elif _is_number(value):
             data = {"type": "range", "range": [value, value]}
         else:
-            data = {"type": "jsonpath", "path": "$" if whole else f"$.{self.path}",
-                    "expect": value}  # fmt: skip
-            return data | {"description": self.describe()}
+            return self._probe()
         if not whole:
             data["target"] = self.path
         return data | {"description": self.describe()}
+
+    def _probe(self) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"kind": self.kind, "expected": self.value}
+        if self.path is not None:
+            arguments["path"] = self.path
+        return {
+            "type": "probe",
+            "name": f"tolerance: {self.describe()}",
+            "provider": {
+                "type": "python",
+                "module": "chaos.ctk",
+                "func": "tolerance_met",
+                "arguments": arguments,
+            },
+            "description": self.describe(),
+        }
 
 
 def _is_number(value: Any) -> bool:
@@ -161,8 +178,19 @@ class Activity:
     pause_before: float = 0.0
     pause_after: float = 0.0
 
-    def to_json(self) -> dict[str, Any]:
-        """The activity as Chaos Toolkit declares it."""
+    @property
+    def coroutine(self) -> str:
+        """The dotted name of the function the harness runs (`chaos.scenarios.x.f`)."""
+        return f"{self.func.__module__}.{self.func.__qualname__}"
+
+    def to_json(self, scenario: str) -> dict[str, Any]:
+        """The activity as Chaos Toolkit declares it, as one of `scenario`'s.
+
+        Its provider is `chaos.ctk.harness_activity` with JSON arguments naming the scenario,
+        the activity and the coroutine the harness runs: what chaoslib accepts (it cannot
+        supply the harness's context nor await a coroutine) and what is true. Chaos Toolkit
+        cannot run it; see `chaos.ctk`.
+        """
         data: dict[str, Any] = {"type": self.type, "name": self.name}
         if self.tolerance is not None:
             data["tolerance"] = self.tolerance.to_json()
@@ -170,8 +198,9 @@ class Activity:
             data["promise"] = self.promise
         data["provider"] = {
             "type": "python",
-            "module": self.func.__module__,
-            "func": self.func.__name__,
+            "module": "chaos.ctk",
+            "func": "harness_activity",
+            "arguments": {"scenario": scenario, "activity": self.name, "coroutine": self.coroutine},
         }
         if self.pause_before or self.pause_after:
             data["pauses"] = {
@@ -250,13 +279,14 @@ class Scenario:
         return {
             "version": "1.0.0",
             "title": self.title,
-            "description": self.description,
+            # chaoslib refuses an experiment without a description: the fault at least.
+            "description": self.description or f"{self.title}: {self.fault}",
             "tags": list(self.tags),
             "steady-state-hypothesis": {
                 "title": self.hypothesis.title,
-                "probes": [p.probe.to_json() for p in self.hypothesis.probes],
+                "probes": [p.probe.to_json(self.name) for p in self.hypothesis.probes],
             },
-            "method": [a.to_json() for a in self.method],
-            "rollbacks": [a.to_json() for a in self.rollbacks],
+            "method": [a.to_json(self.name) for a in self.method],
+            "rollbacks": [a.to_json(self.name) for a in self.rollbacks],
             "dry": None,
         }

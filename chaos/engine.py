@@ -95,7 +95,10 @@ def skipped(scenario: Scenario, name: str, reason: str, backend: str | None) -> 
 
 def _journal_head(scenario: Scenario, name: str, seed: int) -> dict[str, Any]:
     return {
-        "chaoslib-version": HARNESS_VERSION,
+        # chaoslib did not write the journal, so no chaoslib version: `versions.harness` says
+        # what did. (chaostoolkit-reporting picks its template by parsing this as a semantic
+        # version: the harness's name here made `chaos report` crash.)
+        "chaoslib-version": None,
         "platform": platform.platform(),
         "node": platform.node(),
         "experiment": scenario.to_json(),
@@ -139,7 +142,7 @@ class _Run:
         if activity.pause_before:
             await asyncio.sleep(activity.pause_before)
         start, started = utc_now(), time.monotonic()
-        entry: dict[str, Any] = {"activity": activity.to_json(), "output": None}
+        entry: dict[str, Any] = {"activity": activity.to_json(self.scenario.name), "output": None}
         try:
             output = await activity.func(self.ctx)
         except Skip as exc:

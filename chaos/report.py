@@ -7,9 +7,10 @@ second with the same seed, never share a file. When a run has written its report
 `<report-dir>/latest` is pointed at its folder (`point_latest`, an atomic replace of a
 relative symlink): `latest` is the run that finished last, never one still being written.
 
-- `journal.json`: the whole run as one Chaos Toolkit journal (see `journal()`): one
+- `journal.json`: the whole run in Chaos Toolkit's journal layout (see `journal()`): one
   experiment made of every scenario, its steady states, `run` and `rollbacks`, so CTK's
-  reporting tools read it; plus our `seed`, `versions`, `git`, `exit_code`, and `journals`
+  reporting tools read it and chaoslib validates its experiment (which only the harness can
+  run: `chaos.ctk`); plus our `seed`, `versions`, `git`, `exit_code`, and `journals`
   (each scenario's own journal).
 - `journal-<scenario>.json`: each scenario's journal on its own (one experiment each).
 - `summary.json`: per scenario the verdict, each hypothesis (promise, expected, observed,
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaos.engine import HARNESS_VERSION, ScenarioResult
+from chaos.engine import ScenarioResult
 
 EXIT_CODES = {"passed": 0, "skipped": 0, "deviated": 1, "error": 2, "interrupted": 2,
               "data_lost": 3}  # fmt: skip
@@ -111,7 +112,7 @@ def summary(results: list[ScenarioResult], meta: dict[str, Any], code: int) -> d
 
 
 def journal(results: list[ScenarioResult], meta: dict[str, Any], code: int) -> dict[str, Any]:
-    """The `journal.json` document: the whole run as one Chaos Toolkit journal.
+    """The `journal.json` document: the whole run as one journal in Chaos Toolkit's layout.
 
     The run is one experiment whose steady-state hypothesis is every scenario's probes and
     whose method and rollbacks are every scenario's activities, in the order they ran; each
@@ -144,7 +145,7 @@ def journal(results: list[ScenarioResult], meta: dict[str, Any], code: int) -> d
         ],
     }
     return {
-        "chaoslib-version": HARNESS_VERSION,
+        "chaoslib-version": None,  # as in each scenario's (`chaos.engine._journal_head`)
         "platform": platform.platform(),
         "node": platform.node(),
         "experiment": _experiment(results),

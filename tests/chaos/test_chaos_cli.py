@@ -4,6 +4,7 @@ created; and each run in a folder of its own, `latest` pointing at the one that 
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -13,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from chaos.scenarios import NAMES
+from chaos.engine import skipped
+from chaos.scenarios import NAMES, load
+from tests.chaos.test_harness_core import check_with_chaoslib
 from tests.conftest import REPO_ROOT
 from tests.services import free_port
 
@@ -129,6 +132,10 @@ def _finished(result: tuple[int, str, str], reports: Path, scenarios: list[str])
     journal = json.loads((folder / "journal.json").read_text())
     assert journal["run_id"] == folder.name and journal["status"] == "completed"
     assert {e["scenario"] for e in journal["run"]} == set(scenarios), "CTK's run: activities"
+    # What a real run writes is what chaoslib accepts: the run's journal and each scenario's.
+    check_with_chaoslib(journal)
+    for name in scenarios:
+        check_with_chaoslib(json.loads((folder / f"journal-{name}.json").read_text()))
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     assert [e["kind"] for e in events].count("upstreams") == 1, "one run's events only"
     assert {e["scenario"] for e in events} - {None} == set(scenarios)
@@ -197,3 +204,31 @@ def chaos_run(reports: Path, *scenarios: str) -> tuple[int, str, str]:
         check=False,
     )
     return result.returncode, result.stdout, result.stderr
+
+
+def test_chaos_toolkit_validates_a_journal_experiment_and_refuses_to_run_it(
+    tmp_path: Path,
+) -> None:
+    """Chaos Toolkit's own CLI (`chaos validate`, `chaos run`) on the experiment a journal
+    carries: it validates; run, it fails at the first probe (exit 1), names where it runs,
+    and nothing of the harness's ran."""
+    scenario = load("bgg_outage")
+    journal = skipped(scenario, scenario.name, "not run", "sqlite").journal
+    experiment = tmp_path / "experiment.json"
+    experiment.write_text(json.dumps(journal["experiment"]))
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}  # where `chaos.ctk` is imported from
+
+    def ctk(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(Path(sys.executable).parent / "chaos"), "--no-version-check", *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=60, check=False)  # fmt: skip
+
+    validated = ctk("validate", str(experiment))
+    assert validated.returncode == 0 and "Experiment looks valid" in validated.stderr
+    ran = ctk("run", "--journal-path", str(tmp_path / "ctk.json"), str(experiment))
+    assert ran.returncode == 1, ran.stderr[-2000:]
+    assert "python -m chaos run bgg_outage" in ran.stderr
+    theirs = json.loads((tmp_path / "ctk.json").read_text())
+    assert theirs["status"] == "failed" and theirs["run"] == []
+    (first, *_) = theirs["steady_states"]["before"]["probes"]
+    assert first["status"] == "failed" and "HarnessOnly" in first["exception"][-1]
