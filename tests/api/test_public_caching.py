@@ -11,8 +11,11 @@ import pytest
 from fastapi import FastAPI
 
 from system.api import caching
+from system.app import create_app
 from system.clock import utcnow
+from system.config import Settings
 from system.db.models import BoardGame
+from tests.api.served import served
 from tests.conftest import ADMIN_TOKEN, ServiceFactory
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -261,3 +264,43 @@ def test_last_modified_waits_until_the_write_has_settled() -> None:
     # The ETag does not wait: it changes with any write, whatever its second.
     later = BoardGame(id=1, bgg_id=1, title="x", updated_at=LONG_AGO + timedelta(microseconds=1))
     assert caching.for_game(later).opaque != caching.for_game(game).opaque
+
+
+async def test_over_real_http_304_and_head_keep_the_connection_in_step(
+    settings: Settings,
+) -> None:
+    """Through uvicorn: a 304 and a HEAD send no body, so the next answer on the same
+    keep-alive connection is read whole (a stray body would be taken for its start)."""
+    app = create_app(settings)
+    async with served(app) as base_url:
+        (game_id,) = await _seed(app, _old_game(28720, "Brass"))
+        path = f"/api/public/games/{game_id}"
+        limits = httpx.Limits(max_connections=1)
+        async with httpx.AsyncClient(base_url=base_url, limits=limits) as client:
+            got = await client.get(path)
+            assert got.status_code == 200
+            head = await client.head(path)
+            assert head.status_code == 200 and head.content == b""
+            assert head.headers["Content-Length"] == str(len(got.content))
+            cached = await client.get(path, headers={"If-None-Match": got.headers["ETag"]})
+            assert cached.status_code == 304 and cached.content == b""
+            assert cached.headers["ETag"] == got.headers["ETag"]
+            again = await client.get(path)
+            assert again.status_code == 200 and again.json() == got.json()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Fri, 02 Jan 2026 03:04:05 GMT",  # IMF-fixdate
+        "Friday, 02-Jan-26 03:04:05 GMT",  # obsolete RFC 850
+        "Fri Jan  2 03:04:05 2026",  # obsolete asctime
+    ],
+)
+def test_every_http_date_format_is_read(value: str) -> None:
+    assert caching.parse_http_date(value) == LONG_AGO.replace(microsecond=0)
+
+
+@pytest.mark.parametrize("value", ["", "yesterday", "Fri, 02 Jan 2026 25:04:05 GMT", "Fri"])
+def test_what_is_no_http_date_is_none(value: str) -> None:
+    assert caching.parse_http_date(value) is None
