@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds to wait for a connection (SQLite: for a lock) before giving up.",
     )
+    public_cache_max_age: int = Field(
+        0,
+        ge=0,
+        le=86_400,
+        description="Seconds a shared cache may serve a public read without asking (0: it "
+        "revalidates every time, `no-cache`; N: `max-age=N, stale-while-revalidate=N`).",
+    )
 
     # Identity and deployment
     admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(

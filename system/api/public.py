@@ -1,12 +1,17 @@
-"""The public catalogue: anyone may read it."""
+"""The public catalogue: anyone may read it.
+
+Both reads carry validators and `Cache-Control` and answer conditional requests with a 304
+(see `system/api/caching.py`); HEAD is served as GET without the body.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 
-from system.api.deps import SessionDep
+from system.api import caching
+from system.api.deps import SessionDep, SettingsDep
 from system.api.errors import ApiError
 from system.api.schemas import Game, GamePage, QueryText
 from system.db.games import GameRepository, GameSort
@@ -17,10 +22,23 @@ MAX_PAGE_SIZE = 100
 MAX_OFFSET = 1_000_000
 MAX_DB_ID = 2**31 - 1
 
+_CONDITIONAL: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: `If-None-Match` or `If-Modified-Since` matched."}
+}
 
-@router.get("/games", summary="List and search the catalogue.")
+
+# HEAD as GET (FastAPI adds no HEAD route by itself), left out of the schema.
+@router.head("/games", include_in_schema=False)
+@router.get(
+    "/games",
+    response_model=GamePage,
+    summary="List and search the catalogue.",
+    responses=_CONDITIONAL,
+)
 async def list_games(
+    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Games to skip.")] = 0,
     q: Annotated[
@@ -28,24 +46,41 @@ async def list_games(
         Query(min_length=1, max_length=200, description="Title contains (any case)."),
     ] = None,
     sort: Annotated[GameSort, Query(description="Order; `-` for descending.")] = GameSort.TITLE,
-) -> GamePage:
+) -> Response:
     """A page of games, `total` counting every game that matches `q`."""
     games, total = await GameRepository(session).list(
         limit=limit, offset=offset, search=q, sort=sort
     )
-    return GamePage(
-        items=[Game.model_validate(g) for g in games], total=total, limit=limit, offset=offset
+    return caching.conditional_json(
+        request,
+        caching.for_page(games, total=total, limit=limit, offset=offset),
+        lambda: GamePage(
+            items=[Game.model_validate(g) for g in games], total=total, limit=limit, offset=offset
+        ),
+        max_age=settings.public_cache_max_age,
     )
 
 
+@router.head("/games/{game_id}", include_in_schema=False)
 @router.get(
     "/games/{game_id}",
+    response_model=Game,
     summary="One game.",
-    responses={404: {"description": "No game with that id."}},
+    responses={404: {"description": "No game with that id."}, **_CONDITIONAL},
 )
-async def get_game(session: SessionDep, game_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)]) -> Game:
+async def get_game(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    game_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)],
+) -> Response:
     """The game with that catalogue id (not the BGG id)."""
     game = await GameRepository(session).get(game_id)
     if game is None:
         raise ApiError(404, f"Game {game_id} not found")
-    return Game.model_validate(game)
+    return caching.conditional_json(
+        request,
+        caching.for_game(game),
+        lambda: Game.model_validate(game),
+        max_age=settings.public_cache_max_age,
+    )
