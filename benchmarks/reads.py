@@ -158,8 +158,15 @@ async def _python_phase(
     started = time.perf_counter()
     deadline = started + seconds
     step = max(1, len(raws) // connections)
-    await asyncio.gather(
-        *(_connection(host, int(port), raws, n * step, deadline, phase) for n in range(connections))
+    # Bounded: a service that stops answering ends the run (TimeoutError), not hangs it.
+    await asyncio.wait_for(
+        asyncio.gather(
+            *(
+                _connection(host, int(port), raws, n * step, deadline, phase)
+                for n in range(connections)
+            )
+        ),
+        seconds + 30,
     )
     # Closed loop: the last answers arrive a little after the deadline; they count, and so
     # does the time they took.
@@ -625,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
                 for number in range(args.rounds):
                     bench.round(number, run, args.connections, seconds)
                 reports[name] = {"imports_to_open_breaker": imports_to_open, **bench.report()}
-    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+    except (RuntimeError, OSError, subprocess.SubprocessError, httpx.HTTPError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
