@@ -1,4 +1,8 @@
-"""FastAPI dependencies: everything a route needs comes from the app, never from a global."""
+"""FastAPI dependencies: everything a route needs comes from the app, never from a global.
+
+Each is `async def` though none awaits: FastAPI runs a plain `def` dependency in its thread
+pool, a thread hop per dependency per request for reading an attribute.
+"""
 
 from __future__ import annotations
 
@@ -13,21 +17,22 @@ from system.db.database import Database
 from system.services import Services
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """Everything the lifespan built."""
     services: Services = request.app.state.services
     return services
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     """The app's database handle (built by the lifespan)."""
-    return get_services(request).database
+    services: Services = request.app.state.services
+    return services.database
 
 
 async def get_session(
