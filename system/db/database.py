@@ -83,16 +83,15 @@ class Database:
         sqlite = self.engine.dialect.name == "sqlite"
         try:
             async with asyncio.timeout(self.connect_timeout + (1 if sqlite else 0)):
-                async with self.engine.connect() as conn:
-                    if sqlite:
-                        writable = await _sqlite_takes_writes(conn)
-                    else:
-                        # One round trip, as SELECT 1 was: on in a hot standby and wherever
-                        # `default_transaction_read_only` is set.
-                        setting = await conn.scalar(
-                            text("SELECT current_setting('transaction_read_only')")
-                        )
-                        writable = setting != "on"
+                try:
+                    writable = await self._takes_writes(sqlite)
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated:
+                        raise
+                    # A pooled connection that died since its last use (the pool pings only
+                    # idle ones) says nothing of the database: the pool has dropped it and
+                    # every one as old, so ask again on a new connection.
+                    writable = await self._takes_writes(sqlite)
                 if not writable:
                     return READ_ONLY_REASON
                 if not self.schema_ready:
@@ -108,6 +107,15 @@ class Database:
             logger.debug("readiness check failed: %s", _one_line(exc))
             return f"database unreachable: {describe(exc)}"
         return None
+
+    async def _takes_writes(self, sqlite: bool) -> bool:
+        async with self.engine.connect() as conn:
+            if sqlite:
+                return await _sqlite_takes_writes(conn)
+            # One round trip, as SELECT 1 was: on in a hot standby and wherever
+            # `default_transaction_read_only` is set.
+            setting = await conn.scalar(text("SELECT current_setting('transaction_read_only')"))
+            return bool(setting != "on")
 
     async def close(self) -> None:
         """Stop the migrator and release every connection."""
