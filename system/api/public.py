@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from system.api.deps import SessionDep
+from system.api.deps import ReadSessionDep
 from system.api.errors import ApiError
 from system.api.schemas import Game, GamePage, QueryText
 from system.db.games import GameRepository, GameSort
@@ -20,7 +20,7 @@ MAX_DB_ID = 2**31 - 1
 
 @router.get("/games", summary="List and search the catalogue.")
 async def list_games(
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Games to skip.")] = 0,
     q: Annotated[
@@ -43,9 +43,11 @@ async def list_games(
     summary="One game.",
     responses={404: {"description": "No game with that id."}},
 )
-async def get_game(session: SessionDep, game_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)]) -> Game:
+async def get_game(
+    session: ReadSessionDep, game_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)]
+) -> Game:
     """The game with that catalogue id (not the BGG id)."""
-    game = await GameRepository(session).get(game_id)
+    game = await GameRepository(session).read(game_id)
     if game is None:
         raise ApiError(404, f"Game {game_id} not found")
     return Game.model_validate(game)

@@ -25,6 +25,16 @@ class Database:
         self.url = database_url
         self.engine: AsyncEngine = create_engine(database_url, connect_timeout=connect_timeout)
         self.sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(self.engine)
+        # PostgreSQL reads run each statement in its own transaction (as READ COMMITTED
+        # gives each statement its own snapshot anyway): no BEGIN and no COMMIT round trip.
+        # SQLite reads begin no transaction to start with (and switching its connection's
+        # mode would cost two thread hops), so they keep the engine as it is.
+        reader = (
+            self.engine
+            if self.engine.dialect.name == "sqlite"
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self.read_sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(reader)
         self.connect_timeout = connect_timeout
         self.schema_ready = False
         self._migrator: asyncio.Task[None] | None = None
@@ -47,6 +57,17 @@ class Database:
             except Exception as exc:
                 # Closing the session (the `async with`) rolls back what is left.
                 raise CommitFailed(exc) from exc
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads that need no transaction around them (the public catalogue).
+
+        Nothing commits at its end. On PostgreSQL each statement is its own transaction
+        (autocommit), so a write through it would be saved at once, outside any commit:
+        never write through it; writes use `session`.
+        """
+        async with self.read_sessionmaker() as session:
+            yield session
 
     async def migrate(self) -> None:
         """Upgrade to head now (raises when the database is unreachable)."""
