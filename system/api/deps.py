@@ -1,4 +1,8 @@
-"""FastAPI dependencies: everything a route needs comes from the app, never from a global."""
+"""FastAPI dependencies: everything a route needs comes from the app, never from a global.
+
+Each is `async def` though none awaits: FastAPI runs a plain `def` dependency in its thread
+pool, a thread hop per dependency per request for reading an attribute.
+"""
 
 from __future__ import annotations
 
@@ -13,21 +17,22 @@ from system.db.database import Database
 from system.services import Services
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """Everything the lifespan built."""
     services: Services = request.app.state.services
     return services
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     """The app's database handle (built by the lifespan)."""
-    return get_services(request).database
+    services: Services = request.app.state.services
+    return services.database
 
 
 async def get_session(
@@ -44,7 +49,18 @@ async def get_session(
         yield session
 
 
+async def get_read_session(
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[AsyncSession]:
+    """A session per request for routes that only read (`Database.read_session`): no
+    transaction to open or commit around the reads. A database fault is the same 503."""
+    async with database.read_session() as session:
+        yield session
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+#: Closed before the answer is sent, like `SessionDep`: the connection is back in the pool.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from system.api import caching
-from system.api.deps import SessionDep, SettingsDep
+from system.api.deps import ReadSessionDep, SettingsDep
 from system.api.errors import ApiError
 from system.api.schemas import Game, GamePage, QueryText
 from system.db.games import GameRepository, GameSort
@@ -37,7 +37,7 @@ _CONDITIONAL: dict[int | str, dict[str, Any]] = {
 )
 async def list_games(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Games to skip.")] = 0,
@@ -70,12 +70,12 @@ async def list_games(
 )
 async def get_game(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     game_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)],
 ) -> Response:
     """The game with that catalogue id (not the BGG id)."""
-    game = await GameRepository(session).get(game_id)
+    game = await GameRepository(session).read(game_id)
     if game is None:
         raise ApiError(404, f"Game {game_id} not found")
     return caching.conditional_json(

@@ -25,6 +25,16 @@ class Database:
         self.url = database_url
         self.engine: AsyncEngine = create_engine(database_url, connect_timeout=connect_timeout)
         self.sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(self.engine)
+        # PostgreSQL reads run each statement in its own transaction (as READ COMMITTED
+        # gives each statement its own snapshot anyway): no BEGIN and no COMMIT round trip.
+        # SQLite reads begin no transaction to start with (and switching its connection's
+        # mode would cost two thread hops), so they keep the engine as it is.
+        reader = (
+            self.engine
+            if self.engine.dialect.name == "sqlite"
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self.read_sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(reader)
         self.connect_timeout = connect_timeout
         self.schema_ready = False
         self._migrator: asyncio.Task[None] | None = None
@@ -47,6 +57,17 @@ class Database:
             except Exception as exc:
                 # Closing the session (the `async with`) rolls back what is left.
                 raise CommitFailed(exc) from exc
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads that need no transaction around them (the public catalogue).
+
+        Nothing commits at its end. On PostgreSQL each statement is its own transaction
+        (autocommit), so a write through it would be saved at once, outside any commit:
+        never write through it; writes use `session`.
+        """
+        async with self.read_sessionmaker() as session:
+            yield session
 
     async def migrate(self) -> None:
         """Upgrade to head now (raises when the database is unreachable)."""
@@ -83,16 +104,15 @@ class Database:
         sqlite = self.engine.dialect.name == "sqlite"
         try:
             async with asyncio.timeout(self.connect_timeout + (1 if sqlite else 0)):
-                async with self.engine.connect() as conn:
-                    if sqlite:
-                        writable = await _sqlite_takes_writes(conn)
-                    else:
-                        # One round trip, as SELECT 1 was: on in a hot standby and wherever
-                        # `default_transaction_read_only` is set.
-                        setting = await conn.scalar(
-                            text("SELECT current_setting('transaction_read_only')")
-                        )
-                        writable = setting != "on"
+                try:
+                    writable = await self._takes_writes(sqlite)
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated:
+                        raise
+                    # A pooled connection that died since its last use (the pool pings only
+                    # idle ones) says nothing of the database: the pool has dropped it and
+                    # every one as old, so ask again on a new connection.
+                    writable = await self._takes_writes(sqlite)
                 if not writable:
                     return READ_ONLY_REASON
                 if not self.schema_ready:
@@ -108,6 +128,15 @@ class Database:
             logger.debug("readiness check failed: %s", _one_line(exc))
             return f"database unreachable: {describe(exc)}"
         return None
+
+    async def _takes_writes(self, sqlite: bool) -> bool:
+        async with self.engine.connect() as conn:
+            if sqlite:
+                return await _sqlite_takes_writes(conn)
+            # One round trip, as SELECT 1 was: on in a hot standby and wherever
+            # `default_transaction_read_only` is set.
+            setting = await conn.scalar(text("SELECT current_setting('transaction_read_only')"))
+            return bool(setting != "on")
 
     async def close(self) -> None:
         """Stop the migrator and release every connection."""

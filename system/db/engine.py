@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DisconnectionError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,18 +20,21 @@ from sqlalchemy.ext.asyncio import (
 from system.db.errors import is_disconnect_code, sqlstate
 
 
-def create_engine(database_url: str, *, connect_timeout: float = 5.0) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, connect_timeout: float = 5.0, ping_idle_after: float | None = None
+) -> AsyncEngine:
     """An async engine for `database_url`, with the per-backend settings this service needs.
 
     SQLite: the folder is created, foreign keys are enforced on every connection (otherwise
     `ON DELETE SET NULL` silently does nothing), and a writer waits up to `connect_timeout`
     for another's lock (sqlite3's busy timeout) before failing.
     PostgreSQL: the session time zone is UTC, so `NOW()` defaults store UTC in `TIMESTAMP`
-    columns, and connecting gives up after `connect_timeout` seconds.
+    columns, connecting gives up after `connect_timeout` seconds, and a pooled connection
+    idle for `ping_idle_after` seconds (`PING_IDLE_AFTER`) or more is pinged before use.
     """
     url = make_url(database_url)
     connect_args: dict[str, Any] = {}
-    engine_args: dict[str, Any] = {"pool_pre_ping": True}
+    engine_args: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         # A `file:` URI (`?mode=ro&uri=true`) is no path: its folder is not ours to make.
         if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
@@ -46,7 +51,48 @@ def create_engine(database_url: str, *, connect_timeout: float = 5.0) -> AsyncEn
     event.listen(engine.sync_engine, "handle_error", _mark_disconnects)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    else:
+        _ping_if_idle(engine, PING_IDLE_AFTER if ping_idle_after is None else ping_idle_after)
     return engine
+
+
+#: Seconds a pooled PostgreSQL connection may sit idle and still be used without a ping.
+PING_IDLE_AFTER = 1.0
+
+_RETURNED_AT = "bgg_returned_at"
+
+
+def _ping_if_idle(engine: AsyncEngine, idle_after: float) -> None:
+    """Ping a pooled connection before use only when it sat idle `idle_after` seconds or more.
+
+    `pool_pre_ping` pinged on every checkout: with asyncpg that is BEGIN, an empty query and
+    ROLLBACK, three round trips before every request's own. A connection that dies while idle
+    (a server restart, an idle timeout, a failover) is still found here and replaced before
+    the request uses it; one killed within the last `idle_after` seconds of use fails in the
+    request instead, as one killed mid-request always did: a disconnect, answered 503 with
+    `Retry-After`, and the pool drops every connection as old as it (`_mark_disconnects`).
+    SQLite is never pinged: its connections are files, nothing on the other side can die.
+    """
+    dialect = engine.dialect
+    pool_events = engine.sync_engine.pool
+
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    def checking_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_RETURNED_AT)
+        if since is None or time.monotonic() - since < idle_after:
+            return  # just connected, or in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            # The pool replaces the connection (and, for a disconnect, every one as old).
+            if dialect.is_disconnect(exc, dbapi_connection, None):
+                raise InvalidatePoolError(str(exc)) from exc
+            raise DisconnectionError(str(exc)) from exc
+
+    event.listen(pool_events, "checkin", returned)
+    event.listen(pool_events, "checkout", checking_out)
 
 
 def _mark_disconnects(context: ExceptionContext) -> None:

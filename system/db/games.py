@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import Row, bindparam, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,11 +29,32 @@ class GameSort(StrEnum):
     CREATED_DESC = "-created"
 
 
-_SORT_COLUMNS = {
+_SORT_COLUMNS: dict[str, Any] = {
     "title": BoardGame.title,
     "year": BoardGame.year_published,
     "rank": BoardGame.bgg_rank,
     "created": BoardGame.created_at,
+}
+
+
+#: Every column of a game, read as a plain row (no ORM object).
+_READ = select(*BoardGame.__table__.columns)
+#: Built once, values bound at execution: SQLAlchemy keys its compiled-SQL cache on the
+#: statement, and a statement built per request pays for that key every time.
+_READ_ONE = _READ.where(BoardGame.id == bindparam("game_id"))
+_COUNT_ALL = select(func.count()).select_from(BoardGame)
+
+
+def _ordered(query: Any, sort: GameSort) -> Any:
+    column = _SORT_COLUMNS[sort.value.lstrip("-")]
+    order = column.desc() if sort.value.startswith("-") else column.asc()
+    return query.order_by(order.nulls_last(), BoardGame.id)
+
+
+#: A page of the whole catalogue in each order (no search), limit and offset bound.
+_PAGES = {
+    sort: _ordered(_READ, sort).limit(bindparam("limit")).offset(bindparam("offset"))
+    for sort in GameSort
 }
 
 
@@ -63,6 +84,15 @@ class GameRepository:
         """The game with that id, or None."""
         return await self.session.get(BoardGame, game_id)
 
+    async def read(self, game_id: int) -> Row[Any] | None:
+        """The game with that id as a plain row (every column, attribute access), or None.
+
+        For answers that only show a game: no ORM object, identity map or change tracking
+        is built for it (see `list`).
+        """
+        result = await self.session.execute(_READ_ONE, {"game_id": game_id})
+        return result.first()
+
     async def get_by_bgg_id(self, bgg_id: int) -> BoardGame | None:
         """The game imported from that BGG id, or None."""
         result = await self.session.execute(select(BoardGame).where(BoardGame.bgg_id == bgg_id))
@@ -70,18 +100,23 @@ class GameRepository:
 
     async def list(
         self, *, limit: int, offset: int, search: str | None, sort: GameSort
-    ) -> tuple[Sequence[BoardGame], int]:
-        """One page of games and the number of games matching `search`."""
-        query = select(BoardGame)
+    ) -> tuple[Sequence[Row[Any]], int]:
+        """One page of games (plain rows, as `read`) and the number of games matching
+        `search`."""
         if search:
-            query = query.where(BoardGame.title.icontains(search, autoescape=True))
-        total = await self.session.scalar(select(func.count()).select_from(query.subquery()))
-        column = _SORT_COLUMNS[sort.value.lstrip("-")]
-        order = column.desc() if sort.value.startswith("-") else column.asc()
-        rows = await self.session.scalars(
-            query.order_by(order.nulls_last(), BoardGame.id).limit(limit).offset(offset)
-        )
-        return rows.all(), int(total or 0)
+            where = BoardGame.title.icontains(search, autoescape=True)
+            page = _ordered(_READ.where(where), sort).limit(limit).offset(offset)
+            result = await self.session.execute(page)
+        else:
+            result = await self.session.execute(_PAGES[sort], {"limit": limit, "offset": offset})
+        rows = result.all()
+        if len(rows) < limit and (rows or offset == 0):
+            # The page ends before `limit`: it holds the last match, so the total is known
+            # without counting (and agrees with the page, read in the same statement).
+            return rows, offset + len(rows)
+        counting = _COUNT_ALL if not search else _COUNT_ALL.where(where)
+        total = await self.session.scalar(counting)
+        return rows, int(total or 0)
 
     async def upsert_from_bgg(self, game: BggGame) -> Upserted:
         """Insert or update the game with `game.bgg_id`.

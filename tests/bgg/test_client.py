@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
+import time_machine
 
 from system.bgg.client import BggClient, Parser, build_http_client, parse_retry_after
 from system.bgg.errors import (
@@ -16,12 +19,14 @@ from system.bgg.errors import (
     BggRateLimited,
     BggTimeout,
     BggTransientError,
+    BggUnavailable,
     GameNotFound,
 )
 from system.bgg.models import BggGame
 from system.bgg.parser import parse_thing
-from system.resilience.breaker import AsyncCircuitBreaker
+from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError
 from system.resilience.retry import RetryPolicy
+from system.resilience.store import MemoryBreakerStore
 from tests.conftest import FIXTURES
 from tests.support.waiting import eventually
 
@@ -45,6 +50,8 @@ def client(
     sleep: NoSleep | None = None,
     parser: Parser = parse_thing,
     parse_threads: int = 1,
+    breaker: AsyncCircuitBreaker | None = None,
+    on_fetch: Callable[[int, str], None] | None = None,
 ) -> BggClient:
     http = build_http_client(
         connect_timeout=1,
@@ -55,13 +62,14 @@ def client(
     return BggClient(
         base_url="http://bgg.test/xmlapi2/",
         http=http,
-        breaker=AsyncCircuitBreaker("BGG API", fail_max=5, reset_timeout=60),
+        breaker=breaker or AsyncCircuitBreaker("BGG API", fail_max=5, reset_timeout=60),
         policy=RetryPolicy(attempts=attempts, initial_wait=1, max_wait=10, deadline=15),
         request_timeout=5,
         max_id=10_000_000,
         sleep=sleep or NoSleep(),
         parser=parser,
         parse_threads=parse_threads,
+        on_fetch=on_fetch,
     )
 
 
@@ -262,3 +270,46 @@ async def test_parses_are_bounded_so_they_do_not_take_every_thread() -> None:
     games = await asyncio.gather(*fetches)
     assert {g.bgg_id for g in games} == {28720}
     assert parser.most_inside == 2
+
+
+class ClaimCountingStore(MemoryBreakerStore):
+    """The in-memory store, counting trial claims: the one write a rejection could make."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims = 0
+
+    async def try_begin_trial(self, *args: Any) -> Any:
+        self.claims += 1
+        return await super().try_begin_trial(*args)
+
+
+async def test_an_open_breaker_rejects_with_one_store_read_and_the_loops_accounting() -> None:
+    """Issue 14, item 4: a rejection reads the store once and claims nothing (no retry loop
+    is built for it); attempts, `on_fetch` and the rejection callbacks say what they said."""
+    requests: list[httpx.Request] = []
+    fetches: list[tuple[int, str]] = []
+    rejections: list[CircuitOpenError] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, content=BRASS)
+
+    store = ClaimCountingStore()
+    breaker = AsyncCircuitBreaker("BGG API", fail_max=5, reset_timeout=60, store=store)
+    breaker.on_rejection(rejections.append)
+    bgg = client(handler, breaker=breaker, on_fetch=lambda n, outcome: fetches.append((n, outcome)))
+    with time_machine.travel(datetime(2026, 12, 6, 12, 0, tzinfo=UTC), tick=False) as clock:
+        await breaker.reset("open")
+        for _ in range(3):
+            with pytest.raises(BggUnavailable) as caught:
+                await bgg.fetch_thing_with_attempts(28720)
+            assert (caught.value.attempts, caught.value.upstream_attempts) == (1, 0)
+            assert caught.value.retry_after == 60
+        assert store.claims == 0 and requests == []
+        assert fetches == [(1, "BggUnavailable")] * 3 and len(rejections) == 3
+        # Past the reset timeout the trial is claimed as before, and it closes the breaker.
+        clock.shift(61)
+        game, attempts = await bgg.fetch_thing_with_attempts(28720)
+    assert (game.title, attempts, store.claims, len(requests)) == ("Brass: Lancashire", 1, 1, 1)
+    assert breaker.last_known_state == "closed"
