@@ -30,6 +30,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -42,6 +43,7 @@ from system.db.models import (
     BackgroundJob,
     BackgroundTaskFailure,
 )
+from system.db.types import UTCDateTime
 
 JobStatus = Literal["queued", "running", "done", "failed"]
 JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "done", "failed")
@@ -534,23 +536,21 @@ async def count_jobs(session: AsyncSession) -> JobCounts:
     now = db_now(dialect)
     oldest = (
         await session.execute(
-            select(BackgroundJob.task_type, func.min(BackgroundJob.run_after), now)
+            # Typed as the column: both come back as aware UTC datetimes on either backend.
+            select(
+                BackgroundJob.task_type,
+                type_coerce(func.min(BackgroundJob.run_after), UTCDateTime),
+                type_coerce(now, UTCDateTime),
+            )
             .where(BackgroundJob.status == "queued", BackgroundJob.run_after <= now)
             .group_by(BackgroundJob.task_type)
         )
     ).all()
-    ages: dict[str, float] = {}
-    for task_type, run_after, current in oldest:
-        current_time = _as_datetime(current)
-        ages[task_type] = max(0.0, (current_time - _as_datetime(run_after)).total_seconds())
+    ages = {
+        task_type: max(0.0, (current - run_after).total_seconds())
+        for task_type, run_after, current in oldest
+    }
     return JobCounts({(t, s): int(n) for t, s, n in rows}, ages)
-
-
-def _as_datetime(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 async def list_jobs(
