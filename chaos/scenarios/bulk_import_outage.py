@@ -48,13 +48,7 @@ BEFORE_OUTAGE = 50
 #: One slot: the outage meets one job at a time (see the docstring). The rest are the job
 #: scenarios' short queue timings.
 SLOTS = 1
-SERVICE_ENV: tuple[tuple[str, str], ...] = (
-    ("JOB_LEASE_SECONDS", f"{jobs.LEASE:g}"),
-    ("JOB_LEASE_MARGIN_SECONDS", f"{jobs.LEASE_MARGIN:g}"),
-    ("JOB_POLL_SECONDS", f"{jobs.POLL:g}"),
-    ("BACKGROUND_DRAIN_SECONDS", f"{jobs.DRAIN:g}"),
-    ("BACKGROUND_CONCURRENCY", str(SLOTS)),
-)
+SERVICE_ENV = jobs.queue_env(SLOTS)
 #: From the bulk import's 202 to the breaker open, at most: 50 imports and 5 failed requests
 #: (about 1.6 s measured); a service whose breaker never opens is not waited on for long.
 OPEN_BOUND = 10.0

@@ -22,17 +22,23 @@ LEASE_MARGIN = 1.0  # under half the lease (the service refuses more)
 POLL = 0.5
 DRAIN = 2.0
 SLOTS = 4
+
+
+def queue_env(slots: int) -> tuple[tuple[str, str], ...]:
+    """The queue's short timings above, with `slots` jobs per process."""
+    return (
+        ("JOB_LEASE_SECONDS", f"{LEASE:g}"),
+        ("JOB_LEASE_MARGIN_SECONDS", f"{LEASE_MARGIN:g}"),
+        ("JOB_POLL_SECONDS", f"{POLL:g}"),
+        ("BACKGROUND_DRAIN_SECONDS", f"{DRAIN:g}"),
+        ("BACKGROUND_CONCURRENCY", str(slots)),
+    )
+
+
 #: The settings themselves, on top of the harness's. THUMBNAIL_TIMEOUT is the service's
 #: default again (the harness's 0.5 s would time a slow download out instead of keeping it
 #: running, which these scenarios need).
-SERVICE_ENV: tuple[tuple[str, str], ...] = (
-    ("JOB_LEASE_SECONDS", f"{LEASE:g}"),
-    ("JOB_LEASE_MARGIN_SECONDS", f"{LEASE_MARGIN:g}"),
-    ("JOB_POLL_SECONDS", f"{POLL:g}"),
-    ("BACKGROUND_DRAIN_SECONDS", f"{DRAIN:g}"),
-    ("BACKGROUND_CONCURRENCY", str(SLOTS)),
-    ("THUMBNAIL_TIMEOUT", "10"),
-)
+SERVICE_ENV: tuple[tuple[str, str], ...] = (*queue_env(SLOTS), ("THUMBNAIL_TIMEOUT", "10"))
 SLOW_RULE = "slow-cdn"
 
 
