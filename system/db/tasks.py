@@ -92,15 +92,15 @@ async def write_task_record(session: AsyncSession, record: TaskRecord) -> Writte
     )
     if seen is not None:
         return Written(stored=False, outcome=record.outcome)
-    if record.job_id is not None and not await _finish_job(session, record):
-        # The job was taken over (this worker's lease expired) or is already finished: the
-        # run is kept for the record, but the job's result is its current attempt's.
-        return await _store_run(session, record, "superseded", record.game_id, None)
-    outcome = record.outcome
-    orphan: str | None = None
     game_id = record.game_id
     if game_id is not None and await session.get(BoardGame, game_id) is None:
         game_id = None  # the game was deleted meanwhile; ON DELETE SET NULL would agree
+    if record.job_id is not None and not await _finish_job(session, record):
+        # The job was taken over (this worker's lease expired) or is already finished: the
+        # run is kept for the record, but the job's result is its current attempt's.
+        return await _store_run(session, record, "superseded", game_id, None)
+    outcome = record.outcome
+    orphan: str | None = None
     failure_id = record.failure_id
     if failure_id is not None and await session.get(BackgroundTaskFailure, failure_id) is None:
         failure_id = None
@@ -178,8 +178,6 @@ async def _store_run(
     failure_id: int | None,
     orphan: str | None = None,
 ) -> Written:
-    if game_id is not None and await session.get(BoardGame, game_id) is None:
-        game_id = None
     session.add(
         BackgroundTaskRun(
             record_id=record.record_id,
