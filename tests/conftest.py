@@ -37,7 +37,7 @@ from tests.services import TEST_REDIS_URL, missing, port_open
 if TYPE_CHECKING:
     from tests.fakes import Upstreams
 
-pytest_plugins = ["tests.fakes"]
+pytest_plugins = ["tests.fakes", "tests.support.browser"]
 
 # Property tests judge what was generated, never how fast this machine ran it (no per-example
 # deadline), and keep no example database (tests write only under tmp_path).
