@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from system import __version__
 from system.api import admin, failures, health, jobs, monitoring, observability, public
+from system.api.docs import PAGE_ROUTES, install_docs
 from system.api.errors import UnexpectedErrors, install_error_handlers
 from system.config import Settings
 from system.observability.alerts import RequestWindow
@@ -58,13 +59,16 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
         version=__version__,
         summary="A board-game catalogue that imports from BoardGameGeek and survives its outages.",
         lifespan=lifespan,
+        # FastAPI's own pages load their assets from a CDN; install_docs serves local ones.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.rejection_reports = RateLimiter(60.0)
     app.state.admin_tokens = AdminTokens(settings.admin_tokens)
     app.add_middleware(UnexpectedErrors)  # added first: inside the metrics, which count its 500s
-    app.add_middleware(MetricsMiddleware, metrics=metrics, window=window)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, window=window, unjudged=PAGE_ROUTES)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(public.router)
@@ -73,4 +77,5 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
     app.include_router(failures.router)
     app.include_router(jobs.router)
     app.include_router(observability.router)
+    install_docs(app)
     return app

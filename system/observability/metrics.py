@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
 from typing import Any
 
 from prometheus_client import (
@@ -202,12 +202,22 @@ class Metrics:
 
 class MetricsMiddleware:
     """Counts and times every request by its route template (never the raw path, so ids
-    do not explode the label set). Unmatched paths are reported as `unmatched`."""
+    do not explode the label set). Unmatched paths are reported as `unmatched`.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, window: RequestWindow | None = None) -> None:
+    The alert `window` sees API traffic only: not health checks, scrapes, nor the route
+    templates in `unjudged` (the docs pages)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        window: RequestWindow | None = None,
+        unjudged: Collection[str] = (),
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.window = window
+        self.unjudged = frozenset(unjudged)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -230,7 +240,11 @@ class MetricsMiddleware:
             method = str(scope.get("method", "GET"))
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
-            if self.window is not None and not template.startswith(("/health", "/metrics")):
+            if (
+                self.window is not None
+                and not template.startswith(("/health", "/metrics"))
+                and template not in self.unjudged
+            ):
                 # The open breaker's 503 is the designed answer, not an error.
                 designed = bool(scope.get("state", {}).get("breaker_rejection"))
                 self.window.observe(200 if designed else status)
