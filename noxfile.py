@@ -128,3 +128,15 @@ def notebooks(session: nox.Session) -> None:
     """Execute the notebook reports headless into reports/notebooks/ (`python -m notebooks`)."""
     _install(session, "notebooks")
     session.run("python", "-m", "notebooks", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Fakes and the service on loopback with 45 real games imported, to browse offline.
+
+    Runs `python -m chaos demo ARGS`: prints the URLs (/, /docs, the catalogue, the admin
+    monitoring routes with the admin token, /metrics) and stays up until Ctrl-C;
+    `-- --exit-after-import` or `-- --duration SECONDS` bound it.
+    """
+    _install(session, "chaos")
+    session.run("python", "-m", "chaos", "demo", *session.posargs)

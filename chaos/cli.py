@@ -1,6 +1,6 @@
 """`python -m chaos list`, `python -m chaos run [SCENARIO ...] [options]` and
-`python -m chaos stack [options]` (`chaos.stack_cli`) and `python -m chaos verdict JOURNAL`
-(`chaos.ctk_verdict`).
+`python -m chaos stack [options]` (`chaos.stack_cli`), `python -m chaos demo [options]`
+(`chaos.demo`) and `python -m chaos verdict JOURNAL` (`chaos.ctk_verdict`).
 
 Exit codes of `run`: 0 every hypothesis held, 1 a hypothesis deviated, 2 the harness failed
 (bad arguments, a port in use, an unreachable `--target`, a component that would not start,
@@ -33,6 +33,8 @@ import httpx
 
 from chaos import scenarios
 from chaos.ctk_verdict import verdict_command
+from chaos.demo import add_parser as add_demo_parser
+from chaos.demo import demo_command
 from chaos.engine import ScenarioResult
 from chaos.events import EventLog, utc_now
 from chaos.meta import git_commit, versions
@@ -188,17 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
         "judged: e.g. the steady state was not met before the method)",
     )
     verdict.add_argument("journal", type=Path, help="the journal `chaos run` wrote")
-    add_stack_parser(
-        commands,
-        {
-            "database_url": _database_url,
-            "env_pair": env_pair,
-            "url": _url,
-            "port": _port,
-            "seed": _seed,
-            "workers": _workers,
-        },
-    )
+    types = {
+        "database_url": _database_url,
+        "env_pair": env_pair,
+        "url": _url,
+        "port": _port,
+        "seed": _seed,
+        "workers": _workers,
+    }
+    add_stack_parser(commands, types)
+    add_demo_parser(commands, types)
     return parser  # fmt: skip
 
 
@@ -397,6 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return list_scenarios()
     if args.command == "stack":
         return stack_command(args)
+    if args.command == "demo":
+        return demo_command(args)
     if args.command == "verdict":
         return verdict_command(args.journal)
     return run(args)

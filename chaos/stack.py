@@ -74,6 +74,8 @@ class Options:
     webhook_port: int = 0
     #: The TCP proxies' HTTP control API's port (0: a free one).
     proxy_control_port: int = 0
+    #: The fake BGG also answers the real collection fixture's 40 games (the demo's).
+    collection_games: bool = False
 
     @property
     def alerting_unchecked(self) -> str | None:
@@ -144,7 +146,11 @@ class Stack:
         self._urls["cdn"] = self._serve(self.cdn, "cdn")
         self.proxies.create("cdn", self._urls["cdn"].removeprefix("http://"),
                             listen=("127.0.0.1", self.options.cdn_port))  # fmt: skip
-        self.bgg = create_bgg_app(seed=self.options.seed, cdn_base_url=self.proxies.url("cdn"))
+        self.bgg = create_bgg_app(
+            seed=self.options.seed,
+            cdn_base_url=self.proxies.url("cdn"),
+            collection_games=self.options.collection_games,
+        )
         self._urls["bgg"] = self._serve(self.bgg, "bgg")
         self.proxies.create("bgg", self._urls["bgg"].removeprefix("http://"),
                             listen=("127.0.0.1", self.options.bgg_port))  # fmt: skip

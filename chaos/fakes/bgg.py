@@ -22,6 +22,9 @@ What `thing` answers (HTTP 200, `text/xml; charset=utf-8`, like BGG):
   is left, the real empty `<items>` answer (`thing_10000000_nonexistent_empty.xml`).
 - no `id`, a blank one or a non-numeric one: the real `Invalid Item` error body.
 
+With `collection_games=True`, the 40 games of the real collection fixture answer too, as
+`thing` items built from its values (`chaos.fakes.collection`; for the demo).
+
 If `cdn_base_url` is given, the `<thumbnail>`/`<image>` URLs of the fixture items are also
 rewritten to `<cdn>/images/<file name>` so a run never reaches the real CDN. With
 `api_token` set, requests without `Authorization: Bearer <token>` get 401.
@@ -40,6 +43,7 @@ from xml.sax.saxutils import quoteattr
 
 from chaos.fakes.app import Answer, FakeApp
 from chaos.fakes.bodies import HTML_CONTENT_TYPE, XML_CONTENT_TYPE, Fixtures, html_error_page
+from chaos.fakes.collection import COLLECTION_FIXTURE, collection_items
 from chaos.fakes.faults import FaultEngine, RequestInfo
 from chaos.fakes.log import RequestLog
 
@@ -254,6 +258,7 @@ class BggCatalogue:
         known_max: int = DEFAULT_KNOWN_MAX,
         unknown: Iterable[int] = (),
         cdn_base_url: str | None = None,
+        collection_games: bool = False,
     ) -> None:
         self.fixtures = fixtures
         self.known_max = known_max
@@ -267,9 +272,19 @@ class BggCatalogue:
                 attrs = _ITEM_ATTRS.match(item)
                 if attrs is not None:
                     self._fixture_items[int(attrs.group(2))] = (attrs.group(1), item)
+        if collection_games:
+            # Off by default: the scenarios draw ids at random and expect synthetic games.
+            body = self._rewrite(self.fixtures.read(COLLECTION_FIXTURE))
+            for bgg_id, (kind, item) in collection_items(body).items():
+                self._fixture_items.setdefault(bgg_id, (kind, item))
+
+    @property
+    def real_ids(self) -> list[int]:
+        """The ids answered with real data (the fixtures, and the collection when enabled)."""
+        return list(self._fixture_items)
 
     def exists(self, bgg_id: int) -> bool:
-        if bgg_id in FIXTURE_IDS:
+        if bgg_id in FIXTURE_IDS or bgg_id in self._fixture_items:
             return True
         return 1 <= bgg_id <= self.known_max and bgg_id not in self.unknown
 
@@ -322,10 +337,15 @@ class BggApp(FakeApp):
         fixtures_dir: Path | str | None = None,
         engine: FaultEngine | None = None,
         log: RequestLog | None = None,
+        collection_games: bool = False,
     ) -> None:
         fixtures = Fixtures(fixtures_dir)
         self.catalogue = BggCatalogue(
-            fixtures=fixtures, known_max=known_max, unknown=unknown, cdn_base_url=cdn_base_url
+            fixtures=fixtures,
+            known_max=known_max,
+            unknown=unknown,
+            cdn_base_url=cdn_base_url,
+            collection_games=collection_games,
         )
         self.api_token = api_token
         super().__init__(
@@ -367,6 +387,7 @@ def create_bgg_app(
     fixtures_dir: Path | str | None = None,
     engine: FaultEngine | None = None,
     log: RequestLog | None = None,
+    collection_games: bool = False,
 ) -> BggApp:
     """Build a `BggApp` (same arguments)."""
     return BggApp(
@@ -378,4 +399,5 @@ def create_bgg_app(
         fixtures_dir=fixtures_dir,
         engine=engine,
         log=log,
+        collection_games=collection_games,
     )
