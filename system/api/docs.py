@@ -81,8 +81,8 @@ def redoc_script() -> bytes:
 
 @router.get(REDOC_SCRIPT_PATH)
 async def redoc_js() -> Response:
-    """The ReDoc bundle (see `REDOC_LOGO_URL`); cached a day like any asset that changes only
-    with the installed package."""
+    """The ReDoc bundle (see `REDOC_LOGO_URL`), cacheable for a day: it changes only with the
+    installed package."""
     return Response(
         redoc_script(),
         media_type="text/javascript; charset=utf-8",
