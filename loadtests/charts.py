@@ -18,6 +18,7 @@ import matplotlib as mpl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from loadtests.history import Series
 
@@ -27,6 +28,7 @@ REQUESTS_COLOUR = "#238b45"
 FAILURES_COLOUR = "#d62728"
 USERS_COLOUR = "#555555"
 TARGET_COLOUR = "#e6550d"
+MAX_PHASE_NAMES = 8
 _RC: dict[Any, Any] = {
     "svg.fonttype": "none",
     "font.family": "sans-serif",
@@ -133,7 +135,8 @@ def overview(total: Series, phases: Sequence[Mapping[str, Any]], salt: str = "ov
         panels = figure.subplots(4, 1, sharex=True, height_ratios=(0.8, 1.2, 0.9, 1.5))
         users, requests, failures, times = panels
         for axes in panels:
-            _mark_phases(axes, phases, names=axes is users)
+            # names over more phases than this would run into each other: the table has them
+            _mark_phases(axes, phases, names=axes is users and len(phases) <= MAX_PHASE_NAMES)
         users.plot(
             total.seconds,
             total.users,
@@ -143,6 +146,7 @@ def overview(total: Series, phases: Sequence[Mapping[str, Any]], salt: str = "ov
             label="users",
         )
         users.set_ylabel("users")
+        users.yaxis.set_major_locator(MaxNLocator(integer=True))
         users.set_ylim(0, max([*total.users, 1]) * 1.15)
         _per_second(requests, total, failures=False)
         _per_second(failures, total, failures=True)
