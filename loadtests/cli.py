@@ -267,15 +267,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StackError, PreflightError, OSError) as exc:
         return _error(str(exc))
     except _Interrupted as exc:
-        if _annotate(summary_path, run_context(args, argv, context, load_at_start)):
+        run = run_context(args, argv, context, load_at_start)
+        if _annotate(summary_path, run, exit_code=130):
             try_write_page(report_dir)
         sys.stderr.write(f"{PROG}: interrupted ({exc}); everything it started is stopped\n")
         return 130
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    summary = _annotate(summary_path, run_context(args, argv, context, load_at_start))
+    summary = _read_summary(summary_path)
     result = _verdict_code(code, summary)
+    summary = _annotate(summary_path, run_context(args, argv, context, load_at_start), result)
     page = try_write_page(report_dir) if summary is not None else None
     shown = f"the page: {page}; the rest" if page else "reports"
     sys.stdout.write(f"{PROG}: exit {result}; {shown} in {report_dir}\n")
@@ -304,11 +306,13 @@ def report(argv: Sequence[str]) -> int:
     return 0
 
 
-def _annotate(path: Path, run: dict[str, Any]) -> dict[str, Any] | None:
-    """Add the run's context to the summary Locust wrote (None when it wrote none)."""
+def _annotate(path: Path, run: dict[str, Any], exit_code: int) -> dict[str, Any] | None:
+    """Add the run's context and the command's exit code to the summary Locust wrote (None
+    when it wrote none)."""
     summary = _read_summary(path)
     if summary is not None:
         summary["run"] = run
+        summary["exit_code"] = exit_code
         write_summary(path, summary)
     return summary
 

@@ -27,7 +27,7 @@ from loadtests.thresholds import Kind, build_thresholds, format_value
 PAGE = "report.html"
 LOCUST_PAGE = "locust_report.html"
 SUMMARY = "summary.json"
-VERDICTS = {0: "PASSED", 1: "FAILED", 2: "HARNESS ERROR"}
+VERDICTS = {0: "PASSED", 1: "FAILED", 2: "HARNESS ERROR", 130: "INTERRUPTED"}
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Public reads", names.PUBLIC_READS),
     ("Imports", (names.IMPORT, names.IMPORT_BREAKER_OPEN, names.IMPORT_BREAKER_OPENING)),
@@ -263,7 +263,8 @@ def load_summary(folder: Path) -> dict[str, Any]:
 
 def context(folder: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the template shows."""
-    code = verdict_code(summary)
+    # the command's own exit code when it recorded one (it also knows how Locust ended)
+    code = summary.get("exit_code", verdict_code(summary))
     judged = sentences(summary)  # first: a summary it cannot state fails before any drawing
     history, history_problem = _history(folder, summary)
     overview = None

@@ -9,6 +9,7 @@ fills). The page is opened in a real browser by the slow tests in `test_runs.py`
 from __future__ import annotations
 
 import csv
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -216,6 +217,30 @@ def test_a_threshold_with_nothing_measured_fails_with_that_reason(tmp_path: Path
     assert "must stay below 50 ms: nothing was measured" in words
     assert "measured no data" in words
     assert "no requests named 'import (breaker open)' were made" in words
+
+
+@pytest.mark.parametrize(
+    ("change", "verdict", "explained"),
+    [
+        ({"harness_errors": ["the fake BGG's control API answered HTTP 500"]}, "HARNESS ERROR",
+         "Harness error: the fake BGG's control API answered HTTP 500"),
+        ({"exit_code": 130}, "INTERRUPTED", "The run was interrupted"),
+        ({"exit_code": 2}, "HARNESS ERROR", "Locust did not end cleanly"),
+    ],
+)  # fmt: skip
+def test_a_run_that_cannot_vouch_for_itself_says_so(
+    tmp_path: Path, change: dict[str, Any], verdict: str, explained: str
+) -> None:
+    without_figures(tmp_path)
+    recorded = json.loads((tmp_path / "summary.json").read_text())
+    summary.write(tmp_path / "summary.json", {**recorded, **change})
+
+    write_page(tmp_path)
+
+    words = page_of(tmp_path).words
+    assert words.strip().startswith(f"Load run: {verdict}")
+    assert explained in words
+    assert "3 of 3 thresholds held" in words  # the thresholds alone do not make it a pass
 
 
 def test_the_page_shows_the_run_its_phases_and_links_locusts_report(passing: Path) -> None:

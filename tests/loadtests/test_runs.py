@@ -100,6 +100,7 @@ def test_steady_run_on_a_healthy_service_passes(tmp_path: Path) -> None:
         assert (run.report_dir / name).is_file(), name
     assert "all 2 threshold(s) held" in run.output
     assert summary["run"]["service"]["workers"] == 1
+    assert summary["exit_code"] == 0
 
 
 def test_outage_run_passes_and_measures_the_breaker(tmp_path: Path) -> None:
@@ -128,6 +129,7 @@ def test_outage_run_fails_when_the_breaker_never_opens(tmp_path: Path, browser: 
     assert "no requests named 'import (breaker open)'" in breaker["message"]
     assert "BREACH breaker_rejection_p99_ms" in run.output
     assert run.summary["phases"][1]["imports"]["failures"] > 0
+    assert run.summary["exit_code"] == 1
 
     # the page a person opens: the verdict, every threshold with its result, why it failed
     page = render(browser, run.report_dir / "report.html", screenshot=tmp_path / "report.png")
