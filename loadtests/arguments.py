@@ -19,6 +19,7 @@ from loadtests import settings
 from loadtests.stack import REPO
 
 PROG = "python -m loadtests"
+DEFAULT_REPORT_DIR = REPO / "reports" / "load"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--report-dir",
         type=Path,
-        default=REPO / "reports" / "load",
+        default=DEFAULT_REPORT_DIR,
         help="where CSVs, report.html and summary.json go (default reports/load)",
     )
     run.add_argument(
@@ -152,4 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="let Locust print its statistics every few seconds",
     )
     settings.add_cli_arguments(parser)
+    return parser
+
+
+def build_report_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m loadtests report [DIR]`."""
+    parser = _Parser(
+        prog=f"{PROG} report",
+        description="Write report.html again from the files an earlier run left in DIR.",
+    )
+    parser.add_argument(
+        "report_dir",
+        type=Path,
+        nargs="?",
+        default=DEFAULT_REPORT_DIR,
+        metavar="DIR",
+        help="the run's report folder, with its summary.json (default reports/load)",
+    )
     return parser

@@ -9,8 +9,14 @@ Starts the fake image CDN and BGG and `python -m system serve` on loopback (with
 answers at 127.0.0.1:6379, under a namespace of the run's own), checks the target and the admin
 token, seeds the catalogue, runs `locust -f loadtests/locustfile.py --headless` as a
 subprocess, and writes to the report directory: `locust_stats.csv`,
-`locust_stats_history.csv`, `locust_failures.csv`, `locust_exceptions.csv`, `report.html`,
-`summary.json` and `service.log`. Then it stops everything it started, also on Ctrl-C.
+`locust_stats_history.csv`, `locust_failures.csv`, `locust_exceptions.csv`,
+`locust_report.html` (Locust's report), `summary.json`, `service.log`, and `report.html`: the
+page for people, verdict first (`loadtests.page`). Then it stops everything it started, also
+on Ctrl-C.
+
+    python -m loadtests report [DIR]
+
+writes `report.html` again from the files of an earlier run in DIR (default reports/load).
 
 Exit codes: 0 every threshold held; 1 a threshold was breached (named in the table and in
 summary.json); 2 bad options, a target that cannot be reached, an admin token that is
@@ -35,11 +41,13 @@ from types import FrameType
 from typing import Any
 
 from loadtests import settings
-from loadtests.arguments import PROG, build_parser
+from loadtests.arguments import PROG, build_parser, build_report_parser
+from loadtests.page import LOCUST_PAGE, PAGE, PageError, write_page
 from loadtests.preflight import PreflightError, check_target
 from loadtests.runinfo import context as run_context
 from loadtests.runinfo import redacted
 from loadtests.stack import REPO, StackError, running_stack, seed_catalogue, stop_process
+from loadtests.summary import verdict_code
 from loadtests.summary import write as write_summary
 
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
@@ -49,7 +57,8 @@ OUTPUTS = (
     "locust_stats_history.csv",
     "locust_failures.csv",
     "locust_exceptions.csv",
-    "report.html",
+    LOCUST_PAGE,
+    PAGE,
     "summary.json",
     "service.log",
 )
@@ -105,7 +114,7 @@ def locust_command(
         str(report_dir / CSV_PREFIX),
         "--csv-full-history",
         "--html",
-        str(report_dir / "report.html"),
+        str(report_dir / LOCUST_PAGE),
         *settings.to_argv(values),
     ]
     if not live_stats:
@@ -140,11 +149,8 @@ def _verdict_code(locust_code: int, summary: Mapping[str, Any] | None) -> int:
         if locust_code != 2:  # with 2 Locust has said why (preflight, bad option)
             _error(f"Locust exited with {locust_code} and wrote no summary")
         return 2
-    if summary.get("harness_errors"):
-        return 2
-    if not summary.get("passed"):
-        return 1
-    return 0 if locust_code == 0 else 2
+    code = verdict_code(summary)
+    return code if code or locust_code == 0 else 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +170,9 @@ def _start_target(
     outage shape switches that service's fake BGG (`values["bgg_control_url"]` is set)."""
     token = os.environ.get(settings.ADMIN_TOKEN_ENV) or None
     if args.host:
-        context: dict[str, Any] = {"host": args.host, "service": "external"}
-        return _Target(args.host, token, args.seed_games or 0, context)
+        seed = args.seed_games or 0
+        context: dict[str, Any] = {"host": args.host, "service": "external", "seed_games": seed}
+        return _Target(args.host, token, seed, context)
     service = stack.enter_context(
         running_stack(
             workers=args.workers,
@@ -186,6 +193,7 @@ def _start_target(
         },
     }
     seed = DEFAULT_SEED_GAMES if args.seed_games is None else args.seed_games
+    context["seed_games"] = seed
     return _Target(service.url, service.token, seed, context)
 
 
@@ -213,6 +221,8 @@ class _OptionError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        return report(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         values = _check_options(args)
@@ -257,23 +267,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StackError, PreflightError, OSError) as exc:
         return _error(str(exc))
     except _Interrupted as exc:
-        _annotate(summary_path, run_context(args, argv, context, load_at_start))
+        run = run_context(args, argv, context, load_at_start)
+        if _annotate(summary_path, run, exit_code=130):
+            try_write_page(report_dir)
         sys.stderr.write(f"{PROG}: interrupted ({exc}); everything it started is stopped\n")
         return 130
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    summary = _annotate(summary_path, run_context(args, argv, context, load_at_start))
+    summary = _read_summary(summary_path)
     result = _verdict_code(code, summary)
-    sys.stdout.write(f"{PROG}: exit {result}; reports in {report_dir}\n")
+    summary = _annotate(summary_path, run_context(args, argv, context, load_at_start), result)
+    page = try_write_page(report_dir) if summary is not None else None
+    shown = f"the page: {page}; the rest" if page else "reports"
+    sys.stdout.write(f"{PROG}: exit {result}; {shown} in {report_dir}\n")
     return result
 
 
-def _annotate(path: Path, run: dict[str, Any]) -> dict[str, Any] | None:
-    """Add the run's context to the summary Locust wrote (None when it wrote none)."""
+def try_write_page(report_dir: Path) -> Path | None:
+    """Write the run's page; a failure is reported and never changes the run's exit code."""
+    try:
+        return write_page(report_dir)
+    except Exception as exc:  # the verdict stands, whatever the page does
+        sys.stderr.write(f"{PROG}: {PAGE} not written: {type(exc).__name__}: {exc}\n")
+        return None
+
+
+def report(argv: Sequence[str]) -> int:
+    """`python -m loadtests report [DIR]`: the page of the run in DIR, written again."""
+    args = build_report_parser().parse_args(list(argv))
+    try:
+        page = write_page(args.report_dir)
+    except PageError as exc:
+        return _error(str(exc))
+    except OSError as exc:
+        return _error(f"cannot write {args.report_dir / PAGE}: {exc}")
+    sys.stdout.write(f"{page}\n")
+    return 0
+
+
+def _annotate(path: Path, run: dict[str, Any], exit_code: int) -> dict[str, Any] | None:
+    """Add the run's context and the command's exit code to the summary Locust wrote (None
+    when it wrote none)."""
     summary = _read_summary(path)
     if summary is not None:
         summary["run"] = run
+        summary["exit_code"] = exit_code
         write_summary(path, summary)
     return summary
 

@@ -148,16 +148,38 @@ def build(
     }
 
 
-def write(path: str | os.PathLike[str], summary: Mapping[str, Any]) -> None:
-    """Write `summary` as JSON atomically (a reader never sees half a file)."""
+def from_iso(text: Any) -> float | None:
+    """Epoch seconds of an `iso` timestamp; None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def verdict_code(summary: Mapping[str, Any]) -> int:
+    """The exit code the summary stands for: 0 every threshold held, 1 a breach, 2 a harness
+    error."""
+    if summary.get("harness_errors"):
+        return 2
+    return 0 if summary.get("passed") else 1
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write `text` atomically (a reader never sees half a file)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".summary-", suffix=".json", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix, dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(summary, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
+            handle.write(text)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write(path: str | os.PathLike[str], summary: Mapping[str, Any]) -> None:
+    """Write `summary` as JSON atomically."""
+    write_text(path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

@@ -185,12 +185,17 @@ def evaluate_all(thresholds: Sequence[Threshold], snapshot: Snapshot) -> list[Ve
     return [evaluate(threshold, snapshot) for threshold in thresholds]
 
 
-def _show(threshold: Threshold, value: float) -> str:
-    if threshold.kind == "error_rate":
+def format_value(kind: Kind, value: float) -> str:
+    """A measurement or target of a threshold of `kind` as people read it: %, x or ms."""
+    if kind == "error_rate":
         return f"{value * 100:.3g} %"
-    if threshold.kind == "ratio":
+    if kind == "ratio":
         return f"{value:.3g}x"
     return f"{value:g} ms"
+
+
+def _show(threshold: Threshold, value: float) -> str:
+    return format_value(threshold.kind, value)
 
 
 def format_table(verdicts: Sequence[Verdict]) -> str:

@@ -13,12 +13,16 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.services import free_port, missing
+from tests.support.browser import render
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 pytestmark = pytest.mark.slow
 
@@ -91,10 +95,12 @@ def test_steady_run_on_a_healthy_service_passes(tmp_path: Path) -> None:
     assert summary["error_rate"] == 0.0
     assert summary["health_p99_ms"] is not None
     assert [t["name"] for t in summary["thresholds"]] == ["error_rate", "public_p95_ms"]
-    for name in ("locust_stats.csv", "locust_stats_history.csv", "report.html", "service.log"):
+    for name in ("locust_stats.csv", "locust_stats_history.csv", "locust_report.html",
+                 "report.html", "service.log"):  # fmt: skip
         assert (run.report_dir / name).is_file(), name
     assert "all 2 threshold(s) held" in run.output
     assert summary["run"]["service"]["workers"] == 1
+    assert summary["exit_code"] == 0
 
 
 def test_outage_run_passes_and_measures_the_breaker(tmp_path: Path) -> None:
@@ -112,9 +118,10 @@ def test_outage_run_passes_and_measures_the_breaker(tmp_path: Path) -> None:
     assert phases["outage"]["breaker_rejection"]["requests"] > 0
     assert phases["recovery"]["breaker_at_end"] == "closed"
     assert phases["recovery"]["imports"]["requests"] > phases["recovery"]["imports"]["failures"]
+    assert "<title>Load run PASSED" in (run.report_dir / "report.html").read_text()
 
 
-def test_outage_run_fails_when_the_breaker_never_opens(tmp_path: Path) -> None:
+def test_outage_run_fails_when_the_breaker_never_opens(tmp_path: Path, browser: Browser) -> None:
     run = load(tmp_path, *OUTAGE, "BGG_BREAKER_FAIL_MAX=1000000")
     assert run.code == 1, run.output
     breaker = run.threshold("breaker_rejection_p99_ms")
@@ -122,6 +129,30 @@ def test_outage_run_fails_when_the_breaker_never_opens(tmp_path: Path) -> None:
     assert "no requests named 'import (breaker open)'" in breaker["message"]
     assert "BREACH breaker_rejection_p99_ms" in run.output
     assert run.summary["phases"][1]["imports"]["failures"] > 0
+    assert run.summary["exit_code"] == 1
+
+    # the page a person opens: the verdict, every threshold with its result, why it failed
+    page = render(browser, run.report_dir / "report.html", screenshot=tmp_path / "report.png")
+    assert page.offsite == []
+    assert page.errors == []
+    assert page.title.startswith("Load run FAILED")
+    assert page.text.index("FAILED") < page.text.index("Thresholds")
+    assert (
+        page.missing_text(
+            "Exit code 1",
+            "The error rate over all requests must stay below",
+            "the imports it turns away at once",
+            "The p95 response time of the slowest public read",
+            "Why it failed: no requests named 'import (breaker open)' were made",
+            "warm-up",
+            "outage",
+            "recovery",
+            "Locust's own report",
+        )
+        == []
+    )
+    assert page.text.count(" · measured ") == len(run.summary["thresholds"]) == 3
+    assert (tmp_path / "report.png").stat().st_size > 0
 
 
 def test_outage_run_fails_when_the_service_outwaits_the_runs_patience(tmp_path: Path) -> None:
