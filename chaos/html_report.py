@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from chaos import timeline
+from chaos.report import BACKENDS
 
 PAGE = "report.html"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -35,7 +36,6 @@ EXIT_MEANINGS = {
 VERDICT_WORDS = {"passed": "passed", "deviated": "deviated", "error": "harness error",
                  "data_lost": "data lost", "skipped": "skipped",
                  "interrupted": "interrupted"}  # fmt: skip
-BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 PHASES = {"before": "before the fault", "method": "under the fault",
           "during": "throughout the fault", "after": "after recovery",
           "rollback": "while undoing the fault"}  # fmt: skip

@@ -40,6 +40,8 @@ EXIT_CODES = {"passed": 0, "skipped": 0, "deviated": 1, "error": 2, "interrupted
               "data_lost": 3}  # fmt: skip
 #: The run's verdict by exit code.
 VERDICTS = {0: "passed", 1: "deviated", 2: "error", 3: "data_lost"}
+#: The database backends as a person names them (a scenario may run on each).
+BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 #: The symlink in the report folder that names the newest finished run.
 LATEST = "latest"
 

@@ -211,7 +211,9 @@ def svg(line: Timeline, *, salt: str) -> str:
     text = buffer.getvalue()
     # Only the element itself: the XML prolog and doctype do not belong inside HTML.
     text = text[text.index("<svg") :]
-    return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 class="timeline"', text, count=1)
+    # Sized by the page's CSS (its full width), not in points.
+    size = r'<svg([^>]*?) width="[^"]*" height="[^"]*"'
+    return re.sub(size, r'<svg\1 class="timeline"', text, count=1)
 
 
 def _breakers(ax: Any, line: Timeline, end: float) -> None:
