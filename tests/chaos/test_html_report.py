@@ -73,12 +73,21 @@ def _outage_events(name: str, seed: int) -> list[dict[str, Any]]:
         at(0.0, "scenario_start", seed=seed, run_seed=7, backend="postgresql"),
         at(0.1, "breaker_state", breaker="BGG API", service=0, state="closed"),
         at(1.0, "fault", fault="database-down", on=True),
-        *[at(1.0 + i / 10, "public_call", service=0, status=503, latency_ms=20.0)
-          for i in range(8)],  # fmt: skip
+        *[
+            at(1.0 + i / 10, "public_call", service=0, status=503, latency_ms=20.0)
+            for i in range(8)
+        ],
         at(1.5, "import", bgg_id=1, game_id=None, status=503, latency_ms=30.0),
         # Seen at 3.0, but the service says it opened at 2.0.
-        at(3.0, "breaker_transition", breaker="BGG API", service=0, from_state="closed",
-           to_state="open", at="2026-12-06T11:28:22.000000Z"),  # fmt: skip
+        at(
+            3.0,
+            "breaker_transition",
+            breaker="BGG API",
+            service=0,
+            from_state="closed",
+            to_state="open",
+            at="2026-12-06T11:28:22.000000Z",
+        ),
         at(3.5, "fault", fault="database-down", on=False),
         at(4.0, "public_call", service=0, status=200, latency_ms=12.0),
         at(4.5, "scenario_end", verdict="passed", reason=""),
