@@ -12,6 +12,7 @@ that look alarming but are not a broken promise, and links to its logs and journ
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from chaos import timeline
 from chaos.report import BACKENDS
 
 PAGE = "report.html"
+ALARMING = "Looks alarming, but passed:"
 TEMPLATES = Path(__file__).parent / "templates"
 
 #: What each exit code means, as the page says it.
@@ -122,7 +124,8 @@ class ScenarioView:
     checks: list[Check] = field(default_factory=list)
     not_judged: list[Check] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    #: (heading, text): explanations beside the timeline.
+    notes: list[tuple[str, str]] = field(default_factory=list)
     work: list[str] = field(default_factory=list)
     work_ok: bool | None = None
     work_note: str = ""
@@ -193,7 +196,24 @@ def render(summary: dict[str, Any], events: list[dict[str, Any]], *, logs: list[
         versions=_versions(summary.get("versions") or {}),
         options=_options(summary.get("options") or {}),
         interrupted=bool(summary.get("interrupted")),
+        failures=failures(views),
     )
+
+
+def failures(views: list[ScenarioView]) -> list[tuple[ScenarioView, str]]:
+    """What went wrong, for the top of the page: each broken promise (with what was measured
+    against what), or the scenario's reason when no promise names it (an error, lost data)."""
+    found: list[tuple[ScenarioView, str]] = []
+    for view in views:
+        if view.verdict in ("passed", "skipped"):
+            continue
+        broken = [c for c in view.checks if not c.met]
+        for check in broken:
+            text = f"{check.sentence} ({check.when}): measured {check.measured}"
+            found.append((view, f"{text}, target {check.target}"))
+        if view.verdict != "deviated" or not broken:
+            found.append((view, f"{view.verdict_words.capitalize()}: {view.reason}"))
+    return found
 
 
 def replay_command(summary: dict[str, Any], scenario: str | None = None) -> str:
@@ -364,34 +384,43 @@ def _work(view: ScenarioView, tasks: dict[str, Any] | None) -> None:
         )
 
 
-def _notes(data: dict[str, Any], view: ScenarioView) -> list[str]:
+def _notes(data: dict[str, Any], view: ScenarioView) -> list[tuple[str, str]]:
     """Explanations of figures that look alarming but broke no promise."""
-    notes = []
+    notes: list[tuple[str, str]] = []
     figures = data.get("figures") or {}
+    load, cores = figures.get("load_average_1m"), os.cpu_count() or 1
+    busy = isinstance(load, int | float) and load > 1.5 * cores
+    if busy and view.verdict not in ("passed", "skipped"):
+        notes.append((
+            "The machine was busy:",
+            f"its load was {load:g} on {cores} cores when this scenario started. Timing "
+            "promises (latencies, \"within N s\") can miss for reasons outside the service; "
+            "run it again on a quiet machine before blaming the service.",
+        ))  # fmt: skip
     names = {h.get("name") for h in data.get("hypotheses") or []}
     rate = figures.get("public_error_rate")
     if isinstance(rate, int | float) and rate > 0 and "public-api-answers-during" not in names:
         why = PUBLIC_DOWN_WHY.get(view.scenario, "the fault takes the public catalogue down too")
-        notes.append(
+        notes.append((ALARMING,
             f"The public API failed {100 * rate:.3g} % of its samples under the fault. That is "
             f"expected here, not a broken promise: {why}. This scenario promises that the "
-            "catalogue answers before the fault and again after recovery (checked below)."
-        )
+            "catalogue answers before the fault and again after recovery (checked above)."
+        ))  # fmt: skip
     p99, limit = figures.get("public_p99_ms"), 250.0
     judged_p99 = "public-api-fast-during" in names
     if isinstance(p99, int | float) and p99 > limit and not judged_p99 and view.verdict == "passed":
-        notes.append(
+        notes.append((ALARMING,
             f"The public API's p99 latency under the fault was {p99:.0f} ms. This scenario "
             "makes no latency promise for it (only bgg_blackhole does, where hanging imports "
             "could starve the workers); a loaded machine and the fault itself slow it down."
-        )
+        ))  # fmt: skip
     imports = figures.get("import_success_rate")
     if isinstance(imports, int | float) and imports < 1 and view.verdict == "passed":
-        notes.append(
+        notes.append((ALARMING,
             f"Only {100 * imports:.3g} % of imports succeeded: imports need BGG, which fails on "
             "purpose here. The promise is how they fail (fast, with a clear status, without "
-            "hammering BGG), checked below."
-        )
+            "hammering BGG), checked above."
+        ))  # fmt: skip
     return notes
 
 

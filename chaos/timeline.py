@@ -30,6 +30,7 @@ FAULT_BAR = "#e58a84"
 RULE_BAR = "#f0c27a"
 OK_COLOUR = "#3b6fb6"
 ERROR_COLOUR = "#d64541"
+FAILED_COLOUR = "#7a1f1f"
 
 
 @dataclass
@@ -180,12 +181,9 @@ def svg(line: Timeline, *, salt: str) -> str:
         _latency(latency, line)
         _errors(errors, line, end)
         _imports(imports, line)
-        for t, name in line.failed:
+        for t, _ in line.failed:
             for ax in axes:
-                ax.axvline(t, color="#7a1f1f", linewidth=1.0, linestyle=":")
-            imports.annotate(f"✗ {name}", (t, 0.0), xycoords=("data", "axes fraction"),
-                             xytext=(2, -22), textcoords="offset points", fontsize=8,
-                             color="#7a1f1f")  # fmt: skip
+                ax.axvline(t, color=FAILED_COLOUR, linewidth=1.0, linestyle=":")
         imports.set_xlim(0, end * 1.02)
         imports.set_xlabel("seconds since the scenario started")
         windows = _unique(name for name, _, ended in line.faults if ended is not None)
@@ -197,6 +195,10 @@ def svg(line: Timeline, *, salt: str) -> str:
         if moments:
             handles.append(Line2D([], [], color=ERROR_COLOUR, linestyle="--",
                                   label=f"{', '.join(moments)} (at that moment)"))  # fmt: skip
+        if line.failed:
+            # The table above names each; the line shows when it was judged.
+            handles.append(Line2D([], [], color=FAILED_COLOUR, linestyle=":",
+                                  label="a hypothesis failed (judged here)"))  # fmt: skip
         handles += [
             Patch(color=STATE_COLOURS["closed"], label="breaker closed"),
             Patch(color=STATE_COLOURS["half_open"], label="half-open (one trial)"),
@@ -204,7 +206,8 @@ def svg(line: Timeline, *, salt: str) -> str:
             Line2D([], [], marker="o", linestyle="", color=OK_COLOUR, label="answered"),
             Line2D([], [], marker="o", linestyle="", color=ERROR_COLOUR, label="error"),
         ]
-        figure.legend(handles=handles, loc="outside lower center", ncols=len(handles),
+        columns = len(handles) if len(handles) <= 6 else math.ceil(len(handles) / 2)
+        figure.legend(handles=handles, loc="outside lower center", ncols=columns,
                       frameon=False, fontsize=8)  # fmt: skip
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg")

@@ -210,9 +210,17 @@ def test_a_deviated_run_names_the_broken_promise(tmp_path: Path) -> None:
                    "p99_ms <= 50.0 ms", 13.99),
     ]  # fmt: skip
     result.tasks = _tasks()
+    result.figures["load_average_1m"] = 99.0
     text = _text(_write(tmp_path / "run", [result], []))
     assert text.index("Exit 1: deviated") < text.index("bgg_outage on SQLite")
     assert "0 of 1 scenario passed" in text
+    # Said at the top, in words, before the scenario's own section.
+    what_failed = (
+        "What failed bgg_outage on SQLite : The breaker opens after exactly 5 failed upstream "
+        "requests (under the fault): measured not measured, target 5"
+    )
+    assert text.index(what_failed) < text.index("Hypotheses (1 of 2 held)")
+    assert "The machine was busy: its load was 99" in text
     assert "Deviated: breaker-opens-after-fail-max (method)" in text
     assert (
         "The breaker opens after exactly 5 failed upstream requests under the fault "
@@ -225,8 +233,10 @@ def test_lost_work_is_shown_as_data_lost(tmp_path: Path) -> None:
     result = ScenarioResult("cdn_outage", load("cdn_outage"), "sqlite")
     result.tasks = _tasks(lost=[41])
     result.verdict = "data_lost"
+    result.reason = "tasks lost 1, duplicated 0, unexpected 0 of 11 started"
     text = _text(_write(tmp_path / "run", [result], []))
     assert "Exit 3: data lost" in text and html_report.EXIT_MEANINGS[3] in text
+    assert "cdn_outage on SQLite : Data lost: tasks lost 1, duplicated 0" in text
     assert "Data lost: work was lost, done twice or appeared from nowhere." in text
     assert "1 lost, 0 done twice, 0 unexpected" in text
 
