@@ -262,7 +262,7 @@ def scenario_view(
     view.checks = [_check(h) for h in data.get("hypotheses") or []]
     view.not_judged = [
         Check(
-            s.get("promise") or s["name"],
+            _sentence(s.get("promise") or s["name"]),
             PHASES.get(s.get("phase", ""), ""),
             "not judged",
             s.get("reason", ""),
