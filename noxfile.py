@@ -95,13 +95,14 @@ def chaos(session: nox.Session) -> None:
 
     ARGS go to `python -m chaos run` (scenarios, --seed, --workers, --service-env KEY=VALUE,
     --target URL, ...). Runs every scenario on SQLite, and the database scenarios on
-    PostgreSQL too when TEST_DATABASE_URL is set. Each run writes reports/chaos/<run>/, and
-    reports/chaos/latest points at the run that finished last.
+    PostgreSQL too when TEST_DATABASE_URL is set. Each run writes reports/chaos/<run>/ (its
+    report.html is the page to read), and reports/chaos/latest points at the run that finished
+    last.
 
     Exit code: nox ends any failed session with 1, whatever the command's code. The harness's
     own (0 every hypothesis held, 1 one deviated, 2 harness error or bad arguments, 3 data
-    lost) is on the run's last line, on nox's last line, and in the run's summary.json
-    (`exit_code`).
+    lost) is on the run's line naming its folder (just before the line naming report.html),
+    on nox's last line, in the run's summary.json (`exit_code`) and at the top of the page.
     """
     from nox.command import CommandFailed
 

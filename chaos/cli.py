@@ -9,8 +9,8 @@ duplicated or unexpected tasks). Errors before the run are one line on stderr, a
 is left running: every process and server the harness started is stopped on every path out,
 Ctrl-C and SIGTERM included. Arguments are all checked before anything is started or created.
 
-Each run writes into a folder of its own under `--report-dir` (`chaos.report`); the last line
-printed names it and repeats the exit code.
+Each run writes into a folder of its own under `--report-dir` (`chaos.report`); the last two
+lines printed name it with the exit code, and its `report.html`.
 """
 
 from __future__ import annotations
@@ -337,8 +337,8 @@ def run(args: argparse.Namespace) -> int:
         _discard_if_empty(options.report_dir)
         return code
     meta = _meta(options, started, time.monotonic() - wall) | {"interrupted": interrupted}
-    write(options.report_dir, results, meta, code)
-    events.close()
+    events.close()  # the page is drawn from the whole file
+    page = write(options.report_dir, results, meta, code)
     try:
         point_latest(options.report_dir)
     except OSError as exc:  # `latest` turned into something else during the run
@@ -348,6 +348,8 @@ def run(args: argparse.Namespace) -> int:
         f"exit {code} ({VERDICTS[code]}): reports in {options.report_dir}/ (journal.json, "
         f"events.jsonl, summary.json, logs/; {options.report_dir.parent / LATEST} points here)"
     )
+    # Last, so a person finds the page where the output ends.
+    terminal.line(f"report: {page}" if page is not None else "report: none (see the warning)")
     return code
 
 

@@ -16,16 +16,20 @@ relative symlink): `latest` is the run that finished last, never one still being
 - `summary.json`: per scenario the verdict, each hypothesis (promise, expected, observed,
   met) and the measured figures (MTTD, rejection p50/p99, error rates, task success, lost and
   duplicated counts), plus seed, versions and git commit.
+- `report.html`: the run for a person to read (`chaos.html_report`), one self-contained page.
 - `events.jsonl` is written while the run goes (`chaos.events`).
 - `logs/service-<scenario>-N.log`: each service's output (`chaos.stack`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import secrets
+import sys
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,8 @@ EXIT_CODES = {"passed": 0, "skipped": 0, "deviated": 1, "error": 2, "interrupted
               "data_lost": 3}  # fmt: skip
 #: The run's verdict by exit code.
 VERDICTS = {0: "passed", 1: "deviated", 2: "error", 3: "data_lost"}
+#: The database backends as a person names them (a scenario may run on each).
+BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 #: The symlink in the report folder that names the newest finished run.
 LATEST = "latest"
 
@@ -95,6 +101,7 @@ def summary(results: list[ScenarioResult], meta: dict[str, Any], code: int) -> d
                 "name": r.name,
                 "scenario": r.scenario.name,
                 "backend": r.backend,
+                "title": r.scenario.title,
                 "fault": r.scenario.fault,
                 "verdict": r.verdict,
                 "reason": r.reason or None,
@@ -227,14 +234,45 @@ def _provenance(meta: dict[str, Any]) -> dict[str, Any]:
     return {"versions": meta.get("versions"), "git": meta.get("git"), "run_seed": meta.get("seed")}
 
 
-def write(report_dir: Path, results: list[ScenarioResult], meta: dict[str, Any], code: int) -> None:
-    """Write `journal.json`, `journal-<scenario>.json` and `summary.json` into the run's
-    folder `report_dir`; `run_id` in them is the folder's name."""
+def write(
+    report_dir: Path, results: list[ScenarioResult], meta: dict[str, Any], code: int
+) -> Path | None:
+    """Write `journal.json`, `journal-<scenario>.json`, `summary.json` and `report.html` into
+    the run's folder `report_dir`; `run_id` in them is the folder's name.
+
+    Returns the page's path, or None when it could not be made: the page is a view of the
+    JSON files, so a failure to draw it is reported (stderr, and `report-error.txt` with the
+    traceback) but neither loses the JSON nor changes the run's exit code.
+    """
     meta = {"run_id": report_dir.name, **meta}
     _dump(report_dir / "journal.json", journal(results, meta, code))
     for result in results:
         _dump(report_dir / f"journal-{result.name}.json", result.journal | _provenance(meta))
-    _dump(report_dir / "summary.json", summary(results, meta, code))
+    document = summary(results, meta, code)
+    _dump(report_dir / "summary.json", document)
+    return page(report_dir, document)
+
+
+def page(report_dir: Path, document: dict[str, Any]) -> Path | None:
+    """Write `report.html` for the `summary.json` `document`; None (and why, on stderr and in
+    `report-error.txt`) when it could not be made."""
+    try:
+        from chaos import html_report  # jinja2 and matplotlib: the `chaos` extra
+
+        # What summary.json holds, not the objects it was made of: the page shows the file.
+        return html_report.write(report_dir, json.loads(json.dumps(document, default=str)))
+    except Exception as exc:  # any failure to draw must leave the run's verdict as it is
+        with contextlib.suppress(OSError):
+            (report_dir / "report-error.txt").write_text(
+                "".join(traceback.format_exception(exc)), encoding="utf-8"
+            )
+        print(
+            f"warning: {report_dir / 'report.html'} not written ({type(exc).__name__}: {exc}); "
+            f"the JSON files are complete, the traceback is in {report_dir}/report-error.txt",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
 
 
 def _dump(path: Path, data: Any) -> None:

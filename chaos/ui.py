@@ -9,14 +9,18 @@ import sys
 from typing import Any
 
 from chaos.engine import ScenarioResult
+from chaos.report import BACKENDS
 
 try:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 except ImportError:  # pragma: no cover - the chaos extra installs rich
     Console = None  # type: ignore[assignment,misc]
     Table = None  # type: ignore[assignment,misc]
+    Text = str  # type: ignore[assignment,misc]
 
+VERDICT_WORDS = {0: "all held", 1: "deviated", 2: "harness error", 3: "data lost"}
 STYLE = {"passed": "green", "deviated": "red", "data_lost": "bold red", "error": "magenta",
          "skipped": "yellow", "interrupted": "yellow"}  # fmt: skip
 
@@ -79,22 +83,24 @@ class Terminal:
             self.line(f"  ! {event['error']}", "magenta")
 
     def table(self, results: list[ScenarioResult], code: int, wall: float) -> None:
-        """The summary table."""
+        """The summary table: one row per scenario (and backend), in plain words."""
         rows = [
-            (r.name, r.verdict, f"{sum(j.met for j in r.judgements)}/{len(r.judgements)}",
+            (_label(r), r.verdict, f"{sum(j.met for j in r.judgements)}/{len(r.judgements)}",
              _figures(r), f"{r.duration_s:.1f}s", r.reason)
             for r in results
         ]  # fmt: skip
+        title = f"chaos run: exit {code} ({VERDICT_WORDS.get(code, '')}), {wall:.0f} s"
         if self._rich is not None and Table is not None:
-            table = Table(title=f"chaos run: exit {code}, {wall:.0f} s")
-            for column in ("scenario", "verdict", "held", "figures", "time", "why"):
+            table = Table(title=title)
+            for column in ("scenario", "verdict", "held", "measured", "took", "why"):
                 table.add_column(column, overflow="fold")
             for name, verdict, held, figures, took, why in rows:
-                table.add_row(name, f"[{STYLE.get(verdict, '')}]{verdict}[/]", held, figures,
-                              took, why)  # fmt: skip
+                # Text, not markup: "database_outage[postgresql]" is not a style tag.
+                table.add_row(Text(name), Text(verdict, STYLE.get(verdict, "")), held,
+                              Text(figures), took, Text(why))  # fmt: skip
             self._rich.print(table)
             return
-        print(f"chaos run: exit {code}, {wall:.0f} s")
+        print(title)
         for row in rows:
             print("  ".join(str(cell) for cell in row))
 
@@ -112,34 +118,47 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _label(result: ScenarioResult) -> str:
+    """The scenario and its database: a scenario run on two backends shows twice, told apart."""
+    backend = BACKENDS.get(result.backend or "", result.backend)
+    return f"{result.scenario.name} ({backend})" if backend else result.name
+
+
 def _figures(result: ScenarioResult) -> str:
+    """The measured figures that say most, in words (report.html has them all)."""
     f = result.figures
     parts = []
     for key, label, unit in (
-        ("mttd_open_s", "MTTD", "s"),
-        ("mttd_alert_s", "alert", "s"),
-        ("rejection_p99_ms", "rej p99", "ms"),
-        ("import_success_rate", "imports ok", ""),
-        ("deadline_max_s", "slowest import", "s"),
-        ("public_error_rate", "public err", ""),
-        ("public_p99_ms", "public p99", "ms"),
+        ("mttd_open_s", "detected in", " s"),
+        ("mttd_alert_s", "alerted in", " s"),
+        ("rejection_p99_ms", "rejections p99", " ms"),
+        ("import_success_rate", "imports ok", " %"),
+        ("deadline_max_s", "slowest import", " s"),
+        ("public_error_rate", "public errors", " %"),
+        ("public_p99_ms", "public p99", " ms"),
     ):
         value = f.get(key)
-        if value is not None:
-            parts.append(f"{label} {_fmt(value)}{unit}")
-    if result.tasks is not None and result.tasks.checked and result.tasks.attempted:
-        t = result.tasks
-        superseded = f"{t.superseded}superseded/" if t.superseded else ""
-        parts.append(
-            f"tasks {t.succeeded}ok/{t.recorded_failure}failed/{superseded}{len(t.lost)}lost/"
-            f"{len(t.duplicated)}dup/{len(t.unexpected)}unexp"
-        )
-    if result.tasks is not None and result.tasks.jobs is not None and result.tasks.jobs.expected:
-        j = result.tasks.jobs
-        parts.append(
-            f"jobs {j.done}done/{j.failed_recorded}failed/{len(j.lost)}lost/"
-            f"{len(j.duplicated)}dup/{len(j.unexpected)}unexp"
-        )
+        if value is None:
+            continue
+        if unit == " %":
+            value = 100 * value
+        text = f"{label} {_fmt(value)}{unit}"
+        promised = {j.name for j in result.judgements}
+        if key == "public_error_rate" and value and "public-api-answers-during" not in promised:
+            text += " (not promised here)"
+        parts.append(text)
+    tasks = result.tasks
+    if tasks is not None and tasks.checked and tasks.attempted:
+        jobs = tasks.jobs
+        lost = len(tasks.lost) + (len(jobs.lost) if jobs else 0)
+        doubled = len(tasks.duplicated) + (len(jobs.duplicated) if jobs else 0)
+        unexpected = len(tasks.unexpected) + (len(jobs.unexpected) if jobs else 0)
+        work = f"downloads {tasks.succeeded} ok, {tasks.recorded_failure} failed (recorded)"
+        if lost or doubled or unexpected:
+            work += f", LOST {lost}, done twice {doubled}, unexpected {unexpected}"
+        else:
+            work += ", none lost"
+        parts.append(work)
     return ", ".join(parts)
 
 

@@ -1,8 +1,9 @@
 """Background observers that run while a scenario runs.
 
 - `PublicSampler` calls the public API every `interval` seconds on every service of the
-  deployment and keeps each answer, so "0 % errors during the fault" is judged on what
-  really happened throughout the fault, not on one call before and one after.
+  deployment and keeps each answer (a `public_call` event each), so "0 % errors during the
+  fault" is judged on what really happened throughout the fault, not on one call before and
+  one after.
 - `BreakerWatcher` polls every breaker's status and turns changes into `breaker` events:
   the state each poll saw, and the service's own recorded transitions (with the service's
   timestamp), so the journal shows when the breaker really changed, not when we looked.
@@ -103,9 +104,12 @@ class PublicSampler(_Observer):
         What a timing-critical measurement calls between its own requests while the
         background loop is paused (`quiet`), so the public API stays watched throughout.
         """
-        for client in self.clients:
+        for index, client in enumerate(self.clients):
             call = await client.public_games()
             self.calls.append(call)
+            # Every sample, not only the errors: the report's timeline draws the latency and
+            # error rate the public saw over the whole fault.
+            self.events.emit("public_call", service=index, **call.summary())
             if call.status != 200:
                 self.events.emit("public_error", url=client.url, **call.summary())
 

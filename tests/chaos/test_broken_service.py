@@ -16,13 +16,19 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from chaos.html_report import VERDICT_WORDS
+from chaos.report import VERDICTS
 from tests.conftest import REPO_ROOT
 from tests.services import missing
+from tests.support.browser import render
 from tests.support.waiting import eventually_sync
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 pytestmark = pytest.mark.slow
 
@@ -56,14 +62,15 @@ def verdict(summary: dict[str, Any], scenario: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any]]:
-    """The scenarios the broken configurations are caught by, with the default settings."""
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any], Path]:
+    """The scenarios the broken configurations are caught by, with the default settings:
+    exit code, summary and the run's folder."""
+    reports = tmp_path_factory.mktemp("default")
     code, summary, _ = run_chaos(
-        tmp_path_factory.mktemp("default"), "bgg_outage", "bgg_blackhole", "bgg_flaky",
-        "cdn_outage", "breaker_self_recovery", "bulk_import_outage", "service_restart",
-        "worker_crash",
+        reports, "bgg_outage", "bgg_blackhole", "bgg_flaky", "cdn_outage",
+        "breaker_self_recovery", "bulk_import_outage", "service_restart", "worker_crash",
     )  # fmt: skip
-    return code, summary
+    return code, summary, (reports / "latest").resolve()
 
 
 # The hypotheses each broken configuration must trip, and the scenario that checks them.
@@ -82,8 +89,10 @@ CAUGHT = {
 }
 
 
-def test_default_configuration_keeps_the_promises(default_run: tuple[int, dict[str, Any]]) -> None:
-    code, summary = default_run
+def test_default_configuration_keeps_the_promises(
+    default_run: tuple[int, dict[str, Any], Path],
+) -> None:
+    code, summary, _ = default_run
     assert code in (0, 1), summary
     for scenario, names in CAUGHT.items():
         held = hypotheses(summary, scenario)
@@ -99,13 +108,45 @@ def test_default_configuration_keeps_the_promises(default_run: tuple[int, dict[s
         assert jobs["lost"] == jobs["duplicated"] == jobs["unexpected"] == 0, entry["name"]
 
 
-def test_breaker_effectively_disabled_is_caught(tmp_path: Path) -> None:
+def test_breaker_effectively_disabled_is_caught(tmp_path: Path, browser: Browser) -> None:
     code, summary, out = run_chaos(
         tmp_path, "bgg_outage", "--service-env", "BGG_BREAKER_FAIL_MAX=1000"
     )
     assert code == 1
     assert not hypotheses(summary, "bgg_outage")["breaker-opens-after-fail-max"]
     assert "✗ breaker-opens-after-fail-max" in out
+    # The page says so too, first thing, and names the broken promise in words.
+    page = render(browser, tmp_path / "latest" / "report.html")
+    text = " ".join(page.text.split())
+    assert text.index("Exit 1: deviated") < text.index("bgg_outage on SQLite deviated")
+    assert "Deviated: breaker-opens-after-fail-max" in text
+    assert "The breaker opens after exactly 5 failed upstream requests" in text
+    assert "✗ failed" in text
+    assert "--service-env BGG_BREAKER_FAIL_MAX=1000" in text, "the replay keeps the setting"
+    assert page.offsite == [] and page.errors == []
+
+
+def test_the_report_page_shows_each_scenario_verdict_first(
+    default_run: tuple[int, dict[str, Any], Path], browser: Browser, tmp_path: Path
+) -> None:
+    """The run's report.html, in a real browser: the verdict before anything else, each
+    scenario's name and verdict, and nothing fetched from elsewhere."""
+    code, summary, folder = default_run
+    shot = tmp_path / "report.png"
+
+    page = render(browser, folder / "report.html", screenshot=shot)
+
+    text = " ".join(page.text.split())
+    first = text.index(f"Exit {code}: {VERDICT_WORDS[VERDICTS[code]]}")
+    for entry in summary["scenarios"]:
+        heading = f"{entry['scenario']} on SQLite {VERDICT_WORDS[entry['verdict']]}"
+        assert heading in text, heading
+        assert first < text.index(heading)
+    passed = sum(entry["verdict"] == "passed" for entry in summary["scenarios"])
+    assert f"{passed} of {len(summary['scenarios'])} scenarios passed" in text
+    assert text.count("What happened") == len(summary["scenarios"]), "a timeline each"
+    assert page.offsite == [] and page.errors == []
+    assert shot.stat().st_size > 50_000
 
 
 def test_jobs_that_fail_instead_of_waiting_are_caught(tmp_path: Path) -> None:
@@ -194,9 +235,9 @@ def test_jobs_that_cannot_be_taken_over_are_caught(tmp_path: Path) -> None:
 
 
 def test_the_same_seed_replays_the_same_faults(
-    default_run: tuple[int, dict[str, Any]], tmp_path: Path
+    default_run: tuple[int, dict[str, Any], Path], tmp_path: Path
 ) -> None:
-    _, first = default_run
+    _, first, _ = default_run
     _, again, _ = run_chaos(tmp_path, "bgg_flaky", "--seed", str(first["seed"]))
 
     def digest(summary: dict[str, Any]) -> str:
@@ -250,6 +291,7 @@ def test_ctrl_c_rolls_back_and_leaves_nothing_running(tmp_path: Path) -> None:
     )
     journal = json.loads((tmp_path / "latest" / "journal.json").read_text())
     assert journal["status"] == "interrupted"
+    assert "Exit 2: harness error" in (tmp_path / "latest" / "report.html").read_text()
     (scenario,) = journal["journals"]
     assert scenario["rollbacks"] and scenario["rollbacks"][0]["status"] == "succeeded"
 

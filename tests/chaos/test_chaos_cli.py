@@ -121,11 +121,13 @@ def _finished(result: tuple[int, str, str], reports: Path, scenarios: list[str])
     """The run folder the last line names, after checking that it holds a whole report."""
     code, stdout, stderr = result
     assert code in (0, 1), stderr[-2000:]
-    last = stdout.strip().splitlines()[-1]
-    named = re.search(r"reports in (\S+)/ ", last)
-    assert named is not None and f"exit {code} " in last, last
+    *_, named_line, last = stdout.strip().splitlines()
+    named = re.search(r"reports in (\S+)/ ", named_line)
+    assert named is not None and f"exit {code} " in named_line, named_line
     folder = Path(named.group(1))
     assert folder.parent == reports and folder.is_dir()
+    assert last == f"report: {folder / 'report.html'}", "the output ends with the page"
+    assert (folder / "report.html").is_file()
     summary: dict[str, Any] = json.loads((folder / "summary.json").read_text())
     assert summary["run_id"] == folder.name and summary["exit_code"] == code
     assert [s["name"] for s in summary["scenarios"]] == scenarios
