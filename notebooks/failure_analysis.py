@@ -238,7 +238,12 @@ if windows is None:
 elif windows.empty:
     show.note("No breaker opened in these events.")
 else:
-    show.show(show.durations(show.times(windows, ["start", "end"]), ["duration_s"]))
+    shown = show.durations(show.times(windows, ["start", "end"]), ["duration_s"])
+    # A breaker still open when the data ends has no end and no duration yet.
+    still_open = windows["open_ended"].astype(bool).to_numpy()
+    shown.loc[still_open, "end"] = "still open when the data ends"
+    shown.loc[still_open, "duration_s"] = ""
+    show.show(shown.drop(columns=["open_ended"]).rename(columns={"duration_s": "duration"}))
 
 # %% [markdown]
 # ## The newest unresolved failures

@@ -25,6 +25,12 @@
 # and `bgg_breaker` (the BGG breaker's state), and gives every "BGG unavailable" event the
 # fingerprint `bgg-unavailable`, so an outage is one issue.
 
+# %% [markdown]
+# ## Overview
+#
+# What the export holds: how many events and issues, which releases and environments, and
+# when the first and the last event happened.
+
 # %%
 import json
 import sys

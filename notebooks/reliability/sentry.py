@@ -326,11 +326,11 @@ def sentry_overview(events: pd.DataFrame) -> pd.DataFrame:
     shapes the events came in."""
 
     def fmt(value: object) -> str:
-        return (
-            "n/a"
-            if value is None or (isinstance(value, float) and math.isnan(value))
-            else str(value)
-        )
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "n/a"
+        if isinstance(value, pd.Timestamp):
+            return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+        return str(value)
 
     first = events["timestamp"].min() if len(events) else None
     last = events["timestamp"].max() if len(events) else None

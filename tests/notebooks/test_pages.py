@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 FIRST = {
     "reliability_report": ("Verdict", "background task success"),
     "failure_analysis": ("Verdict", "background task success"),
-    "sentry_analysis": ("measure", "events"),
+    "sentry_analysis": ("Overview", "first event"),
 }
 
 
