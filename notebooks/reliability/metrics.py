@@ -31,6 +31,9 @@ from notebooks.reliability.loadrun import LoadRun, figures
 from notebooks.reliability.testcount import TestCount
 from notebooks.reliability.timeutil import describe_seconds
 
+#: The scenario name the data-set generator (`notebooks.generate`) gives its events.
+GENERATED = "generated"
+
 
 @dataclass(frozen=True)
 class Targets:
@@ -161,7 +164,13 @@ def success_metrics(
         source = f"chaos summary (worst: {scenario})" if value is not None else ""
         if value is None:
             value, scenario = _worst(detection, events_column)
-            source = f"chaos events (worst: {scenario or 'generated'})" if value is not None else ""
+            if scenario == GENERATED and detection is not None and "fault" in detection:
+                # The generator's events are all one scenario: its faults tell them apart.
+                by_fault = detection.assign(scenario=detection["fault"])
+                source = f"data set events (worst: fault {_worst(by_fault, events_column)[1]})"
+            else:
+                source = f"chaos events (worst: {scenario or 'generated'})"
+            source = source if value is not None else ""
         if value is None:
             value, scenario = _worst(journal_detection, events_column)
             source = f"chaos journal (worst: {scenario}{_basis(journal_detection, events_column)})"
@@ -281,8 +290,6 @@ def verdict(passed: object) -> str:
 
 #: The result of a metric without data, in the table for people.
 NOT_MEASURED = "not measured"
-#: The scenario name the data-set generator (`notebooks.generate`) gives its events.
-GENERATED = "generated"
 
 
 @dataclass(frozen=True)

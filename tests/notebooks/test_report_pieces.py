@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 
 from notebooks.dataset import LATEST, REPORTS_ENV, latest, resolve_latest
+from notebooks.execute import html_of
 from notebooks.reliability import show
 from notebooks.reliability.chaos import load_chaos_events
 from notebooks.reliability.failures import SuccessSummary
@@ -203,3 +206,31 @@ def test_tables_have_no_index_and_one_way_to_say_none() -> None:
         assert f">{word}<" not in html
     long_text = pd.DataFrame({"message": ["x" * 120]})
     assert "x" * 120 in show.table(long_text).data  # never cut short with "..."
+
+
+def test_mttd_from_the_data_set_names_its_slowest_fault() -> None:
+    detection = pd.DataFrame(
+        {
+            "scenario": ["generated", "generated"],
+            "fault": ["cdn-503", "bgg-503"],
+            "mttd_open_s": [1.5, 2.3],
+            "mttd_alert_s": [2.6, None],
+        }
+    )
+    rows = {r["metric"]: r for r in success_metrics(detection=detection).to_dict("records")}
+    assert rows["MTTD: fault to breaker open"]["source"] == "data set events (worst: fault bgg-503)"
+    assert rows["MTTD: fault to alert"]["source"] == "data set events (worst: fault cdn-503)"
+
+
+def test_the_page_has_no_code_and_fetches_nothing() -> None:
+    notebook = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("import secret_module\nshow.show(frame)")
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="the result\n")]
+    code.execution_count = 1
+    notebook.cells = [nbformat.v4.new_markdown_cell("# Title\n\n## Verdict"), code]
+
+    page = html_of(notebook)
+
+    assert "the result" in page and "Verdict" in page
+    assert "secret_module" not in page and "In&nbsp;[" not in page
+    assert not re.search(r"""(src|href)=["']https?://""", page)  # no require.js, no MathJax
