@@ -16,6 +16,7 @@ import pytest
 
 from notebooks.dataset import LATEST, REPORTS_ENV, latest, resolve_latest
 from notebooks.execute import html_of
+from notebooks.execute import run as run_notebook
 from notebooks.reliability import show
 from notebooks.reliability.chaos import load_chaos_events
 from notebooks.reliability.failures import SuccessSummary
@@ -234,3 +235,27 @@ def test_the_page_has_no_code_and_fetches_nothing() -> None:
     assert "the result" in page and "Verdict" in page
     assert "secret_module" not in page and "In&nbsp;[" not in page
     assert not re.search(r"""(src|href)=["']https?://""", page)  # no require.js, no MathJax
+
+
+@pytest.mark.slow
+def test_left_at_its_defaults_the_report_reads_the_latest_chaos_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `nox -s lab` opens it right after `nox -s chaos`: no parameter set."""
+    runs = tmp_path / "reports" / "chaos"
+    for seed, mttd in ((1, 9.0), (2, 0.238)):  # the older run must not be read
+        run = runs / f"2026120{seed}T000000Z-seed{seed}-1-aaaa"
+        run.mkdir(parents=True)
+        scenario = {"name": "bgg_outage", "scenario": "bgg_outage", "verdict": "passed",
+                    "held": 15, "total": 15, "figures": {"mttd_open_s": mttd}}  # fmt: skip
+        (run / "summary.json").write_text(json.dumps({"scenarios": [scenario]}), "utf-8")
+    (runs / "latest").symlink_to("20261202T000000Z-seed2-1-aaaa")
+    monkeypatch.setenv(REPORTS_ENV, str(tmp_path / "reports"))
+    out = tmp_path / "out"
+
+    run_notebook("reliability_report", {"output_dir": str(out)}, out, timeout=120)
+
+    rows = {m["metric"]: m for m in json.loads((out / "success_metrics.json").read_text())}
+    assert rows["chaos hypotheses"]["measured"] == "15/15 held"
+    assert rows["MTTD: fault to breaker open"]["value"] == 0.238
+    assert rows["background task success"]["value"] is None  # nothing generated: not available
