@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import copy
 import json
 import sys
 import tempfile
@@ -163,7 +164,10 @@ def html_of(notebook: NotebookNode) -> str:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    body, _resources = exporter.from_notebook_node(notebook)
+    # Code cells that showed nothing would still leave an empty gap on the page.
+    shown = copy.deepcopy(notebook)
+    shown.cells = [c for c in shown.cells if c.cell_type != "code" or c.get("outputs")]
+    body, _resources = exporter.from_notebook_node(shown)
     return str(body)
 
 
