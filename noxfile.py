@@ -141,3 +141,16 @@ def demo(session: nox.Session) -> None:
     """
     _install(session, "chaos")
     session.run("python", "-m", "chaos", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lab(session: nox.Session) -> None:
+    """JupyterLab on notebooks/, opening on the latest runs in reports/ (127.0.0.1 only).
+
+    ARGS go to JupyterLab (e.g. `--port 8899`). No browser is opened: open the printed URL.
+    Runs as root too (`--allow-root`). The notebooks' data parameters, left at "latest", read
+    what `nox -s notebooks`, `nox -s chaos` and `nox -s load` wrote last;
+    NOTEBOOKS_REPORTS_DIR names another reports folder. See `notebooks/lab.py`.
+    """
+    _install(session, "notebooks")
+    session.run("python", "-m", "notebooks.lab", *session.posargs)

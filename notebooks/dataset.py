@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from notebooks.reliability.errors import InputError
-from notebooks.reliability.paths import run_folder
+from notebooks.reliability.paths import REPO, run_folder
 
 ACCEPTED = (
     "expected a SQLite database, a CSV export of background_task_failures or "
@@ -246,3 +247,54 @@ def reports_dir(data: DataSet, reports: Path) -> None:
     load = reports / "load"
     if not data.load_dir and ((load / "summary.json").is_file() or any(load.glob("*_stats.csv"))):
         data.load_dir = str(load)
+
+
+#: A data parameter left at this value reads the newest runs (see `latest`).
+LATEST = "latest"
+#: The folder `latest` looks in, when not the repository's `reports/` (`nox -s lab` sets it).
+REPORTS_ENV = "NOTEBOOKS_REPORTS_DIR"
+
+
+def default_reports() -> Path:
+    """The reports folder the notebooks read by default: `$NOTEBOOKS_REPORTS_DIR`, else the
+    repository's `reports/`."""
+    configured = os.environ.get(REPORTS_ENV, "").strip()
+    return Path(configured) if configured else REPO / "reports"
+
+
+def latest(reports: Path | None = None) -> DataSet:
+    """The newest data the harness left in `reports` (default `default_reports()`): the
+    data set `python -m notebooks` generated last (`notebooks/data/`: its database, Sentry
+    export, events and test count), the latest chaos run (`chaos/latest/`) and the load run
+    (`load/`). What is not there stays empty ("not available" in the notebooks)."""
+    folder = reports if reports is not None else default_reports()
+    data = DataSet()
+    generated = folder / "notebooks" / "data"
+    if generated.is_dir():
+        try:
+            data = from_paths([str(generated)])
+        except InputError:
+            data = DataSet()  # a half-written data set is no data set
+        # As the command line has it: the generator's events describe its data set.
+        data.events_path, data.chaos_events = data.chaos_events, ""
+        data.generated = bool(data.database_url)
+    if folder.is_dir():
+        reports_dir(data, folder)
+    return data
+
+
+def resolve_latest(**values: Any) -> tuple[Any, ...]:
+    """The notebook parameters `values` (by name, as in `DataSet.parameters`), those left at
+    `LATEST` replaced by what `latest()` found ("" or [] when nothing), in the order given.
+
+    A notebook opened in JupyterLab after `nox -s chaos` or `nox -s notebooks` so shows those
+    runs without any parameter set; the command line injects its own values instead."""
+    wanted = [name for name, value in values.items() if _is_latest(value)]
+    found = latest().parameters() if wanted else {}
+    return tuple(found[name] if name in wanted else value for name, value in values.items())
+
+
+def _is_latest(value: object) -> bool:
+    if isinstance(value, list):
+        return value == [LATEST]
+    return value == LATEST

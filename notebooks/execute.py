@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import copy
 import json
 import sys
 import tempfile
@@ -148,10 +149,25 @@ def _describe(name: str, notebook: NotebookNode, exc: Exception) -> CellError:
     return CellError(message, input_error=ename in ("InputError", "MalformedRowError"))
 
 
+#: The page template: nbconvert's `lab` without the scripts it fetches from a CDN.
+TEMPLATES = SOURCE_DIR / "templates"
+
+
 def html_of(notebook: NotebookNode) -> str:
-    """The notebook as a standalone HTML page, figures embedded."""
-    exporter = HTMLExporter()  # type: ignore[no-untyped-call]
-    body, _resources = exporter.from_notebook_node(notebook)
+    """The notebook as a standalone report page: the text and what the cells showed, figures
+    embedded; no code and no `In [n]:` prompts (the `.ipynb` keeps the code), no request
+    leaving the machine."""
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
+        template_name="report",
+        extra_template_basedirs=[str(TEMPLATES)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    # Code cells that showed nothing would still leave an empty gap on the page.
+    shown = copy.deepcopy(notebook)
+    shown.cells = [c for c in shown.cells if c.cell_type != "code" or c.get("outputs")]
+    body, _resources = exporter.from_notebook_node(shown)
     return str(body)
 
 

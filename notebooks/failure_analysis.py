@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -22,8 +23,9 @@
 # Outage windows (a circuit breaker not closed, from the harness's `events.jsonl`) are shaded
 # on the timelines.
 #
-# Run headless with `python -m notebooks` (or `nox -s notebooks`); open it with
-# `jupyter lab notebooks/` and change the parameters below to dig into an incident.
+# Run headless with `python -m notebooks` (or `nox -s notebooks`); open it with `nox -s lab`
+# and change the parameters to dig into an incident (left at "latest", they read the newest
+# runs in `reports/`).
 
 # %%
 import json
@@ -33,15 +35,16 @@ from pathlib import Path
 # `jupyter lab notebooks/` starts the kernel in notebooks/: put the repository on the path.
 sys.path.insert(0, str(Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()))
 
-from notebooks.reliability import chaos, plots, show, sources
+from notebooks import dataset
+from notebooks.reliability import chaos, metrics, plots, show, sources
 from notebooks.reliability.failures import analyse_failures, duration_summary
 from notebooks.reliability.timeutil import describe_seconds
 
 # %% tags=["parameters"]
-database_url = ""  # the service's DATABASE_URL: sqlite+aiosqlite:///... or postgresql+asyncpg://...
+database_url = "latest"  # DATABASE_URL: sqlite+aiosqlite:///... or postgresql+asyncpg://...
 failures_csv = ""  # ... or a CSV export of background_task_failures
 runs_csv = ""  # ... and of background_task_runs (optional)
-events_path = ""  # events.jsonl (chaos harness layout): breaker transitions for the shading
+events_path = "latest"  # events.jsonl (chaos harness layout): breaker transitions, shaded
 since = ""  # time window, ISO-8601 (UTC when no zone); "" = unbounded
 until = ""
 now = ""  # the reference time for ages; "" = the time of the run
@@ -50,6 +53,10 @@ target = 0.95  # background task success target
 output_dir = "reports/notebooks"  # where failure_summary.json is written
 
 # %%
+# "latest": the data set `nox -s notebooks` made last, else the latest chaos run (reports/).
+database_url, events_path = dataset.resolve_latest(
+    database_url=database_url, events_path=events_path
+)
 tables = sources.task_tables(
     database_url=database_url,
     failures_csv=failures_csv,
@@ -65,6 +72,26 @@ if analysis is None:
     show.not_available(
         "no failure table was given",
         "Set `database_url` (or `failures_csv`), or run `python -m notebooks` to generate data.",
+    )
+
+# %% [markdown]
+# ## Verdict
+#
+# Background task success against the target (tasks whose first run succeeded), and why a
+# FAIL fails.
+
+# %%
+if analysis is not None:
+    context = metrics.Context(
+        drill_faults=metrics.drill_faults(events), success=analysis.success_total
+    )
+    show.show(metrics.task_verdict(analysis.success_total, target=target, context=context))
+    waiting = analysis.overview.unresolved
+    show.note(
+        f"**{waiting:,} unresolved failure{'s' if waiting != 1 else ''}** in this window "
+        "(see “Unresolved backlog” below)."
+        if waiting
+        else "Every failure in this window is resolved."
     )
 
 # %% [markdown]
@@ -126,7 +153,11 @@ if analysis is not None:
     else:
         show.show(show.times(analysis.backlog, ["oldest"]))
         show.show(
-            plots.duration_bins_chart(analysis.backlog_ages, title="Unresolved failures by age")
+            plots.duration_bins_chart(
+                analysis.backlog_ages,
+                title="Unresolved failures by age",
+                xlabel="age (now - created_at)",
+            )
         )
         show.show(duration_summary(analysis.backlog_age_quantiles, what="age"))
 
@@ -143,11 +174,15 @@ if analysis is not None:
         plots.quantile_chart(
             analysis.resolution_quantiles,
             title="Time to resolution",
-            xlabel="resolved_at - created_at (log scale)",
+            xlabel="time to resolution, resolved_at - created_at (log scale)",
         )
     )
     show.show(
-        plots.duration_bins_chart(analysis.resolution_bins, title="Time to resolution, binned")
+        plots.duration_bins_chart(
+            analysis.resolution_bins,
+            title="Time to resolution, binned",
+            xlabel="time to resolution (resolved_at - created_at)",
+        )
     )
     show.show(duration_summary(analysis.resolution_quantiles, what="time to resolution"))
 
@@ -203,7 +238,12 @@ if windows is None:
 elif windows.empty:
     show.note("No breaker opened in these events.")
 else:
-    show.show(show.durations(show.times(windows, ["start", "end"]), ["duration_s"]))
+    shown = show.durations(show.times(windows, ["start", "end"]), ["duration_s"])
+    # A breaker still open when the data ends has no end and no duration yet.
+    still_open = windows["open_ended"].astype(bool).to_numpy()
+    shown.loc[still_open, "end"] = "still open when the data ends"
+    shown.loc[still_open, "duration_s"] = ""
+    show.show(shown.drop(columns=["open_ended"]).rename(columns={"duration_s": "duration"}))
 
 # %% [markdown]
 # ## The newest unresolved failures

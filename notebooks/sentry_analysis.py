@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -24,6 +25,12 @@
 # and `bgg_breaker` (the BGG breaker's state), and gives every "BGG unavailable" event the
 # fingerprint `bgg-unavailable`, so an outage is one issue.
 
+# %% [markdown]
+# ## Overview
+#
+# What the export holds: how many events and issues, which releases and environments, and
+# when the first and the last event happened.
+
 # %%
 import json
 import sys
@@ -32,10 +39,11 @@ from pathlib import Path
 # `jupyter lab notebooks/` starts the kernel in notebooks/: put the repository on the path.
 sys.path.insert(0, str(Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()))
 
+from notebooks import dataset
 from notebooks.reliability import plots, sentry, show, sources
 
 # %% tags=["parameters"]
-sentry_paths: list[str] = []  # Sentry exports: .jsonl / .json / Discover .csv, files or folders
+sentry_paths: list[str] = ["latest"]  # Sentry exports (.jsonl, .json, Discover .csv), or folders
 since = ""  # time window, ISO-8601 (UTC when no zone); "" = unbounded
 until = ""
 bucket = "auto"  # time bucket: auto, 30s, 15min, 1h, 1d
@@ -47,6 +55,8 @@ spike_min_events = 3  # ... and at least this many events
 output_dir = "reports/notebooks"  # where sentry_top_issues.csv and sentry_summary.json go
 
 # %%
+# ["latest"]: the Sentry export of the data set `nox -s notebooks` made last (reports/).
+(sentry_paths,) = dataset.resolve_latest(sentry_paths=sentry_paths)
 loaded = sources.sentry_events(sentry_paths)
 events = sentry.between(loaded, since, until) if loaded is not None else None
 width = sentry.auto_bucket(events, bucket) if events is not None else 60
@@ -113,9 +123,11 @@ if events is not None and not events.empty:
 # %% [markdown]
 # ## Releases
 #
-# Each release's events, issues, issues it introduced, and events per hour while it ran;
-# then the events before and after the first event of `release` (the newest release unless
-# set), which is how to check a deployment (`GIT_COMMIT_SHA`) made things better or worse.
+# Each release's events, issues, issues it introduced, how long its events span, and events
+# per hour while it ran (only over 15 minutes or more: a rate from a few seconds would be a
+# guess, so it shows "—"); then the events before and after the first event of `release`
+# (the newest release unless set), which is how to check a deployment (`GIT_COMMIT_SHA`)
+# made things better or worse.
 
 # %%
 if events is not None and not events.empty:
@@ -129,11 +141,11 @@ if events is not None and not events.empty:
             ylabel="count",
         )
     )
-    show.show(show.times(releases, ["first_seen", "last_seen"]))
+    show.show(show.durations(show.times(releases, ["first_seen", "last_seen"]), ["span_s"]))
     chosen = release or sentry.latest_release(events)
     if chosen:
         show.note(f"Before and after release `{chosen}`:")
-        show.show(sentry.before_after(events, chosen))
+        show.show(show.durations(sentry.before_after(events, chosen), ["span_s"]))
     else:
         show.note("No event carries a release: nothing to compare.")
 

@@ -214,7 +214,7 @@ class FailureAnalysis:
                 ],
                 "value": [
                     o.source,
-                    f"{since or 'start'} .. {until or 'end'}",
+                    _window(since, until),
                     f"{o.failures:,}",
                     f"{o.unresolved:,}",
                     "n/a" if o.first is None else f"{o.first:%Y-%m-%d %H:%M:%S} UTC",
@@ -315,3 +315,14 @@ def analyse_failures(
         success_total=success_summary(results["run_totals"], target=target),
         timings=timings,
     )
+
+
+def _window(since: str, until: str) -> str:
+    """The time window as a person reads it (`all rows` when it is unbounded)."""
+    if not since and not until:
+        return "all rows (no since / until)"
+    if not until:
+        return f"from {since}"
+    if not since:
+        return f"until {until}"
+    return f"{since} to {until}"

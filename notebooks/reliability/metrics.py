@@ -19,6 +19,7 @@ journal alone runs from the first method action to the first probe that saw the 
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,9 @@ from notebooks.reliability.failures import SuccessSummary
 from notebooks.reliability.loadrun import LoadRun, figures
 from notebooks.reliability.testcount import TestCount
 from notebooks.reliability.timeutil import describe_seconds
+
+#: The scenario name the data-set generator (`notebooks.generate`) gives its events.
+GENERATED = "generated"
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,13 @@ def success_metrics(
         source = f"chaos summary (worst: {scenario})" if value is not None else ""
         if value is None:
             value, scenario = _worst(detection, events_column)
-            source = f"chaos events (worst: {scenario or 'generated'})" if value is not None else ""
+            if scenario == GENERATED and detection is not None and "fault" in detection:
+                # The generator's events are all one scenario: its faults tell them apart.
+                by_fault = detection.assign(scenario=detection["fault"])
+                source = f"data set events (worst: fault {_worst(by_fault, events_column)[1]})"
+            else:
+                source = f"chaos events (worst: {scenario or 'generated'})"
+            source = source if value is not None else ""
         if value is None:
             value, scenario = _worst(journal_detection, events_column)
             source = f"chaos journal (worst: {scenario}{_basis(journal_detection, events_column)})"
@@ -278,11 +288,91 @@ def verdict(passed: object) -> str:
     return "pass" if bool(passed) else "FAIL"
 
 
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The metrics table for people: `metric`, `target`, `measured`, `result`, `source`."""
+#: The result of a metric without data, in the table for people.
+NOT_MEASURED = "not measured"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a FAIL is explained with: the faults the data set switched on on purpose (the
+    generator's outage drill), the task success behind its row, the test run."""
+
+    drill_faults: tuple[str, ...] = ()
+    success: SuccessSummary | None = None
+    tests: TestCount | None = None
+
+
+def drill_faults(events: pd.DataFrame | None) -> tuple[str, ...]:
+    """The faults a generated data set switched on (its events, `chaos.load_chaos_events`),
+    in order; () when the events are not the generator's (a chaos run's, or none)."""
+    if events is None or events.empty or not {"kind", "scenario", "fault"} <= set(events):
+        return ()
+    faults = events[(events["kind"] == "fault") & (events["scenario"] == GENERATED)]
+    names = [str(f) for f in faults["fault"].dropna() if str(f) != "all"]
+    return tuple(dict.fromkeys(names))
+
+
+def _why_task_success(context: Context) -> str:
+    success = context.success
+    eventually = success.eventual_success_rate if success is not None else None
+    after = (
+        f" {eventually:.0%} succeeded in the end, after retries." if eventually is not None else ""
+    )
+    if context.drill_faults:
+        return (
+            "Expected: this data set is the generator's outage drill, which breaks the image "
+            f"CDN and BGG on purpose ({', '.join(context.drill_faults)}), so first runs fail "
+            f"while a fault is on.{after} See “Background task success” below for when."
+        )
+    failed = success.tasks - success.first_run_successes if success is not None else 0
+    return (
+        f"{failed:,} first runs failed.{after} See “Background task success” below for when, "
+        "and the failure analysis for why."
+    )
+
+
+def explain(row: Mapping[Hashable, Any], context: Context | None = None) -> str:
+    """Why a metric's row says FAIL, in a sentence a person can act on ("" unless FAIL)."""
+    if verdict(row.get("passed")) != "FAIL":
+        return ""
+    context = context or Context()
+    metric = str(row["metric"])
+    if metric == "background task success":
+        return _why_task_success(context)
+    if metric == "error rate":
+        return (
+            "More requests failed in the load run than the target allows; “Error rate” below "
+            "shows when (the outage phase is shaded) and which requests."
+        )
+    if metric.startswith("MTTD"):
+        return (
+            f"Detection took longer than the target ({row['source']}); “Time to detection” "
+            "below shows each fault."
+        )
+    if metric == "circuit breaker response p99":
+        return (
+            "Rejections by the open breaker were slower than the target; “Circuit breaker "
+            "response” below compares them with GET /health."
+        )
+    if metric == "tests":
+        tests = context.tests
+        counts = f" {tests.failed} failed, {tests.errors} errors." if tests is not None else ""
+        return f"Not every test passed.{counts} The JUnit report names them."
+    if metric == "chaos hypotheses":
+        return (
+            f"A chaos scenario deviated ({row['measured']}); “Chaos hypotheses” below, and the "
+            "chaos run's report.html, say which hypothesis and why."
+        )
+    return f"Missed the target ({row['target']})."
+
+
+def display_table(table: pd.DataFrame, context: Context | None = None) -> pd.DataFrame:
+    """The metrics table for people: `metric`, `target`, `measured`, `result` (pass, FAIL,
+    not measured), `source`, and `why` (the explanation of each FAIL, see `explain`)."""
     out = table[["metric", "target", "measured"]].copy()
-    out["result"] = [verdict(p) for p in table["passed"]]
+    out["result"] = [verdict(p).replace("n/a", NOT_MEASURED) for p in table["passed"]]
     out["source"] = table["source"]
+    out["why"] = [explain(row, context) for row in table.astype(object).to_dict("records")]
     return out
 
 
@@ -298,3 +388,14 @@ def to_records(table: pd.DataFrame) -> list[dict[str, Any]]:
             clean[str(key)] = None if missing else (bool(value) if key == "passed" else value)
         rows.append(clean)
     return rows
+
+
+def task_verdict(
+    success: SuccessSummary | None, *, target: float, context: Context | None = None
+) -> pd.DataFrame:
+    """The failure analysis's verdict: the background task success row of `display_table`
+    (measured against `target`, its FAIL explained)."""
+    measured = success_metrics(success=success, targets=Targets(task_success=target))
+    table = display_table(measured, context)
+    row = table[table["metric"] == "background task success"]
+    return row.reset_index(drop=True)

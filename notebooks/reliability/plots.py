@@ -9,6 +9,7 @@ to. A figure with nothing to draw says so instead of showing empty axes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import matplotlib.dates as mdates
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
 from notebooks.reliability.timeutil import bucket_label, describe_seconds
 
@@ -71,11 +72,33 @@ def naive_utc(values: pd.Series | pd.Index) -> np.ndarray:
     return np.asarray(series.to_numpy(dtype="datetime64[us]"))
 
 
+def time_format(start: datetime, end: datetime) -> tuple[str, str]:
+    """How ticks between `start` and `end` read, and the axis label: every tick a whole time
+    (`11:28:45`, never a bare `45` beside a date in the corner), the date in the label when the
+    span is within one day."""
+    span = (end - start).total_seconds()
+    if start.date() == end.date():
+        ticks = "%H:%M:%S" if span < 600 else "%H:%M"
+        return ticks, f"time (UTC) on {start:%Y-%m-%d}"
+    if span < 3 * 86400:
+        return "%m-%d %H:%M", "time (UTC)"
+    return "%Y-%m-%d", "date (UTC)"
+
+
 def _time_axis(ax: Axes) -> None:
-    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    """Ticks that are whole times, and a label with the unit (UTC) and the date."""
+    low, high = ax.get_xlim()
+    start, end = (mdates.num2date(v, tz=UTC) for v in (low, high))  # type: ignore[no-untyped-call]
+    ticks, label = time_format(start, end)
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=8)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-    ax.set_xlabel("time (UTC)")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(ticks, tz=UTC))  # type: ignore[no-untyped-call]
+    ax.set_xlabel(label)
+
+
+def _legend(ax: Axes, **kwargs: Any) -> None:
+    """The legend to the right of the plot, never over the data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, **kwargs)
 
 
 def shade_windows(ax: Axes, windows: pd.DataFrame | None, *, label: bool = True) -> None:
@@ -136,7 +159,7 @@ def stacked_bars(
     _whole_numbers(ax)
     ax.set_ylabel(ylabel)
     ax.set_title(f"{title} (per {bucket_label(bucket)})")
-    ax.legend(loc="upper left", fontsize=8)
+    _legend(ax)
     return fig
 
 
@@ -165,11 +188,7 @@ def hbar(
     if legend:
         from matplotlib.patches import Patch
 
-        ax.legend(
-            handles=[Patch(color=c, label=n) for n, c in legend.items()],
-            fontsize=8,
-            loc="lower right",
-        )
+        _legend(ax, handles=[Patch(color=c, label=n) for n, c in legend.items()])
     return fig
 
 
@@ -190,14 +209,17 @@ def error_types_chart(error_types: pd.DataFrame) -> Figure:
     )
 
 
-def duration_bins_chart(bins: pd.DataFrame, *, title: str, ylabel: str = "failures") -> Figure:
-    """Counts per duration bin (ages, times to resolution)."""
+def duration_bins_chart(
+    bins: pd.DataFrame, *, title: str, xlabel: str, ylabel: str = "failures"
+) -> Figure:
+    """Counts per duration bin (ages, times to resolution); `xlabel` names the duration."""
     if bins["failures"].sum() == 0:
         return empty_figure("no failures to show", title=title)
     fig, ax = figure()
     ax.bar(bins["label"], bins["failures"], color=COLORS[0])
     _whole_numbers(ax)
     ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.tick_params(axis="x", labelsize=8)
     return fig
@@ -212,6 +234,11 @@ def quantile_chart(quantiles: pd.Series, *, title: str, xlabel: str) -> Figure:
     seconds = np.maximum(quantiles.to_numpy(dtype=float), 1e-3)
     ax.step(seconds, quantiles.index.to_numpy(dtype=float), where="post", color=COLORS[0])
     ax.set_xscale("log")
+    # 1-2-5 steps, each labelled (`500 ms`, `1.0 s`, `2.0 s`, `5.0 s`): a log axis with a
+    # single `10.0 s` on it says nothing about the rest of the curve.
+    low, high = float(seconds.min()), float(seconds.max())
+    ax.set_xlim(low / 1.5, high * 1.5)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _seconds(v)))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda _v, _pos: ""))
     for q, style in ((0.5, ":"), (0.9, "--"), (0.99, "-.")):
@@ -227,7 +254,7 @@ def quantile_chart(quantiles: pd.Series, *, title: str, xlabel: str) -> Figure:
     ax.set_xlabel(xlabel)
     ax.set_ylabel("share at or below")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
+    _legend(ax)
     return fig
 
 
@@ -280,7 +307,12 @@ def success_rate_chart(
     ax.set_ylabel("success (%)")
     _time_axis(ax)
     ax.set_title(f"{title} per {bucket_label(bucket)}")
-    ax.legend(loc="lower left", fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    bars, bar_labels = runs_ax.get_legend_handles_labels()
+    # Outside, right of the runs axis (whose ticks sit where an axes legend would go).
+    fig.legend(
+        handles + bars, labels + bar_labels, loc="outside right upper", fontsize=8, frameon=False
+    )
     return fig
 
 
@@ -344,7 +376,7 @@ def spikes_chart(spikes: pd.DataFrame, *, bucket: int, threshold: float) -> Figu
     _time_axis(ax)
     ax.set_ylabel("events")
     ax.set_title(f"{title} (per {bucket_label(bucket)})")
-    ax.legend(loc="upper left", fontsize=8)
+    _legend(ax)
     return fig
 
 
@@ -372,7 +404,7 @@ def grouped_bars(
     )
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return fig
 
 
@@ -408,7 +440,7 @@ def target_bars(
     ax.set_ylabel(unit)
     ax.set_title(title)
     ax.tick_params(axis="x", labelsize=8)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return fig
 
 
@@ -426,7 +458,6 @@ def load_history_chart(history: pd.DataFrame, phases: pd.DataFrame | None = None
     if "Failures/s" in total:
         top.plot(x, total["Failures/s"], color=COLORS[3], label="failures/s")
     top.set_ylabel("per second")
-    top.legend(fontsize=8, loc="upper left")
     for column, color in (("50%", COLORS[2]), ("95%", COLORS[1]), ("99%", COLORS[3])):
         if column in total:
             bottom.plot(
@@ -436,7 +467,7 @@ def load_history_chart(history: pd.DataFrame, phases: pd.DataFrame | None = None
                 label=f"p{column.rstrip('%')}",
             )
     bottom.set_ylabel("response time (ms)")
-    bottom.legend(fontsize=8, loc="upper left")
+    _legend(bottom)
     if phases is not None and len(phases) and len(total):
         start = total["time"].min()
         for phase in phases.to_dict("records"):
@@ -452,7 +483,7 @@ def load_history_chart(history: pd.DataFrame, phases: pd.DataFrame | None = None
                         label="BGG down" if axis is top else None,
                         linewidth=0,
                     )
-        top.legend(fontsize=8, loc="upper left")
+    _legend(top)
     _time_axis(bottom)
     top.set_title(title)
     return fig

@@ -21,6 +21,9 @@ from notebooks.reliability.timeutil import UTC_DTYPE, as_instant, bucket_seconds
 #: culprit: every import route's path has `{bgg_id}`, whatever failed in it.
 BGG_PATTERN = re.compile(r"\bbgg(?!_id)|boardgamegeek|xmlapi", re.IGNORECASE)
 NOT_SET = "(not set)"
+#: A rate per hour is only given over at least this many seconds of events: from a few
+#: seconds it would be an extrapolation (8 events in 2 s are not 14,400 an hour).
+MIN_RATE_SPAN_S = 900.0
 #: More buckets than this is a mistake (a 1-second bucket over a year), not an analysis.
 MAX_BUCKETS = 100_000
 
@@ -38,7 +41,8 @@ def between(events: pd.DataFrame, since: str = "", until: str = "") -> pd.DataFr
 
 
 def auto_bucket(events: pd.DataFrame, spec: str | int = "auto") -> int:
-    """The bucket width for `events` (`"auto"`: at most about 60 buckets over their span)."""
+    """The bucket width for `events` (`"auto"`: chosen from their span, see
+    `timeutil.choose_bucket`)."""
     if events.empty:
         return bucket_seconds(spec, start=None, end=None)
     first = events["timestamp"].min().to_pydatetime()
@@ -159,8 +163,8 @@ def top_issues(events: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
 
 def release_comparison(events: pd.DataFrame) -> pd.DataFrame:
     """Per release, in order of first appearance: `release`, `events`, `issues`,
-    `new_issues` (first seen in this release), `first_seen`, `last_seen`, `hours` (from
-    first to last event, at least a minute), `events_per_hour`, `top_issue`."""
+    `new_issues` (first seen in this release), `first_seen`, `last_seen`, `span_s` (first
+    to last event), `events_per_hour` (NaN over less than `MIN_RATE_SPAN_S`), `top_issue`."""
     columns = [
         "release",
         "events",
@@ -168,7 +172,7 @@ def release_comparison(events: pd.DataFrame) -> pd.DataFrame:
         "new_issues",
         "first_seen",
         "last_seen",
-        "hours",
+        "span_s",
         "events_per_hour",
         "top_issue",
     ]
@@ -181,7 +185,6 @@ def release_comparison(events: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for release, part in data.groupby("rel", sort=False):
         span = (part["timestamp"].max() - part["timestamp"].min()).total_seconds()
-        hours = max(span, 60.0) / 3600.0
         top = part["issue"].value_counts().index[0]
         rows.append(
             {
@@ -191,8 +194,8 @@ def release_comparison(events: pd.DataFrame) -> pd.DataFrame:
                 "new_issues": int(new_counts.get(release, 0)),
                 "first_seen": part["timestamp"].min(),
                 "last_seen": part["timestamp"].max(),
-                "hours": hours,
-                "events_per_hour": len(part) / hours,
+                "span_s": span,
+                "events_per_hour": events_per_hour(len(part), span),
                 "top_issue": titles.get(top, top),
             }
         )
@@ -203,7 +206,7 @@ def release_comparison(events: pd.DataFrame) -> pd.DataFrame:
 def before_after(events: pd.DataFrame, release: str) -> pd.DataFrame:
     """Events before and after the first event of `release` (e.g. a `GIT_COMMIT_SHA`).
 
-    Rows `before` and `after`; columns `period`, `events`, `hours`, `events_per_hour`,
+    Rows `before` and `after`; columns `period`, `events`, `span_s`, `events_per_hour`,
     `issues`, `new_issues` (issues not seen before), `top_issue`. `InputError` when no event
     carries that release.
     """
@@ -222,21 +225,28 @@ def before_after(events: pd.DataFrame, release: str) -> pd.DataFrame:
         span = (
             (part["timestamp"].max() - part["timestamp"].min()).total_seconds() if len(part) else 0
         )
-        hours = max(span, 60.0) / 3600.0
         issues = set(part["issue"])
         top = part["issue"].value_counts().index[0] if len(part) else None
         rows.append(
             {
                 "period": period,
                 "events": len(part),
-                "hours": hours,
-                "events_per_hour": len(part) / hours,
+                "span_s": span,
+                "events_per_hour": events_per_hour(len(part), span),
                 "issues": len(issues),
                 "new_issues": len(issues - seen_before) if period == "after" else len(issues),
                 "top_issue": None if top is None else titles.get(top, top),
             }
         )
     return pd.DataFrame(rows)
+
+
+def events_per_hour(events: int, span_s: float) -> float:
+    """`events` over `span_s` seconds as a rate per hour; NaN when the span is shorter than
+    `MIN_RATE_SPAN_S` (too little time to say what an hour would hold)."""
+    if span_s < MIN_RATE_SPAN_S:
+        return math.nan
+    return events / (span_s / 3600.0)
 
 
 def spikes(
@@ -316,11 +326,11 @@ def sentry_overview(events: pd.DataFrame) -> pd.DataFrame:
     shapes the events came in."""
 
     def fmt(value: object) -> str:
-        return (
-            "n/a"
-            if value is None or (isinstance(value, float) and math.isnan(value))
-            else str(value)
-        )
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "n/a"
+        if isinstance(value, pd.Timestamp):
+            return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+        return str(value)
 
     first = events["timestamp"].min() if len(events) else None
     last = events["timestamp"].max() if len(events) else None

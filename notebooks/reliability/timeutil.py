@@ -40,6 +40,7 @@ BUCKETS: tuple[int, ...] = (
     21600,
     43200,
     86400,
+    172800,
     604800,
 )
 
@@ -123,8 +124,9 @@ def naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def choose_bucket(start: datetime | None, end: datetime | None, *, target: int = 60) -> int:
-    """The smallest bucket width in `BUCKETS` giving at most `target` buckets over the span."""
+def choose_bucket(start: datetime | None, end: datetime | None, *, target: int = 20) -> int:
+    """The smallest bucket width in `BUCKETS` giving at most `target` buckets over the span
+    (so a chart has bars a person can tell apart, and a day is hours, not seconds)."""
     if start is None or end is None or end <= start:
         return BUCKETS[0]
     span = (end - start).total_seconds()

@@ -16,7 +16,7 @@ def test_nothing_measured_is_not_available() -> None:
     table = success_metrics()
     assert table["passed"].isna().all()
     assert table["measured"].str.startswith("not available").all()
-    assert set(display_table(table)["result"]) == {"n/a"}
+    assert set(display_table(table)["result"]) == {"not measured"}
     assert all(r["passed"] is None and r["value"] is None for r in to_records(table))
 
 

@@ -83,7 +83,9 @@ def test_timelines_with_data_and_shading() -> None:
         ),
         lambda: plots.hbar([], [], title="t", xlabel="x"),
         lambda: plots.duration_bins_chart(
-            pd.DataFrame({"label": list(DURATION_LABELS), "failures": [0] * 10}), title="t"
+            pd.DataFrame({"label": list(DURATION_LABELS), "failures": [0] * 10}),
+            title="t",
+            xlabel="age",
         ),
         lambda: plots.quantile_chart(pd.Series(dtype=float), title="t", xlabel="x"),
         lambda: plots.pie_share(
@@ -107,7 +109,7 @@ def test_distributions_and_bars() -> None:
     quantiles = pd.Series([0.5 + 100 * q**3 for q in QUANTILES], index=QUANTILES)
     rendered(plots.quantile_chart(quantiles, title="t", xlabel="x"))
     bins = pd.DataFrame({"label": list(DURATION_LABELS), "failures": list(range(10))})
-    rendered(plots.duration_bins_chart(bins, title="t"))
+    rendered(plots.duration_bins_chart(bins, title="t", xlabel="age"))
     types = pd.DataFrame(
         {
             "error_type": ["ReadTimeout", "ImageNotFound"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
@@ -170,3 +171,4 @@ def test_on_the_real_fixtures() -> None:
     assert sentry.tag_breakdown(events, "browser.name")["value"].tolist() == ["Firefox"]
     overview = dict(sentry.sentry_overview(events).values.tolist())
     assert overview["events"] == "2"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", overview["first event"])
