@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +28,7 @@ from chaos.cli import main
 from chaos.ctk_verdict import verdict
 from chaos.service import free_port
 from chaos.stack_cli import ENV_KEYS, READY_LINE, TOKEN_ENV
+from tests.support.processes import OutputLines
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = REPO / "experiments"
@@ -71,28 +69,12 @@ def stack(tmp_path: Path, *args: str) -> Iterator[RunningStack]:
         command, cwd=REPO, env=_base_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip
-    lines: queue.Queue[str | None] = queue.Queue()
-    output: list[str] = []
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
+    printed = OutputLines(process)
+    output = printed.seen
     running = RunningStack(process, env_file, output)
     urls: list[str] = []
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            if line is None:
-                pytest.fail(f"the stack exited before it was ready: {output[-5:]}")
-            output.append(line)
-            if line == READY_LINE:
-                break
+        printed.wait_for(READY_LINE, within=90, what="the stack")
         ours = "--target" not in args  # a target is someone else's: it keeps running
         urls = [
             value
@@ -103,11 +85,7 @@ def stack(tmp_path: Path, *args: str) -> Iterator[RunningStack]:
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)
-        while (line := lines.get(timeout=5)) is not None:
-            output.append(line)
-        reader.join(timeout=5)
-        assert process.stdout is not None
-        process.stdout.close()
+        printed.close()
     assert code == 0, output[-5:]
     assert not env_file.exists(), "the env file outlived the stack"
     for url in urls:  # nothing the stack started still answers

@@ -4,12 +4,9 @@ signal stops everything; bad arguments are one line and exit 2."""
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +14,7 @@ import pytest
 
 from chaos.cli import main
 from chaos.demo import BROWSE, READY_LINE
+from tests.support.processes import OutputLines
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "demo-test-token-not-a-secret"
@@ -61,23 +59,10 @@ def test_the_demo_fills_the_catalogue_and_stops_cleanly(tmp_path: Path) -> None:
          "--log-dir", str(tmp_path / "logs"), "--duration", "600"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    lines: queue.Queue[str | None] = queue.Queue()
-    output: list[str] = []
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
+    printed = OutputLines(process)
+    output = printed.seen
     try:
-        deadline = time.monotonic() + 180
-        while (line := lines.get(timeout=max(0.1, deadline - time.monotonic()))) != READY_LINE:
-            if line is None:
-                pytest.fail(f"the demo exited before it was ready: {output[-8:]}")
-            output.append(line)
+        printed.wait_for(READY_LINE, within=180, what="the demo")
         urls = _printed_urls(output)
         service = urls["home"][0].rstrip("/")
         with httpx.Client(trust_env=False, timeout=10) as client:
@@ -99,9 +84,7 @@ def test_the_demo_fills_the_catalogue_and_stops_cleanly(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()  # a demo that ignores SIGINT must not outlive the test
             raise
-        reader.join(timeout=5)
-        assert process.stdout is not None
-        process.stdout.close()
+        printed.close()
     assert code == 0, output[-5:]
     fakes = [line.split()[-1] for line in output if line.startswith(("  fake BGG", "  fake CDN"))]
     assert len(fakes) == 2

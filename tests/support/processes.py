@@ -1,8 +1,14 @@
-"""Looking at processes through Linux's /proc: who are a process's children, is one running."""
+"""Looking at processes: through Linux's /proc (children, running), and at what they print."""
 
 from __future__ import annotations
 
+import queue
+import subprocess
+import threading
+import time
 from pathlib import Path
+
+import pytest
 
 
 def children(pid: int) -> list[int]:
@@ -28,3 +34,40 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class OutputLines:
+    """A child process's stdout read line by line on a thread, so a test can wait for a line
+    with a deadline (a plain readline would block past it) and still have everything printed."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.seen: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def wait_for(self, wanted: str, within: float, what: str = "the process") -> None:
+        """Read until the line `wanted`; fail the test if the process ends first."""
+        deadline = time.monotonic() + within
+        while True:
+            line = self._lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            if line is None:
+                pytest.fail(f"{what} exited before it was ready: {self.seen[-8:]}")
+            self.seen.append(line)
+            if line == wanted:
+                return
+
+    def close(self) -> None:
+        """After the process ended: keep its last lines, stop the reader."""
+        while (line := self._lines.get(timeout=5)) is not None:
+            self.seen.append(line)
+        self._reader.join(timeout=5)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
