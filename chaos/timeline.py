@@ -15,13 +15,13 @@ when the breaker changed.
 
 from __future__ import annotations
 
-import io
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from chaos.svg import inline_svg
 
 #: Colours a person reads without a legend: green good, amber in between, red bad.
 STATE_COLOURS = {"closed": "#2e9d57", "half_open": "#e0a526", "open": "#d64541"}
@@ -209,14 +209,7 @@ def svg(line: Timeline, *, salt: str) -> str:
         columns = len(handles) if len(handles) <= 6 else math.ceil(len(handles) / 2)
         figure.legend(handles=handles, loc="outside lower center", ncols=columns,
                       frameon=False, fontsize=8)  # fmt: skip
-        buffer = io.StringIO()
-        figure.savefig(buffer, format="svg")
-    text = buffer.getvalue()
-    # Only the element itself: the XML prolog and doctype do not belong inside HTML.
-    text = text[text.index("<svg") :]
-    # Sized by the page's CSS (its full width), not in points.
-    size = r'<svg([^>]*?) width="[^"]*" height="[^"]*"'
-    return re.sub(size, r'<svg\1 class="timeline"', text, count=1)
+        return inline_svg(figure, css_class="timeline")
 
 
 def _breakers(ax: Any, line: Timeline, end: float) -> None:

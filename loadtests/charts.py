@@ -9,8 +9,6 @@ the SVG ids of one figure apart from another's on the same page and the output r
 
 from __future__ import annotations
 
-import io
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from chaos.svg import inline_svg
 from loadtests.history import Series
 
 OUTAGE_COLOUR = "#f6c9c4"
@@ -44,16 +43,6 @@ _RC: dict[Any, Any] = {
 
 def _style(salt: str) -> dict[Any, Any]:
     return {**_RC, "svg.hashsalt": salt}
-
-
-def _svg(figure: Figure) -> str:
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    # inline in HTML: no XML prolog or DOCTYPE; the viewBox lets CSS size it
-    start = text.index("<svg")
-    svg = text[start:]
-    return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", svg, count=1)
 
 
 def _mark_phases(axes: Axes, phases: Sequence[Mapping[str, Any]], *, names: bool) -> None:
@@ -154,7 +143,7 @@ def overview(total: Series, phases: Sequence[Mapping[str, Any]], salt: str = "ov
         times.set_xlabel("seconds from the start of the run")
         times.set_xlim(0, _x_limit([total], phases))
         _legend(figure, panels, phases)
-        return _svg(figure)
+        return inline_svg(figure)
 
 
 def endpoint(
@@ -185,4 +174,4 @@ def endpoint(
         _per_second(failures, series, failures=True)
         times.set_xlim(0, max(_x_limit([series], phases), duration or 0.0))
         _legend(figure, panels, phases)
-        return _svg(figure)
+        return inline_svg(figure)
