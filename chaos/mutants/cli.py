@@ -142,7 +142,8 @@ def _why(result: MutantResult) -> str:
         return f" ({'; '.join(caught)})"
     errors = [f"{c.scenario}: {c.verdict} {c.detail}" for c in result.cells.values()
               if c.outcome == "error"]  # fmt: skip
-    return f" ({result.error or '; '.join(errors)}; see {result.run_dir})"
+    why = result.error or "; ".join(errors) or "every one of its scenarios passed"
+    return f" ({why}; see {result.run_dir})"
 
 
 def _console() -> Any:

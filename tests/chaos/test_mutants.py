@@ -124,8 +124,18 @@ def test_the_service_source_check_sees_which_tree_would_run(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_one_cheap_mutant_is_caught_end_to_end(tmp_path: Path) -> None:
-    name = "breaker-counts-not-found"
+@pytest.mark.parametrize(
+    ("name", "scenario", "hypothesis"),
+    [
+        # The cheapest: one scenario of ~4 s.
+        ("breaker-counts-not-found", "bgg_bad_answers", "not-found-never-opens"),
+        # It survived until service_restart's downloads outlasted the drain.
+        ("drain-drops-running-jobs", "service_restart", "unfinished-jobs-handed-back"),
+    ],
+)
+def test_a_mutant_is_caught_end_to_end(
+    tmp_path: Path, name: str, scenario: str, hypothesis: str
+) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "chaos", "mutants", name, "--report-dir", str(tmp_path),
          "--timeout", "240"],
@@ -139,9 +149,9 @@ def test_one_cheap_mutant_is_caught_end_to_end(tmp_path: Path) -> None:
     matrix = json.loads((tmp_path / "chaos-matrix.json").read_text())
     (row,) = matrix["rows"]
     assert row["mutant"] == name and row["status"] == "caught"
-    cell = row["cells"]["bgg_bad_answers"]
+    cell = row["cells"][scenario]
     assert cell["outcome"] == "caught"
-    assert "not-found-never-opens" in cell["detail"]
+    assert hypothesis in cell["detail"].split(", ")
     assert f"`{name}`" in (tmp_path / "chaos-matrix.md").read_text()
     run_summary = json.loads((tmp_path / "runs" / name / "latest" / "summary.json").read_text())
     # The service ran from the throw-away copy, not from this tree.
