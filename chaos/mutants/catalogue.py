@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+DATA_LOST = "data-lost"
+
 
 @dataclass(frozen=True, slots=True)
 class Replacement:
@@ -32,6 +34,10 @@ class Mutant:
     kind: str  # "code" or "env"
     bug: str
     scenarios: tuple[str, ...]
+    #: The hypotheses whose failure is this bug showing (`DATA_LOST`: the set checker's
+    #: verdict). A scenario that deviates only on others has not caught it: on a loaded
+    #: machine a latency or a steady-state probe can fail on a correct service too.
+    hypotheses: tuple[str, ...]
     replacements: tuple[Replacement, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
 
@@ -44,6 +50,10 @@ CODE = (
         "code",
         "the breaker counts BGG's 'no such item' (404) as a failure",
         ("bgg_bad_answers",),
+        (
+            "not-found-never-opens",
+            "not-found-resets-the-count",
+        ),
         (
             Replacement(
                 _CLIENT,
@@ -58,6 +68,10 @@ CODE = (
         "the retry loop retries every exception (not-found and parse errors too)",
         ("bgg_bad_answers",),
         (
+            "not-found-never-opens",
+            "bad-answers-are-502-not-retried",
+        ),
+        (
             Replacement(
                 _CLIENT,
                 "    return isinstance(exc, BggError) and exc.retryable\n",
@@ -70,6 +84,7 @@ CODE = (
         "code",
         "the import retry policy has no deadline (each attempt only has its own timeout)",
         ("bgg_blackhole",),
+        ("imports-end-within-deadline",),
         (
             Replacement(
                 "system/services.py",
@@ -84,6 +99,10 @@ CODE = (
         "the retry wait ignores BGG's Retry-After and uses its own backoff",
         ("bgg_rate_limited",),
         (
+            "retry-after-429-honoured",
+            "retry-after-503-honoured",
+        ),
+        (
             Replacement(
                 "system/resilience/retry.py",
                 "        if isinstance(retry_after, int | float) and retry_after >= 0:\n",
@@ -96,6 +115,7 @@ CODE = (
         "code",
         "an open breaker's rejection still sends the request to BGG (and ignores its answer)",
         ("bgg_outage",),
+        ("no-upstream-request-while-open",),
         (
             Replacement(
                 _CLIENT,
@@ -126,6 +146,7 @@ CODE = (
         "code",
         "a failed background task's failure record is never written",
         ("cdn_outage",),
+        ("one-failure-row-per-task",),
         (
             Replacement(
                 "system/tasks/recording.py",
@@ -139,6 +160,7 @@ CODE = (
         "code",
         "a graceful shutdown cancels running jobs without handing them back to the queue",
         ("service_restart",),
+        ("unfinished-jobs-handed-back",),
         (
             Replacement(
                 "system/tasks/pool.py",
@@ -153,6 +175,12 @@ CODE = (
         "a job is marked done when claimed (at-most-once: the work lives only in memory)",
         ("service_restart",),
         (
+            "sigkill-leaves-leased-jobs",
+            "all-jobs-done",
+            "killed-jobs-taken-over",
+            DATA_LOST,
+        ),
+        (
             Replacement(
                 "system/db/jobs.py",
                 '        "status": "running",\n        "attempts": BackgroundJob.attempts + 1,\n',
@@ -165,6 +193,12 @@ CODE = (
         "code",
         "the bulk import runs its imports as in-process tasks instead of persisted jobs",
         ("bulk_import_outage",),
+        (
+            "bulk-import-accepted",
+            "jobs-wait",
+            "every-id-ended",
+            DATA_LOST,
+        ),
         (
             Replacement(
                 "system/api/admin.py",
@@ -180,23 +214,30 @@ CODE = (
     ),
 )
 
-#: Today's broken configurations (`tests/chaos/test_broken_service.py` checks which
-#: hypothesis each trips; here only that the harness notices at all).
+
+def _env(name: str, bug: str, scenario: str, hypotheses: tuple[str, ...], setting: str) -> Mutant:
+    key, _, value = setting.partition("=")
+    return Mutant(name, "env", bug, (scenario,), hypotheses, env={key: value})
+
+
+#: Today's broken configurations (`tests/chaos/test_broken_service.py` checks every
+#: hypothesis each trips; here that the harness notices at all).
 ENV = (
-    Mutant("env-breaker-never-opens", "env", "BGG breaker threshold far above the spec",
-           ("bgg_outage",), env={"BGG_BREAKER_FAIL_MAX": "1000"}),
-    Mutant("env-breaker-never-half-opens", "env", "BGG breaker reset timeout of an hour",
-           ("bgg_outage",), env={"BGG_BREAKER_RESET_TIMEOUT": "3600"}),
-    Mutant("env-no-recovery-probe", "env", "the breaker's recovery probe switched off",
-           ("breaker_self_recovery",), env={"BGG_RECOVERY_PROBE_ID": "0"}),
-    Mutant("env-retries-off", "env", "one attempt per import (no retries)",
-           ("bgg_flaky",), env={"BGG_RETRY_ATTEMPTS": "1"}),
-    Mutant("env-deadline-60s", "env", "an import deadline far too long",
-           ("bgg_blackhole",), env={"BGG_DEADLINE_SECONDS": "60"}),
-    Mutant("env-failure-records-off", "env", "failure recording switched off",
-           ("cdn_outage",), env={"RECORD_FAILURES": "false"}),
-    Mutant("env-one-job-attempt", "env", "a job whose worker died is failed, never re-run",
-           ("service_restart",), env={"JOB_MAX_ATTEMPTS": "1"}),
+    _env("env-breaker-never-opens", "BGG breaker threshold far above the spec", "bgg_outage",
+         ("breaker-opens-after-fail-max",), "BGG_BREAKER_FAIL_MAX=1000"),
+    _env("env-breaker-never-half-opens", "BGG breaker reset timeout of an hour", "bgg_outage",
+         ("one-half-open-trial",), "BGG_BREAKER_RESET_TIMEOUT=3600"),
+    _env("env-no-recovery-probe", "the breaker's recovery probe switched off",
+         "breaker_self_recovery", ("closes-without-traffic", "gauge-reads-closed"),
+         "BGG_RECOVERY_PROBE_ID=0"),
+    _env("env-retries-off", "one attempt per import (no retries)", "bgg_flaky",
+         ("import-success-rate",), "BGG_RETRY_ATTEMPTS=1"),
+    _env("env-deadline-60s", "an import deadline far too long", "bgg_blackhole",
+         ("imports-end-within-deadline",), "BGG_DEADLINE_SECONDS=60"),
+    _env("env-failure-records-off", "failure recording switched off", "cdn_outage",
+         ("one-failure-row-per-task",), "RECORD_FAILURES=false"),
+    _env("env-one-job-attempt", "a job whose worker died is failed, never re-run",
+         "service_restart", ("all-jobs-done", "killed-jobs-taken-over"), "JOB_MAX_ATTEMPTS=1"),
 )  # fmt: skip
 
 CATALOGUE: tuple[Mutant, ...] = CODE + ENV

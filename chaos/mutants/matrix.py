@@ -53,6 +53,7 @@ def to_json(results: list[MutantResult], meta: dict[str, Any]) -> dict[str, Any]
                 "mutant": r.mutant.name,
                 "kind": r.mutant.kind,
                 "bug": r.mutant.bug,
+                "hypotheses": list(r.mutant.hypotheses),
                 "status": status(r),
                 "exit_code": r.exit_code,
                 "duration_s": r.duration_s,
@@ -91,7 +92,7 @@ def to_markdown(results: list[MutantResult], meta: dict[str, Any]) -> str:
             elif cell.outcome == "error":
                 cells.append(f"error: {cell.verdict} {cell.detail}".strip())
             else:
-                cells.append(cell.outcome)
+                cells.append(f"{cell.outcome} ({cell.detail})" if cell.detail else cell.outcome)
         row = [f"`{r.mutant.name}`", r.mutant.kind, r.mutant.bug, *cells, status(r)]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in row) + " |")
     lines += ["", "Known blind spots (not run: no scenario can observe them from outside):", ""]

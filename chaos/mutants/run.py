@@ -20,12 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.mutants.catalogue import Mutant
+from chaos.mutants.catalogue import DATA_LOST, Mutant
 from chaos.mutants.tree import mutated_copy
 from chaos.service import REPO_ROOT
-
-#: A scenario "catches" a mutant when its verdict is one of these.
-CAUGHT_VERDICTS = ("deviated", "data_lost")
 
 
 @dataclass
@@ -33,7 +30,8 @@ class Cell:
     """One scenario's verdict on one mutant."""
 
     scenario: str
-    #: caught, not caught, error (the harness could not judge: a crash, a skip).
+    #: caught (one of the mutant's hypotheses failed), not caught (passed, or deviated only
+    #: on other hypotheses), error (the harness could not judge: a crash, a skip).
     outcome: str
     verdict: str
     #: The hypotheses that failed (what caught it), or why it could not be judged.
@@ -152,13 +150,21 @@ def _cells(mutant: Mutant, summary: dict[str, Any] | None, error: str) -> dict[s
         if entry is None:
             cells[name] = Cell(name, "error", "missing", error)
             continue
-        verdict = str(entry["verdict"])
-        failed = [h["name"] for h in entry.get("hypotheses", []) if not h["met"]]
-        if verdict in CAUGHT_VERDICTS:
-            detail = ", ".join(failed) if failed else str(entry.get("reason", ""))
-            cells[name] = Cell(name, "caught", verdict, detail)
-        elif verdict == "passed":
-            cells[name] = Cell(name, "not caught", verdict)
-        else:
-            cells[name] = Cell(name, "error", verdict, str(entry.get("reason", "")))
+        cells[name] = judge(mutant, name, entry)
     return cells
+
+
+def judge(mutant: Mutant, scenario: str, entry: dict[str, Any]) -> Cell:
+    """One scenario's `summary.json` entry, judged for `mutant`."""
+    verdict = str(entry["verdict"])
+    failed = [h["name"] for h in entry.get("hypotheses", []) if not h["met"]]
+    if verdict == "data_lost":
+        failed.append(DATA_LOST)
+    if verdict not in ("passed", "deviated", "data_lost"):
+        return Cell(scenario, "error", verdict, str(entry.get("reason") or ""))
+    showing = [name for name in failed if name in mutant.hypotheses]
+    if showing:
+        return Cell(scenario, "caught", verdict, ", ".join(showing))
+    # Failures of other hypotheses are shown, but they are not this bug.
+    other = f"deviated only on {', '.join(failed)}" if failed else ""
+    return Cell(scenario, "not caught", verdict, other)

@@ -32,6 +32,8 @@ def check_applies(mutant: Mutant, repo_root: Path) -> None:
     Checked against the files as they are, all before any is written, so a half-applied
     mutant never runs.
     """
+    if mutant.kind == "code" and not mutant.replacements:
+        raise PatchError(f"mutant {mutant.name!r} changes nothing (no replacements)")
     texts: dict[str, str] = {}
     for number, replacement in enumerate(mutant.replacements, start=1):
         path = repo_root / replacement.path

@@ -9,13 +9,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chaos import scenarios
 from chaos.cli import main
 from chaos.mutants import cli as mutants_cli
-from chaos.mutants.catalogue import CATALOGUE, CODE, ENV, Mutant, Replacement
+from chaos.mutants.catalogue import CATALOGUE, CODE, DATA_LOST, ENV, Mutant, Replacement, get
+from chaos.mutants.run import judge
 from chaos.mutants.tree import PatchError, check_applies, mutated_copy
 from chaos.service import HarnessError, check_source, env_pair, source_env
 from tests.conftest import REPO_ROOT
@@ -57,6 +59,40 @@ def test_the_catalogue_names_are_unique_and_its_scenarios_exist() -> None:
         assert set(mutant.scenarios) <= set(scenarios.NAMES), mutant.name
 
 
+def _hypotheses(scenario: str) -> set[str]:
+    found = scenarios.load(scenario)
+    names = {steady.probe.name for steady in found.hypothesis.probes}
+    return names | {a.name for a in found.method if a.tolerance is not None}
+
+
+def test_every_mutant_names_hypotheses_its_scenarios_state() -> None:
+    for mutant in CATALOGUE:
+        assert mutant.hypotheses, mutant.name
+        stated = set().union(*(_hypotheses(s) for s in mutant.scenarios)) | {DATA_LOST}
+        assert set(mutant.hypotheses) <= stated, mutant.name
+
+
+def _entry(verdict: str, *failed: str) -> dict[str, Any]:
+    held = [{"name": "public-api-answers", "met": True}]
+    return {"verdict": verdict, "reason": "why", "hypotheses": held + [
+        {"name": name, "met": False} for name in failed]}  # fmt: skip
+
+
+def test_only_the_mutants_own_hypotheses_catch_it() -> None:
+    mutant = get("job-acked-on-claim")
+    caught = judge(
+        mutant, "service_restart", _entry("deviated", "all-jobs-done", "rejections-fast")
+    )
+    assert (caught.outcome, caught.detail) == ("caught", "all-jobs-done")
+    # A latency probe failing on a loaded machine is not this bug showing.
+    other = judge(mutant, "service_restart", _entry("deviated", "rejections-fast"))
+    assert (other.outcome, other.detail) == ("not caught", "deviated only on rejections-fast")
+    assert judge(mutant, "service_restart", _entry("data_lost")).outcome == "caught"
+    assert judge(mutant, "service_restart", _entry("passed")).outcome == "not caught"
+    errored = judge(mutant, "service_restart", _entry("error"))
+    assert (errored.outcome, errored.detail) == ("error", "why")
+
+
 def test_the_mutated_copy_differs_and_the_real_tree_is_untouched(tmp_path: Path) -> None:
     before = _digest(REPO_ROOT / "system")
     mutant = CODE[0]
@@ -72,12 +108,12 @@ def test_the_mutated_copy_differs_and_the_real_tree_is_untouched(tmp_path: Path)
 
 
 def test_a_mutant_that_no_longer_applies_is_named(tmp_path: Path) -> None:
-    stale = Mutant("stale", "code", "gone", ("bgg_outage",),
-                   (Replacement("system/app.py", "text that is not there\n", "x\n"),))  # fmt: skip
+    stale = Mutant("stale", "code", "gone", ("bgg_outage",), ("x",),
+                   replacements=(Replacement("system/app.py", "not there\n", "x\n"),))  # fmt: skip
     with pytest.raises(PatchError, match=r"'stale' no longer applies.*system/app\.py.*not found"):
         check_applies(stale, REPO_ROOT)
-    twice = Mutant("twice", "code", "ambiguous", ("bgg_outage",),
-                   (Replacement("system/app.py", "import", "x"),))  # fmt: skip
+    twice = Mutant("twice", "code", "ambiguous", ("bgg_outage",), ("x",),
+                   replacements=(Replacement("system/app.py", "import", "x"),))  # fmt: skip
     with pytest.raises(PatchError, match=r"'twice'.*found \d+ times"):
         mutated_copy(twice, REPO_ROOT, tmp_path)
 
@@ -85,8 +121,8 @@ def test_a_mutant_that_no_longer_applies_is_named(tmp_path: Path) -> None:
 def test_the_cli_refuses_a_stale_catalogue_before_running_anything(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stale = Mutant("stale", "code", "gone", ("bgg_outage",),
-                   (Replacement("system/app.py", "not there\n", "x\n"),))  # fmt: skip
+    stale = Mutant("stale", "code", "gone", ("bgg_outage",), ("x",),
+                   replacements=(Replacement("system/app.py", "not there\n", "x\n"),))  # fmt: skip
     monkeypatch.setattr(mutants_cli, "CATALOGUE", (stale,))
     monkeypatch.setattr(mutants_cli, "NAMES", ("stale",))
     assert main(["mutants", "--report-dir", str(tmp_path / "m")]) == 2
