@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - the chaos extra installs rich
     Table = None  # type: ignore[assignment,misc]
 
 STYLE = {"caught": "green", "SURVIVED": "bold red", "ERROR": "magenta"}
+OUTCOME_STYLE = {"caught": "green", "not caught": "red", "error": "magenta"}
 
 
 def _report_dir(value: str) -> Path:
@@ -105,6 +106,7 @@ def mutants_command(args: argparse.Namespace, argv: list[str] | None = None) -> 
     console = _console()
     results: list[MutantResult] = []
     started, wall = utc_now(), time.monotonic()
+    commit = git_commit()  # the tree the mutants were made from: read before any run
     try:
         for index, mutant in enumerate(chosen, start=1):
             what = f"[{index}/{len(chosen)}] {mutant.name} ({mutant.kind}) -> " + ", ".join(
@@ -118,7 +120,6 @@ def mutants_command(args: argparse.Namespace, argv: list[str] | None = None) -> 
         stderr("interrupted: no matrix written")
         return 2
     command = "python -m chaos " + shlex.join(argv if argv is not None else sys.argv[1:])
-    commit = git_commit()
     meta = {
         "command": command.strip(),
         "seed": args.seed,
@@ -174,20 +175,27 @@ def _run_one(console: Any, what: str, mutant: Mutant, args: argparse.Namespace) 
 
 
 def _table(console: Any, results: list[MutantResult]) -> None:
-    names = matrix.columns(results)
+    """One row per mutant and scenario (the Markdown file has the full matrix)."""
+    rows = [
+        (r.mutant.name if index == 0 else "", r.mutant.kind if index == 0 else "", cell,
+         matrix.status(r) if index == 0 else "")
+        for r in results
+        for index, cell in enumerate(r.cells.values())
+    ]  # fmt: skip
     if console is None or Table is None:
-        for r in results:
-            print(r.mutant.name, matrix.status(r), *(c.outcome for c in r.cells.values()))
+        for name, kind, cell, status in rows:
+            print(name, kind, cell.scenario, cell.outcome, cell.detail, status)
         return
     table = Table(title="mutant x scenario")
-    table.add_column("mutant")
-    for name in names:
-        table.add_column(name, overflow="fold")
-    table.add_column("result")
-    marks = {"caught": "[green]caught[/]", "not caught": "[red]not caught[/]",
-             "error": "[magenta]error[/]"}  # fmt: skip
-    for r in results:
-        cells = [marks[r.cells[n].outcome] if n in r.cells else "[dim]-[/]" for n in names]
-        status = matrix.status(r)
-        table.add_row(r.mutant.name, *cells, f"[{STYLE[status]}]{status}[/]")
+    for column in ("mutant", "kind", "scenario", "outcome", "failed hypotheses", "result"):
+        table.add_column(column, no_wrap=column in ("mutant", "scenario"))
+    for name, kind, cell, status in rows:
+        table.add_row(
+            name,
+            kind,
+            cell.scenario,
+            f"[{OUTCOME_STYLE[cell.outcome]}]{cell.outcome}[/]",
+            cell.detail,
+            f"[{STYLE[status]}]{status}[/]" if status else "",
+        )
     console.print(table)
