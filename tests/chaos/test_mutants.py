@@ -16,8 +16,9 @@ import pytest
 from chaos import scenarios
 from chaos.cli import main
 from chaos.mutants import cli as mutants_cli
+from chaos.mutants import matrix
 from chaos.mutants.catalogue import CATALOGUE, CODE, DATA_LOST, ENV, Mutant, Replacement, get
-from chaos.mutants.run import judge
+from chaos.mutants.run import Cell, MutantResult, judge
 from chaos.mutants.tree import PatchError, check_applies, mutated_copy
 from chaos.service import HarnessError, check_source, env_pair, source_env
 from tests.conftest import REPO_ROOT
@@ -192,3 +193,22 @@ def test_a_mutant_is_caught_end_to_end(
     run_summary = json.loads((tmp_path / "runs" / name / "latest" / "summary.json").read_text())
     # The service ran from the throw-away copy, not from this tree.
     assert f"mutant-{name}-" in run_summary["options"]["service_source"]
+
+
+def test_the_exit_code_is_0_all_caught_1_a_survivor_2_a_harness_error() -> None:
+    mutant = get("retry-after-ignored")
+
+    def result(outcome: str, error: str = "") -> MutantResult:
+        cell = Cell("bgg_rate_limited", outcome, "x")
+        return MutantResult(mutant, {cell.scenario: cell}, error=error)
+
+    caught, survived = result("caught"), result("not caught")
+    assert matrix.exit_code([caught, caught]) == 0
+    assert matrix.exit_code([caught, survived]) == 1
+    assert matrix.exit_code([caught, survived, result("error")]) == 2
+    assert matrix.exit_code([result("not caught", error="chaos run did not end")]) == 2
+    # Caught is caught, even when another of its scenarios could not judge.
+    both = MutantResult(mutant, {"a": Cell("a", "caught", "deviated"), "b": Cell("b", "error", "")})
+    assert matrix.exit_code([both]) == 0
+    assert [matrix.status(r) for r in (caught, survived, result("error"))] == [
+        "caught", "SURVIVED", "ERROR"]  # fmt: skip
