@@ -1,6 +1,7 @@
 """`python -m chaos list`, `python -m chaos run [SCENARIO ...] [options]` and
 `python -m chaos stack [options]` (`chaos.stack_cli`), `python -m chaos demo [options]`
-(`chaos.demo`) and `python -m chaos verdict JOURNAL` (`chaos.ctk_verdict`).
+(`chaos.demo`), `python -m chaos verdict JOURNAL` (`chaos.ctk_verdict`) and
+`python -m chaos mutants [NAME ...]` (`chaos.mutants.cli`).
 
 Exit codes of `run`: 0 every hypothesis held, 1 a hypothesis deviated, 2 the harness failed
 (bad arguments, a port in use, an unreachable `--target`, a component that would not start,
@@ -38,6 +39,8 @@ from chaos.demo import demo_command
 from chaos.engine import ScenarioResult
 from chaos.events import EventLog, utc_now
 from chaos.meta import git_commit, versions
+from chaos.mutants.cli import add_parser as add_mutants_parser
+from chaos.mutants.cli import mutants_command
 from chaos.promises import HARNESS, SPEC
 from chaos.report import (
     LATEST,
@@ -113,6 +116,13 @@ def _database_url(value: str) -> str:
     return value
 
 
+def _service_source(value: str) -> Path:
+    path = Path(value).resolve()
+    if not (path / "system" / "__main__.py").is_file():
+        raise argparse.ArgumentTypeError(f"{value}: no system/__main__.py there")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `python -m chaos` argument parser."""
     parser = _Parser(prog="python -m chaos", description="Fault-injection scenarios.")
@@ -164,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("CHAOS_ADMIN_TOKEN"),
         help="admin token of --target (default $CHAOS_ADMIN_TOKEN)",
     )
+    run.add_argument(
+        "--service-source",
+        type=_service_source,
+        default=None,
+        metavar="DIR",
+        help="run the service from DIR/system (a copy, e.g. a mutant's) instead of this tree",
+    )
     run.add_argument("--bgg-port", type=_port, default=None, help="fixed port of the fake BGG")
     run.add_argument("--cdn-port", type=_port, default=None, help="fixed port of the fake CDN")
     run.add_argument(
@@ -200,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     }
     add_stack_parser(commands, types)
     add_demo_parser(commands, types)
+    add_mutants_parser(commands, types)
     return parser  # fmt: skip
 
 
@@ -217,6 +235,8 @@ def _options(args: argparse.Namespace, report_dir: Path) -> Options:
             raise HarnessError("--target needs --admin-token (or CHAOS_ADMIN_TOKEN)")
         if args.service_env:
             raise HarnessError("--service-env applies to services the harness starts, not --target")
+        if args.service_source:
+            raise HarnessError("--service-source applies to services the harness starts")
     check_service_env(HARNESS.service_env() | dict(args.service_env))
     postgres = os.environ.get("TEST_DATABASE_URL") or None
     if postgres is not None and not postgres.startswith("postgresql"):
@@ -235,6 +255,7 @@ def _options(args: argparse.Namespace, report_dir: Path) -> Options:
         service_port=args.service_port,
         spool_path=args.spool_path,
         webhook_port=args.webhook_port or 0,
+        service_source=args.service_source,
     )
 
 
@@ -381,6 +402,7 @@ def _meta(options: Options, started: str, duration: float) -> dict[str, Any]:
             "postgresql_too": options.postgres_url is not None,
             "target": options.target,
             "service_env_overrides": overrides,
+            "service_source": str(options.service_source) if options.service_source else None,
         },
         "harness_settings": HARNESS.service_env(),
         "spec_promises": {
@@ -404,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo_command(args)
     if args.command == "verdict":
         return verdict_command(args.journal)
+    if args.command == "mutants":
+        return mutants_command(args, list(argv) if argv is not None else sys.argv[1:])
     return run(args)
 
 

@@ -91,6 +91,34 @@ def check_service_env(env: dict[str, str]) -> None:
         raise HarnessError(f"--service-env: {reasons}") from None
 
 
+def source_env(env: dict[str, str], source: Path | None) -> dict[str, str]:
+    """`env` for a service run from `source` (a copy holding `system/`), so `import system`
+    finds the copy first (before the editable install); `env` itself if `source` is None."""
+    if source is None:
+        return env
+    return {**env, "PYTHONPATH": str(source)}
+
+
+def check_source(source: Path, env: dict[str, str]) -> None:
+    """`HarnessError` unless a process started like the service (same interpreter, `env`
+    and working folder) imports `system` from `source`: a mutant run must run the mutant."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import system; print(system.__file__)"],
+        env=env,
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    found = Path(result.stdout.strip() or "?").resolve()
+    if result.returncode != 0 or not found.is_relative_to(source.resolve() / "system"):
+        raise HarnessError(
+            f"the service would not run from {source}: it imports system from {found} "
+            f"({result.stderr.strip()[-200:] or 'no error'})"
+        )
+
+
 class ServiceProcess:
     """One `python -m system serve` process (with `workers` uvicorn workers)."""
 
@@ -103,9 +131,11 @@ class ServiceProcess:
         port: int | None = None,
         workers: int = 1,
         stop_timeout: float = 15.0,
+        source: Path | None = None,
     ) -> None:
         self.name = name
-        self.env = env
+        self.source = source
+        self.env = source_env(env, source)
         self.log_path = log_path
         self.port = port if port is not None else free_port()
         self.workers = workers
@@ -136,13 +166,15 @@ class ServiceProcess:
         """Spawn the process (does not wait; see `wait_ready`). Again after it exited: a
         restart on the same port, database and spool."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.source is not None and not self._spawned:  # once, before the first start
+            check_source(self.source, self.env)
         command = self.command()
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 command,
                 env=self.env,
-                cwd=REPO_ROOT,
+                cwd=self.source or REPO_ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -233,8 +265,18 @@ class WorkerProcess(ServiceProcess):
 
     READY_LINE = "job slots"
 
-    def __init__(self, name: str, env: dict[str, str], *, log_path: Path, concurrency: int) -> None:
-        super().__init__(name, {**env, "LOG_LEVEL": "INFO"}, log_path=log_path, port=0)
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        *,
+        log_path: Path,
+        concurrency: int,
+        source: Path | None = None,
+    ) -> None:
+        super().__init__(
+            name, {**env, "LOG_LEVEL": "INFO"}, log_path=log_path, port=0, source=source
+        )
         self.concurrency = concurrency
 
     @property

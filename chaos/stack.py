@@ -47,7 +47,14 @@ from chaos.fakes.server import bind_socket
 from chaos.promises import HARNESS
 from chaos.proxy import ProxyServer
 from chaos.redis_server import RedisServer
-from chaos.service import REPO_ROOT, HarnessError, ServiceProcess, WorkerProcess, check_port_free
+from chaos.service import (
+    REPO_ROOT,
+    HarnessError,
+    ServiceProcess,
+    WorkerProcess,
+    check_port_free,
+    source_env,
+)
 from chaos.webhook import WebhookReceiver
 
 UNRESOLVABLE_HOST = "bgg.chaos.invalid"
@@ -76,6 +83,9 @@ class Options:
     proxy_control_port: int = 0
     #: The fake BGG also answers the real collection fixture's 40 games (the demo's).
     collection_games: bool = False
+    #: Run the service from this copy of the source (a folder holding `system/`) instead of
+    #: the repository: `python -m chaos mutants` runs mutated copies this way.
+    service_source: Path | None = None
 
     @property
     def alerting_unchecked(self) -> str | None:
@@ -323,6 +333,7 @@ class Stack:
                     log_path=self.options.report_dir / "logs" / f"service-{label}-{index}.log",
                     port=fixed if index == 0 else None,
                     workers=workers,
+                    source=self.options.service_source,
                 )
             )
         deployment = Deployment(
@@ -336,7 +347,7 @@ class Stack:
         self._deployments[label] = deployment  # so close() stops it even if start-up fails
         if len(processes) > 1:
             # Migrate once before the replicas start, as `serve --workers N` does.
-            await asyncio.to_thread(_migrate, env)
+            await asyncio.to_thread(_migrate, env, self.options.service_source)
         for process in processes:
             process.start()
         for process in processes:
@@ -349,6 +360,7 @@ class Stack:
                     env,
                     log_path=self.options.report_dir / "logs" / f"worker-{label}-{index}.log",
                     concurrency=int(env.get("BACKGROUND_CONCURRENCY", "4")),
+                    source=self.options.service_source,
                 )
                 deployment.processes.append(worker)
                 worker.start()
@@ -398,11 +410,11 @@ async def _stop(deployment: Deployment) -> None:
     await asyncio.gather(*(asyncio.to_thread(p.stop) for p in deployment.processes))
 
 
-def _migrate(env: dict[str, str]) -> None:
+def _migrate(env: dict[str, str], source: Path | None) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "system", "migrate"],
-        env=env,
-        cwd=REPO_ROOT,
+        env=source_env(env, source),
+        cwd=source or REPO_ROOT,
         capture_output=True,
         text=True,
         check=False,

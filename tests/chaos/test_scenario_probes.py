@@ -22,7 +22,7 @@ from chaos.events import EventLog
 from chaos.fakes import create_bgg_app
 from chaos.fakes.bgg import SINGLE_FIXTURES
 from chaos.promises import HARNESS
-from chaos.scenarios import alerts, bgg_flaky, common, pair
+from chaos.scenarios import alerts, bgg_flaky, common, jobs, pair, service_restart
 from chaos.stack import Options
 from chaos.watch import BreakerWatcher, PublicSampler
 
@@ -318,3 +318,26 @@ def test_steady_state_imports_real_bgg_answers(bgg_id: int, title: str) -> None:
     assert body == app.fixtures.read(SINGLE_FIXTURES[bgg_id]), "the file, byte for byte"
     assert f'<name type="primary" sortindex="1" value="{title}" />'.encode() in body
     assert bgg_id in Ids(random.Random(1)).used, "never handed out as a fresh id"
+
+
+def _job(job_id: int, status: str, attempts: int = 0, owner: str | None = None) -> dict[str, Any]:
+    return {"id": job_id, "status": status, "attempts": attempts, "lease_owner": owner}
+
+
+def test_a_hand_back_counts_only_when_the_drain_cut_a_running_job_short() -> None:
+    imports, judge_hand_back = service_restart.IMPORTS, service_restart.judge_hand_back
+    done = [_job(i, "done", 1) for i in range(1, 5)]
+    never_claimed = [_job(i, "queued") for i in range(5, imports + 1)]
+    # Jobs 1-4 ran at the SIGTERM and all ended within the drain: nothing was handed back,
+    # so nothing about handing back is proven (this passed a drain that drops running jobs).
+    assert not judge_hand_back(done + never_claimed, [1, 2, 3, 4])["handed_back"]
+    handed = [_job(1, "queued"), *done[1:]]
+    judged = judge_hand_back(handed + never_claimed, [1, 2, 3, 4])
+    assert judged["handed_back"] and judged["cut_short_by_the_drain"] == [1]
+    # The drain that dropped them: still running, leased, the attempt spent.
+    dropped = [_job(1, "running", 1, "worker-a"), *done[1:]]
+    assert judge_hand_back(dropped + never_claimed, [1, 2, 3, 4])["not_handed_back"] == [1]
+
+
+def test_service_restart_downloads_outlast_the_drain() -> None:
+    assert service_restart.CDN_DELAY > jobs.DRAIN

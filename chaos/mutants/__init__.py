@@ -1,0 +1,1 @@
+"""`python -m chaos mutants`: deliberate bugs the chaos scenarios must catch (issue 18)."""
