@@ -64,9 +64,14 @@ class Rendered:
         return [item for item in expected if item not in self.text]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole test session (it takes a second to start)."""
+    """A headless Chromium for one test.
+
+    Not one for the session: Playwright's sync API keeps its event loop running in the main
+    thread while it is open, and every asyncio test after it would then fail with "cannot be
+    called from a running event loop". Starting one takes about a second.
+    """
     binary = chromium_path()
     if binary is None:
         missing("chromium is not installed (apt-get install chromium)")
