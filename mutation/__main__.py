@@ -66,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_children < 1:
         parser.error("--max-children must be at least 1")
 
-    command = shlex.join(["nox", "-s", "mutants", "--", *args.targets])
+    last_command = STATE / "last-command.txt"
     if not args.report_only:
+        STATE.mkdir(exist_ok=True)
+        last_command.write_text(
+            shlex.join(["nox", "-s", "mutants", *(["--", *args.targets] if args.targets else [])]),
+            encoding="utf-8",
+        )
         for name in COPIED:
             shutil.rmtree(STATE / name, ignore_errors=True)
         run = _mutmut("run", "--max-children", str(args.max_children), *globs)
@@ -80,10 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     listed = _mutmut("results", "--all", "true", capture=True)
     statuses = report.parse_results(listed.stdout)
     built = report.build(statuses, report.load_equivalent(), _diff)
+    command = last_command.read_text(encoding="utf-8") if last_command.exists() else "mutmut run"
     paths = report.write(built, args.report_dir, command)
     print()
     print(report.summary(built))
-    print("report:", ", ".join(str(p.relative_to(ROOT)) for p in paths))
+    print("report:", ", ".join(str(p) for p in paths))
     return 0
 
 

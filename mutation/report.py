@@ -85,8 +85,8 @@ class Report:
     modules: list[ModuleScore]
     survivors: dict[str, str]
     equivalent: dict[str, str]
-    #: Entries of the equivalence list that no longer name a surviving mutant (mutmut numbers
-    #: mutants by position in their function, so an edit can move a name to another mutant).
+    #: Entries of the equivalence list that name no mutant any more, or one that tests kill
+    #: (mutmut numbers mutants by position in their function, so an edit can move a name).
     stale_equivalent: list[str]
 
     @property
@@ -112,8 +112,9 @@ def build(
         module.counts[status] += 1
         if status in MISSED:
             survivors[name] = diff(name)
-    stale = sorted(n for n in equivalent if statuses.get(n) not in MISSED)
-    used = {n: r for n, r in equivalent.items() if n not in stale}
+    # Not stale: a listed mutant not run yet (a subset run) is simply not counted this time.
+    stale = sorted(n for n in equivalent if n not in statuses or statuses[n] in CAUGHT)
+    used = {n: r for n, r in equivalent.items() if statuses.get(n) in MISSED}
     return Report(sorted(modules.values(), key=lambda m: m.module), survivors, used, stale)
 
 

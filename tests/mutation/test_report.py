@@ -60,13 +60,17 @@ def test_the_score_is_caught_out_of_the_mutants_a_test_ran_against() -> None:
 
 
 def test_an_equivalent_mutant_is_counted_apart_and_not_listed() -> None:
-    equivalent = {f"{BREAKER}3": "the same call either way", f"{BREAKER}1": "was killed"}
+    equivalent = {
+        f"{BREAKER}3": "the same call either way",
+        f"{BREAKER}1": "was killed",
+        f"{STORE}3": "not run this time",
+    }
     built = report.build(report.parse_results(LISTING), equivalent, _diff)
     breaker = built.modules[0]
     assert list(built.survivors) == [f"{BREAKER}2"]
     assert breaker.counts["equivalent"] == 1
     assert breaker.score == pytest.approx(100 * 2 / 3)
-    # an entry that names no survivor any more is reported, not silently applied
+    # an entry naming a killed mutant is reported, not silently applied; one not run yet is neither
     assert built.stale_equivalent == [f"{BREAKER}1"]
     assert built.equivalent == {f"{BREAKER}3": "the same call either way"}
 
