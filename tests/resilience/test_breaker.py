@@ -11,6 +11,7 @@ import pytest
 import time_machine
 
 from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError, Transition
+from system.resilience.store import MemoryBreakerStore
 from tests.support.waiting import eventually
 
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -299,3 +300,14 @@ async def test_only_an_open_breaker_counts_down_to_half_open() -> None:
         # half-open after an open spell still carries when it opened: no countdown either
         half = replace(opened, state="half-open")
         assert b.seconds_until_half_open(half) is None
+
+
+async def test_a_change_another_worker_made_is_seen_as_not_local() -> None:
+    shared = MemoryBreakerStore()
+    here = AsyncCircuitBreaker("BGG API", fail_max=1, reset_timeout=60, store=shared)
+    there = AsyncCircuitBreaker("BGG API", fail_max=1, reset_timeout=60, store=shared)
+    seen: list[Transition] = []
+    here.on_transition(seen.append)
+    await there.reset("open")
+    await here.snapshot()
+    assert [(t.to_state, t.local) for t in seen] == [("open", False)]
