@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from mutation import report
@@ -20,8 +21,6 @@ from mutation.selection import BadTarget, mutant_globs, mutated_patterns
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / "mutants"
-#: Copies mutmut refreshes but never prunes: a test deleted here would still run there.
-COPIED = ("tests", "chaos", "fixtures")
 
 
 def _mutmut(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
@@ -73,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             shlex.join(["nox", "-s", "mutants", *(["--", *args.targets] if args.targets else [])]),
             encoding="utf-8",
         )
-        for name in COPIED:
+        # mutmut refreshes its copies of tests/ and `also_copy` but never prunes them: a test
+        # deleted here would still run there.
+        config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+        for name in ("tests", *config["tool"]["mutmut"]["also_copy"]):
             shutil.rmtree(STATE / name, ignore_errors=True)
         run = _mutmut("run", "--max-children", str(args.max_children), *globs)
         if run.returncode:
