@@ -78,7 +78,7 @@ def lint(session: nox.Session) -> None:
     _install(session, "lint", "test", "chaos", "load", "notebooks", "dev")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "system", "chaos", "benchmarks", "loadtests", "notebooks")
+    session.run("mypy", "system", "chaos", "benchmarks", "loadtests", "notebooks", "mutation")
     # Compiling onto a copy of the lock keeps every pin it can: any change means pyproject.toml
     # asks for something the lock does not hold.
     with tempfile.TemporaryDirectory() as folder:
@@ -154,3 +154,20 @@ def lab(session: nox.Session) -> None:
     """
     _install(session, "notebooks")
     session.run("python", "-m", "notebooks.lab", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def mutants(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of the resilience layer, the job queue and the error mapping.
+
+    Runs `python -m mutation ARGS`: mutmut over the files `[tool.mutmut]` in pyproject.toml
+    names, with the tests of tests/resilience, tasks, db and api (not `slow`), on SQLite and,
+    when TEST_DATABASE_URL / TEST_REDIS_URL are set, PostgreSQL and Redis too. Scores per
+    module and the surviving mutants with their diffs go to reports/mutants/ (report.md,
+    report.json). mutmut keeps its state in mutants/ (git-ignored): keep it, and a rerun
+    re-tests only the functions that changed. ARGS: files, folders or mutant name globs
+    (`-- system/resilience/breaker.py`), always re-tested; `--report-only`; `--max-children N`
+    (default 1).
+    """
+    _install(session, "test", "mutants")
+    session.run("python", "-m", "mutation", *session.posargs)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 import time_machine
 
 from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError, Transition
+from system.resilience.store import MemoryBreakerStore
 from tests.support.waiting import eventually
 
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -59,6 +62,7 @@ async def test_an_async_failure_is_counted_and_opens_after_exactly_fail_max() ->
         with pytest.raises(CircuitOpenError) as rejected:
             await call(b, up)
         assert rejected.value.retry_after == 60
+    assert str(rejected.value) == "circuit breaker 'BGG API' is open"
     assert up.calls == 5
 
 
@@ -129,7 +133,10 @@ async def test_half_open_admits_exactly_one_of_many_concurrent_callers() -> None
         outcomes = await asyncio.gather(*results, return_exceptions=True)
         assert up.calls == 1
         assert outcomes.count("ok") == 1
-        assert all(isinstance(o, CircuitOpenError) for o in outcomes if o != "ok")
+        rejections = [o for o in outcomes if o != "ok"]
+        assert all(isinstance(o, CircuitOpenError) for o in rejections)
+        # the trial's answer is due soon: come back in a second
+        assert {o.retry_after for o in rejections if isinstance(o, CircuitOpenError)} == {1}
         assert (await b.snapshot()).state == "closed"
 
 
@@ -204,6 +211,103 @@ async def test_closed_to_closed_is_not_a_transition() -> None:
     await b.reset("closed")
     await b.snapshot()
     assert seen == []
+    b.pybreaker.close()  # pybreaker's own closed -> closed report is dropped too
+    assert seen == []
     await b.reset("open")
     assert [(t.from_state, t.to_state) for t in seen] == [("closed", "open")]
     assert seen[0].at.tzinfo is UTC
+    assert seen[0].local is True  # an operator's reset is this process's change
+
+
+async def test_opening_is_logged_as_a_warning_and_every_other_change_as_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    b = breaker()
+    with caplog.at_level(logging.INFO, logger="system.resilience.breaker"):
+        await b.reset("open")
+        await b.reset("half-open")
+        await b.reset("closed")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "circuit breaker 'BGG API': closed -> open"),
+        (logging.INFO, "circuit breaker 'BGG API': open -> half_open"),
+        (logging.INFO, "circuit breaker 'BGG API': half_open -> closed"),
+    ]
+
+
+async def test_a_failing_transition_callback_is_logged_and_the_next_still_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    b = breaker()
+    seen: list[Transition] = []
+
+    def broken(_transition: Transition) -> None:
+        raise RuntimeError("metrics down")
+
+    b.on_transition(broken)
+    b.on_transition(seen.append)
+    with caplog.at_level(logging.ERROR, logger="system.resilience.breaker"):
+        await b.reset("open")
+    assert [(t.from_state, t.to_state) for t in seen] == [("closed", "open")]
+    (logged,) = caplog.records
+    assert logged.getMessage() == "breaker transition callback failed"
+    assert logged.exc_info is not None and logged.exc_info[0] is RuntimeError
+
+
+async def test_wait_open_returns_while_open_and_waits_again_once_closed() -> None:
+    b = breaker()
+    await b.reset("open")
+    already = asyncio.create_task(b.wait_open())
+    await eventually(already.done, "wait_open to return on an open breaker")
+    await b.reset("half-open")
+    waiting = asyncio.create_task(b.wait_open())
+    await asyncio.sleep(0)
+    assert not waiting.done(), "wait_open returned while the breaker was half-open"
+    await b.reset("open")
+    await eventually(waiting.done, "wait_open to return once the breaker opened again")
+
+
+async def test_the_history_keeps_the_last_transitions() -> None:
+    b = AsyncCircuitBreaker("x", fail_max=1, reset_timeout=60, history=2)
+    for state in ("open", "closed", "open"):
+        await b.reset(state)
+    assert [(t.from_state, t.to_state) for t in b.transitions] == [
+        ("open", "closed"),
+        ("closed", "open"),
+    ]
+    default = breaker()
+    for _ in range(26):
+        await default.reset("open")
+        await default.reset("closed")
+    assert len(default.transitions) == 50
+
+
+def test_a_trial_may_hold_its_slot_for_the_reset_timeout_but_30_seconds_at_least() -> None:
+    assert breaker(reset_timeout=5).trial_ttl == 30
+    assert breaker(reset_timeout=90).trial_ttl == 90
+    named = AsyncCircuitBreaker("x", fail_max=1, reset_timeout=90, trial_ttl=7)
+    assert named.trial_ttl == 7
+
+
+async def test_only_an_open_breaker_counts_down_to_half_open() -> None:
+    with time_machine.travel(START, tick=False) as clock:
+        b = breaker(reset_timeout=60)
+        opened = await b.reset("open")
+        clock.shift(45)
+        assert b.seconds_until_half_open(opened) == 15
+        clock.shift(30)
+        assert b.seconds_until_half_open(opened) == 0
+        assert b.seconds_until_half_open(await b.reset("closed")) is None
+        # half-open after an open spell still carries when it opened: no countdown either
+        half = replace(opened, state="half-open")
+        assert b.seconds_until_half_open(half) is None
+
+
+async def test_a_change_another_worker_made_is_seen_as_not_local() -> None:
+    shared = MemoryBreakerStore()
+    here = AsyncCircuitBreaker("BGG API", fail_max=1, reset_timeout=60, store=shared)
+    there = AsyncCircuitBreaker("BGG API", fail_max=1, reset_timeout=60, store=shared)
+    seen: list[Transition] = []
+    here.on_transition(seen.append)
+    await there.reset("open")
+    await here.snapshot()
+    assert [(t.to_state, t.local) for t in seen] == [("open", False)]

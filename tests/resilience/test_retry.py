@@ -128,3 +128,15 @@ def test_budget_floor_refills_with_time() -> None:
     assert not budget.try_spend()
     now[0] += 100  # never more than the capacity
     assert sum(budget.try_spend() for _ in range(20)) == 10
+
+
+async def test_each_retry_is_logged_with_the_attempt_the_error_and_the_wait(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    policy = RetryPolicy(attempts=3, initial_wait=1, max_wait=10, deadline=15)
+    with caplog.at_level(logging.WARNING, logger=LOG.name):
+        await run(policy, [Transient(retry_after=2), Transient(retry_after=3)])
+    assert [r.getMessage() for r in caplog.records] == [
+        "call failed (attempt 1 of 3: Transient: transient); retrying in 2.00 s",
+        "call failed (attempt 2 of 3: Transient: transient); retrying in 3.00 s",
+    ]

@@ -20,6 +20,7 @@ from system.resilience.store import (
     step_end_trial,
     step_failure,
     step_release_trial,
+    step_reset,
     step_success,
 )
 
@@ -59,6 +60,50 @@ def test_half_open_admits_one_trial_and_only_it_decides() -> None:
     freed = step_release_trial(half, "a")
     assert step_begin_trial(freed, "c", 60, T0 + 62, 30)[0]
     assert step_begin_trial(half, "d", 60, T0 + 60 + 30, 30)[0]
+
+
+def test_the_trial_ends_into_a_fresh_state_that_keeps_only_what_it_should() -> None:
+    half = Snapshot(
+        state=HALF_OPEN,
+        failures=5,
+        opened_at=T0,
+        generation=2,
+        trial_token="a",
+        trial_until=T0 + 90,
+        last_failure_at=T0 - 3,
+    )
+    # A success forgets the outage but not when the last failure was (the status shows it).
+    assert step_end_trial(half, "a", True, T0 + 62) == Snapshot(
+        state=CLOSED, generation=3, last_failure_at=T0 - 3
+    )
+    # A failure opens anew from now, and the trial slot is gone with the old state.
+    assert step_end_trial(half, "a", False, T0 + 62) == Snapshot(
+        state=OPEN, failures=5, opened_at=T0 + 62, generation=3, last_failure_at=T0 + 62
+    )
+
+
+def test_a_reset_forces_the_state_in_a_new_generation() -> None:
+    half = Snapshot(
+        state=HALF_OPEN,
+        failures=5,
+        opened_at=T0,
+        generation=4,
+        trial_token="a",
+        trial_until=T0 + 30,
+        last_failure_at=T0 - 1,
+    )
+    assert step_reset(half, OPEN, T0 + 5) == Snapshot(
+        state=OPEN, opened_at=T0 + 5, generation=5, last_failure_at=T0 - 1
+    )
+    assert step_reset(half, CLOSED, T0 + 5) == Snapshot(
+        state=CLOSED, generation=5, last_failure_at=T0 - 1
+    )
+    assert step_reset(half, HALF_OPEN, T0 + 5) == Snapshot(
+        state=HALF_OPEN, generation=5, last_failure_at=T0 - 1
+    )
+    # The API's spelling is not the store's: refused, not stored as a fourth state.
+    with pytest.raises(ValueError, match="unknown breaker state 'half_open'"):
+        step_reset(half, "half_open", T0)
 
 
 # Operations as data, so the same sequence runs against memory and Redis.

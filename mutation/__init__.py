@@ -1,0 +1,1 @@
+"""`nox -s mutants`: mutmut over the resilience layer, the job queue and the error mapping."""
