@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "env_pair": env_pair,
         "url": _url,
         "port": _port,
+        "report_dir": _report_dir,
         "seed": _seed,
         "workers": _workers,
     }

@@ -65,3 +65,18 @@ class EventLog:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events of `events.jsonl` (a torn last line, from a killed run, is left out)."""
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events

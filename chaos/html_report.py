@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from chaos import timeline
+from chaos.events import read_events
 from chaos.report import BACKENDS
 
 PAGE = "report.html"
@@ -144,21 +145,6 @@ def write(folder: Path, summary: dict[str, Any]) -> Path:
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(path)
     return path
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """The events of `events.jsonl` (a torn last line, from a killed run, is left out)."""
-    if not path.is_file():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-    return events
 
 
 def render(summary: dict[str, Any], events: list[dict[str, Any]], *, logs: list[str]) -> str:

@@ -25,7 +25,6 @@ from chaos.mutants import matrix
 from chaos.mutants.catalogue import CATALOGUE, NAMES, Mutant
 from chaos.mutants.run import MutantResult, run_mutant
 from chaos.mutants.tree import PatchError, check_applies
-from chaos.report import report_dir_problem
 from chaos.service import REPO_ROOT
 from chaos.ui import stderr
 
@@ -38,14 +37,6 @@ except ImportError:  # pragma: no cover - the chaos extra installs rich
 
 STYLE = {"caught": "green", "SURVIVED": "bold red", "ERROR": "magenta"}
 OUTCOME_STYLE = {"caught": "green", "not caught": "red", "error": "magenta"}
-
-
-def _report_dir(value: str) -> Path:
-    path = Path(value)
-    problem = report_dir_problem(path)
-    if problem is not None:
-        raise argparse.ArgumentTypeError(problem)
-    return path
 
 
 def _timeout(value: str) -> float:
@@ -70,7 +61,7 @@ def add_parser(commands: Any, types: dict[str, Any]) -> None:
     mutants.add_argument("--seed", type=types["seed"], default=1, help="run seed (default 1)")
     mutants.add_argument(
         "--report-dir",
-        type=_report_dir,
+        type=types["report_dir"],
         default="reports/mutants",
         help="where the matrix and each mutant's chaos runs go (default reports/mutants)",
     )

@@ -33,14 +33,6 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
         yield application
 
 
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of `app`."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
-
-
 def _referenced(html: str) -> list[str]:
     return _URLS.findall(html) + _SPEC_URL.findall(html)
 
