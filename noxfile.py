@@ -48,7 +48,11 @@ def tests(session: nox.Session) -> None:
     """The test suite. Set TEST_DATABASE_URL to a PostgreSQL URL to test that backend too."""
     # The harness's own tests (chaos, load, notebooks) run here too: they need its extras.
     _install(session, "test", "chaos", "load", "notebooks")
-    session.run("pytest", *session.posargs)
+    # On every core (pytest-xdist): most slow tests wait on the processes they start, and each
+    # file stays on one worker, so a module's fixtures (one whole chaos run) are made once.
+    # Time bounds are judged by the harness with margins that held at a load average of 4.
+    parallel = [] if session.posargs else ["--numprocesses", "auto", "--dist", "loadfile"]
+    session.run("pytest", *parallel, *session.posargs)
 
 
 @nox.session(name="tests-latest", python=PYTHON)

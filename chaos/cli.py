@@ -181,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="run the service from DIR/system (a copy, e.g. a mutant's) instead of this tree",
     )
+    run.add_argument(
+        "--no-page",
+        action="store_true",
+        help="skip report.html (seconds of plotting; the JSON reports are written as always)",
+    )
     run.add_argument("--bgg-port", type=_port, default=None, help="fixed port of the fake BGG")
     run.add_argument("--cdn-port", type=_port, default=None, help="fixed port of the fake CDN")
     run.add_argument(
@@ -360,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
         return code
     meta = _meta(options, started, time.monotonic() - wall) | {"interrupted": interrupted}
     events.close()  # the page is drawn from the whole file
-    page = write(options.report_dir, results, meta, code)
+    page = write(options.report_dir, results, meta, code, with_page=not args.no_page)
     try:
         point_latest(options.report_dir)
     except OSError as exc:  # `latest` turned into something else during the run
@@ -371,7 +376,8 @@ def run(args: argparse.Namespace) -> int:
         f"events.jsonl, summary.json, logs/; {options.report_dir.parent / LATEST} points here)"
     )
     # Last, so a person finds the page where the output ends.
-    terminal.line(f"report: {page}" if page is not None else "report: none (see the warning)")
+    if not args.no_page:
+        terminal.line(f"report: {page}" if page is not None else "report: none (see the warning)")
     return code
 
 

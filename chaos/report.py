@@ -235,14 +235,20 @@ def _provenance(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(
-    report_dir: Path, results: list[ScenarioResult], meta: dict[str, Any], code: int
+    report_dir: Path,
+    results: list[ScenarioResult],
+    meta: dict[str, Any],
+    code: int,
+    *,
+    with_page: bool = True,
 ) -> Path | None:
-    """Write `journal.json`, `journal-<scenario>.json`, `summary.json` and `report.html` into
-    the run's folder `report_dir`; `run_id` in them is the folder's name.
+    """Write `journal.json`, `journal-<scenario>.json`, `summary.json` and (`with_page`)
+    `report.html` into the run's folder `report_dir`; `run_id` in them is the folder's name.
 
-    Returns the page's path, or None when it could not be made: the page is a view of the
-    JSON files, so a failure to draw it is reported (stderr, and `report-error.txt` with the
-    traceback) but neither loses the JSON nor changes the run's exit code.
+    Returns the page's path, or None when it was not asked for or could not be made: the page
+    is a view of the JSON files, so a failure to draw it is reported (stderr, and
+    `report-error.txt` with the traceback) but neither loses the JSON nor changes the run's
+    exit code.
     """
     meta = {"run_id": report_dir.name, **meta}
     _dump(report_dir / "journal.json", journal(results, meta, code))
@@ -250,7 +256,7 @@ def write(
         _dump(report_dir / f"journal-{result.name}.json", result.journal | _provenance(meta))
     document = summary(results, meta, code)
     _dump(report_dir / "summary.json", document)
-    return page(report_dir, document)
+    return page(report_dir, document) if with_page else None
 
 
 def page(report_dir: Path, document: dict[str, Any]) -> Path | None:

@@ -34,11 +34,13 @@ pytestmark = pytest.mark.slow
 
 
 def run_chaos(
-    report_dir: Path, *args: str, timeout: float = 240
+    report_dir: Path, *args: str, timeout: float = 240, page: bool = False
 ) -> tuple[int, dict[str, Any], str]:
-    """Run the CLI; (exit code, summary.json, stdout)."""
+    """Run the CLI; (exit code, summary.json, stdout). The page (seconds of plotting) only when
+    the test opens it."""
+    no_page = [] if page else ["--no-page"]
     result = subprocess.run(
-        [sys.executable, "-m", "chaos", "run", *args, "--report-dir", str(report_dir)],
+        [sys.executable, "-m", "chaos", "run", *args, "--report-dir", str(report_dir), *no_page],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -69,6 +71,7 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str
     code, summary, _ = run_chaos(
         reports, "bgg_outage", "bgg_blackhole", "bgg_flaky", "cdn_outage",
         "breaker_self_recovery", "bulk_import_outage", "service_restart", "worker_crash",
+        page=True,
     )  # fmt: skip
     return code, summary, (reports / "latest").resolve()
 
@@ -110,7 +113,7 @@ def test_default_configuration_keeps_the_promises(
 
 def test_breaker_effectively_disabled_is_caught(tmp_path: Path, browser: Browser) -> None:
     code, summary, out = run_chaos(
-        tmp_path, "bgg_outage", "--service-env", "BGG_BREAKER_FAIL_MAX=1000"
+        tmp_path, "bgg_outage", "--service-env", "BGG_BREAKER_FAIL_MAX=1000", page=True
     )
     assert code == 1
     assert not hypotheses(summary, "bgg_outage")["breaker-opens-after-fail-max"]

@@ -117,17 +117,25 @@ def test_port_in_use_exits_2_and_starts_nothing(option: str, tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == [], "no run folder, no service log"
 
 
-def _finished(result: tuple[int, str, str], reports: Path, scenarios: list[str]) -> Path:
-    """The run folder the last line names, after checking that it holds a whole report."""
+def _finished(
+    result: tuple[int, str, str], reports: Path, scenarios: list[str], *, page: bool = True
+) -> Path:
+    """The run folder the output names, after checking that it holds a whole report (and the
+    page unless the run was told `--no-page`)."""
     code, stdout, stderr = result
     assert code in (0, 1), stderr[-2000:]
-    *_, named_line, last = stdout.strip().splitlines()
+    lines = stdout.strip().splitlines()
+    named_line = lines[-2] if page else lines[-1]
     named = re.search(r"reports in (\S+)/ ", named_line)
     assert named is not None and f"exit {code} " in named_line, named_line
     folder = Path(named.group(1))
     assert folder.parent == reports and folder.is_dir()
-    assert last == f"report: {folder / 'report.html'}", "the output ends with the page"
-    assert (folder / "report.html").is_file()
+    if page:
+        assert lines[-1] == f"report: {folder / 'report.html'}", "the output ends with the page"
+        assert (folder / "report.html").is_file()
+    else:
+        assert not (folder / "report.html").exists()
+        assert not (folder / "report-error.txt").exists()
     summary: dict[str, Any] = json.loads((folder / "summary.json").read_text())
     assert summary["run_id"] == folder.name and summary["exit_code"] == code
     assert [s["name"] for s in summary["scenarios"]] == scenarios
@@ -188,7 +196,8 @@ def test_concurrent_and_later_runs_each_keep_a_folder_of_their_own(tmp_path: Pat
     assert (reports / "latest").resolve() in (first.resolve(), second.resolve())
     kept = {first: _files(first), second: _files(second)}
 
-    third = _finished(chaos_run(reports, *single), reports, single)
+    # The third without its page: every JSON file is still written.
+    third = _finished(chaos_run(reports, *single, "--no-page"), reports, single, page=False)
     assert {first, second, third} == {p for p in reports.iterdir() if p.name != "latest"}
     assert (reports / "latest").is_symlink()
     assert (reports / "latest").resolve() == third.resolve()
@@ -196,9 +205,9 @@ def test_concurrent_and_later_runs_each_keep_a_folder_of_their_own(tmp_path: Pat
         assert _files(folder) == files, f"{folder.name} changed after it finished"
 
 
-def chaos_run(reports: Path, *scenarios: str) -> tuple[int, str, str]:
+def chaos_run(reports: Path, *args: str) -> tuple[int, str, str]:
     result = subprocess.run(
-        [sys.executable, "-m", "chaos", "run", *scenarios, "--report-dir", str(reports)],
+        [sys.executable, "-m", "chaos", "run", *args, "--report-dir", str(reports)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -73,7 +73,7 @@ def _run(target: dict[str, Any], report_dir: Path, *extra: str) -> tuple[int, di
         "--target", service.url, "--admin-token", TOKEN,
         "--bgg-port", str(ports["bgg"]), "--cdn-port", str(ports["cdn"]),
         "--database-url", env["DATABASE_URL"], "--spool-path", env["SPOOL_PATH"],
-        "--report-dir", str(report_dir), *extra,
+        "--report-dir", str(report_dir), "--no-page", *extra,
     ]  # fmt: skip
     result = subprocess.run(
         command,
