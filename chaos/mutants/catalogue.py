@@ -212,6 +212,21 @@ CODE = (
             ),
         ),
     ),
+    Mutant(
+        "commit-after-response",
+        "code",
+        "the per-request session commits after the response is sent (FastAPI's default "
+        "scope for a yield dependency)",
+        ("database_outage",),
+        ("delete-committed-before-2xx",),
+        (
+            Replacement(
+                "system/api/deps.py",
+                'SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]\n',
+                "SessionDep = Annotated[AsyncSession, Depends(get_session)]\n",
+            ),
+        ),
+    ),
 )
 
 
@@ -250,9 +265,6 @@ KNOWN_BLIND = {
     "tests/resilience/test_retry.py)",
     "sentry-health-events / sentry-secrets-unscrubbed": "no scenario reads the Sentry "
     "export; tests/observability checks the filter and the scrubbing",
-    "commit-after-response": "no scenario writes through the per-request session "
-    "(imports commit in their own transaction) and a late commit on loopback is rarely "
-    "visible; tests/api/test_commit_before_response.py checks it",
 }
 
 
