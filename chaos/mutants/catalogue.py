@@ -43,6 +43,7 @@ class Mutant:
 
 
 _CLIENT = "system/bgg/client.py"
+_SENTRY = "system/observability/sentry.py"
 
 CODE = (
     Mutant(
@@ -213,6 +214,29 @@ CODE = (
         ),
     ),
     Mutant(
+        "sentry-health-transactions",
+        "code",
+        "Sentry gets the health checks' transactions (the traces sampler forgets /health)",
+        ("sentry_reports",),
+        ("no-sentry-event-for-health",),
+        (
+            Replacement(
+                _SENTRY,
+                'UNSAMPLED_PATHS = ("/health", "/metrics")\n',
+                'UNSAMPLED_PATHS = ("/metrics",)\n',
+            ),
+        ),
+    ),
+    Mutant(
+        "sentry-secrets-unscrubbed",
+        "code",
+        "Sentry events leave with the configured secrets in them (the scrubber not applied)",
+        ("sentry_reports",),
+        ("no-secret-in-reports-or-logs",),
+        (Replacement(_SENTRY, "        scrubbed = self._scrub_secrets(event)\n",
+                     "        scrubbed = event\n"),),
+    ),
+    Mutant(
         "commit-after-response",
         "code",
         "the per-request session commits after the response is sent (FastAPI's default "
@@ -263,8 +287,10 @@ KNOWN_BLIND = {
     "retry-without-jitter": "the waits of one import are all the harness sees; the herd "
     "effect jitter prevents needs many clients retrying in step (unit-tested in "
     "tests/resilience/test_retry.py)",
-    "sentry-health-events / sentry-secrets-unscrubbed": "no scenario reads the Sentry "
-    "export; tests/observability checks the filter and the scrubbing",
+    "sentry-health-error-filter": "before_send's /health filter drops error events of health "
+    "checks, but no health check can be made to fail from outside (readiness turns every "
+    "database error into its 503 answer, unreported); sentry_reports would see such an "
+    "event, tests/observability/test_sentry.py makes one with a broken dependency",
 }
 
 

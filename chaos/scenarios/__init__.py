@@ -20,6 +20,7 @@ NAMES: tuple[str, ...] = (
     "bgg_rate_limited",
     "bgg_queued",
     "bgg_bad_answers",
+    "sentry_reports",
     "cdn_outage",
     "cdn_slow",
     "bulk_import_outage",
