@@ -95,6 +95,15 @@ CODE = (
         ),
     ),
     Mutant(
+        "retry-without-jitter",
+        "code",
+        "the retry waits have no jitter: imports that fail together retry together",
+        ("bgg_retry_herd",),
+        ("retries-jittered",),
+        (Replacement("system/resilience/retry.py", "        if policy.jitter:\n",
+                     "        if False:\n"),),
+    ),
+    Mutant(
         "retry-after-ignored",
         "code",
         "the retry wait ignores BGG's Retry-After and uses its own backoff",
@@ -284,9 +293,6 @@ NAMES = tuple(m.name for m in CATALOGUE)
 
 #: Classes of bug no scenario observes from outside, and why (not run; see the module doc).
 KNOWN_BLIND = {
-    "retry-without-jitter": "the waits of one import are all the harness sees; the herd "
-    "effect jitter prevents needs many clients retrying in step (unit-tested in "
-    "tests/resilience/test_retry.py)",
     "sentry-health-error-filter": "before_send's /health filter drops error events of health "
     "checks, but no health check can be made to fail from outside (readiness turns every "
     "database error into its 503 answer, unreported); sentry_reports would see such an "

@@ -17,6 +17,7 @@ NAMES: tuple[str, ...] = (
     "bgg_blackhole",
     "network_errors",
     "bgg_flaky",
+    "bgg_retry_herd",
     "bgg_rate_limited",
     "bgg_queued",
     "bgg_bad_answers",

@@ -10,6 +10,16 @@ from typing import Any
 import pytest
 import sentry_sdk
 
+from chaos.fakes.log import RequestRecord
+from chaos.promises import FALSE_ALARM
+from chaos.scenarios.bgg_retry_herd import (
+    BURST,
+    BURSTS,
+    MIN_RETRIED,
+    false_alarm,
+    judge,
+    retry_gaps,
+)
 from chaos.scenarios.database_outage import committed_at_answer
 from chaos.scenarios.sentry_reports import HEALTH_CHECKS, health_items, missed_health_sampling
 from chaos.sentry_ingest import (
@@ -102,3 +112,43 @@ def test_the_ingest_receives_what_the_real_sdk_sends() -> None:
         assert ingest.items() == []
     finally:
         ingest.stop()
+
+
+# ------------------------------------------------------------------ retry jitter
+
+
+def _record(seq: int, bgg_id: int, arrived: float, status: int, duration: float) -> RequestRecord:
+    return RequestRecord(seq=seq, time="", monotonic=arrived, method="GET", path="/thing",
+                         raw_path="/xmlapi2/thing", query=f"id={bgg_id}&stats=1",
+                         status=status, duration=duration, outcome="served")  # fmt: skip
+
+
+def test_a_retry_gap_runs_from_the_failed_answer_to_the_next_arrival() -> None:
+    records = [
+        _record(1, 7, 10.0, 503, 0.01),
+        _record(2, 8, 10.0, 503, 0.02),
+        _record(3, 8, 10.3, 200, 0.01),  # id 8: 0.28 s after its 503 was sent
+        _record(4, 7, 10.51, 200, 0.01),  # id 7: 0.5 s
+        _record(5, 9, 10.6, 200, 0.01),  # no failure: no gap
+        _record(6, 5, 10.7, 503, 0.01),  # not one of ours
+        _record(7, 5, 10.8, 200, 0.01),
+    ]
+    gaps = sorted(retry_gaps(records, {7, 8, 9}))
+    assert gaps == pytest.approx([0.28, 0.5])
+
+
+def test_retries_are_spread_out_only_with_a_gap_under_the_fixed_wait() -> None:
+    # No jitter: every gap is the wait plus overhead, never under it.
+    assert not judge([0.5 + i / 1000 for i in range(MIN_RETRIED)]).spread_out
+    # Jitter: one gap under the wait is enough...
+    jittered = [0.6] * (MIN_RETRIED - 1) + [0.31]
+    assert judge(jittered).spread_out and judge(jittered).under_wait == 1
+    # ...given enough gaps to judge (retries the budget refused have none).
+    assert not judge([0.1] * (MIN_RETRIED - 1)).spread_out
+    assert judge([0.1] * MIN_RETRIED).to_json()["min_gap_s"] == 0.1
+
+
+def test_the_false_alarm_bound_is_under_the_harness_s() -> None:
+    assert false_alarm(MIN_RETRIED) == pytest.approx(0.5**MIN_RETRIED)
+    assert false_alarm(MIN_RETRIED) < FALSE_ALARM
+    assert BURSTS * BURST >= MIN_RETRIED
