@@ -211,9 +211,15 @@ def check_tasks(
 ) -> TaskCheck:
     """Classify every started task (game ids) against the tables and the spool."""
     records = _initial_records(rows, spool, since)
+    # A deleted game's runs keep their history with `game_id` NULL (ON DELETE SET NULL);
+    # their job still names the game.
+    job_games = {int(job["id"]): _payload_game(job) for job in rows.jobs}
     by_game: dict[int | None, list[dict[str, Any]]] = {}
     for record in records.values():
-        by_game.setdefault(record.get("game_id"), []).append(record)
+        game = record.get("game_id")
+        if game is None and record.get("job_id") is not None:
+            game = job_games.get(int(record["job_id"]))
+        by_game.setdefault(game, []).append(record)
     failure_ids = {row["id"] for row in rows.failures}
     failure_rows = Counter(
         row.get("game_id")

@@ -148,6 +148,12 @@ class ServiceClient:
         """One breaker's status (`{}` when unknown or unreachable)."""
         return (await self.breakers(fresh=fresh)).get(name, {})
 
+    async def delete_game(self, game_id: int, *, time_limit: float | None = None) -> Call:
+        """`DELETE /api/admin/games/{id}` (204 once the delete is committed)."""
+        return await self.call(
+            "DELETE", f"/api/admin/games/{game_id}", admin=True, time_limit=time_limit
+        )
+
     async def game(self, game_id: int) -> Call:
         """`GET /api/public/games/{id}`."""
         return await self.call("GET", f"/api/public/games/{game_id}", time_limit=5)

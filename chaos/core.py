@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 ActivityFunc = Callable[["Context"], Awaitable[Any]]
 Phase = Literal["before", "during", "after"]
-Requirement = Literal["own_service", "redis", "two_workers", "restart", "database", "postgresql"]
+Requirement = Literal[
+    "own_service", "redis", "two_workers", "restart", "database", "postgresql", "sentry"
+]
 
 
 def _lookup(output: Any, path: str | None) -> Any:

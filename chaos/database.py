@@ -27,6 +27,7 @@ import json
 import os
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,6 +97,14 @@ class Backend(Protocol):
 
     async def close(self) -> None:
         """End any outage and drop what the harness created."""
+        ...
+
+    def game_locked(self, game_id: int) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold a lock that any commit deleting or changing game `game_id` must wait for."""
+        ...
+
+    async def game_exists(self, game_id: int) -> bool:
+        """Whether game `game_id` is in the committed state (a connection of the harness's)."""
         ...
 
 
@@ -202,6 +211,37 @@ class SqliteBackend:
     async def close(self) -> None:
         await self.outage_end()
 
+    @contextlib.asynccontextmanager
+    async def game_locked(self, game_id: int) -> AsyncIterator[None]:
+        # SQLite locks the whole file: the write lock holds back every commit, this one too.
+        conn = await asyncio.to_thread(self._write_lock)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(_rollback_and_close, conn)
+
+    def _write_lock(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("BEGIN IMMEDIATE")
+        return conn
+
+    async def game_exists(self, game_id: int) -> bool:
+        return await asyncio.to_thread(self._game_exists, game_id)
+
+    def _game_exists(self, game_id: int) -> bool:
+        # A reader of its own: in WAL it sees the last commit, whoever holds the write lock.
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        try:
+            row = conn.execute("SELECT 1 FROM boardgames WHERE id = ?", (game_id,)).fetchone()
+        finally:
+            conn.close()
+        return row is not None
+
+
+def _rollback_and_close(conn: sqlite3.Connection) -> None:
+    conn.execute("ROLLBACK")
+    conn.close()
+
 
 def asyncpg_dsn(url: str) -> str:
     """`postgresql+asyncpg://...` as a plain libpq URL for asyncpg."""
@@ -304,6 +344,24 @@ class PostgresBackend:
             has_jobs=has_jobs,
             now=_utc(now),
         )
+
+    @contextlib.asynccontextmanager
+    async def game_locked(self, game_id: int) -> AsyncIterator[None]:
+        # The row lock a DELETE or UPDATE of that game waits for (a plain read does not).
+        conn = await asyncpg.connect(self.direct_dsn, timeout=5)
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT 1 FROM boardgames WHERE id = $1 FOR UPDATE", game_id)
+                yield
+        finally:
+            await conn.close()
+
+    async def game_exists(self, game_id: int) -> bool:
+        conn = await asyncpg.connect(self.direct_dsn, timeout=5)
+        try:
+            return bool(await conn.fetchval("SELECT 1 FROM boardgames WHERE id = $1", game_id))
+        finally:
+            await conn.close()
 
     async def outage_start(self) -> None:
         if self.proxies is None:

@@ -111,10 +111,12 @@ class Runner:
             return skipped(item.scenario, item.name, reason, item.backend)
         seed = derive_seed(self.seed, item.name)
         self.stack.reset_upstreams(seed)
+        env = dict(item.scenario.service_env)
+        if "sentry" in item.scenario.requires:
+            self.stack.sentry.reset()
+            env = self.stack.sentry.service_env() | env
         try:
-            deployment = await self.stack.deployment(
-                item.deployment, item.name, env=dict(item.scenario.service_env)
-            )
+            deployment = await self.stack.deployment(item.deployment, item.name, env=env)
         except HarnessError as exc:
             self.events.emit("harness_error", error=str(exc))
             result = skipped(item.scenario, item.name, str(exc), item.backend)

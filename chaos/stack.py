@@ -47,6 +47,7 @@ from chaos.fakes.server import bind_socket
 from chaos.promises import HARNESS
 from chaos.proxy import ProxyServer
 from chaos.redis_server import RedisServer
+from chaos.sentry_ingest import SentryIngest
 from chaos.service import (
     REPO_ROOT,
     HarnessError,
@@ -133,6 +134,8 @@ class Stack:
         # can switch TCP faults during a run too; its URL is in the `upstreams` event.
         self.proxies = ProxyServer(seed=options.seed, control_port=options.proxy_control_port)
         self.webhook = WebhookReceiver(port=options.webhook_port)
+        #: Where the services of scenarios that require "sentry" report (a real DSN).
+        self.sentry = SentryIngest()
         self._servers: list[RunningServer] = []
         self._urls: dict[str, str] = {}  # the fakes' own URLs (behind the proxies)
         self._redis: RedisServer | None = None
@@ -152,6 +155,7 @@ class Stack:
                 check_port_free(port)
         self.proxies.start()
         self.webhook.start()
+        self.sentry.start()
         self.cdn = create_cdn_app(seed=self.options.seed)
         self._urls["cdn"] = self._serve(self.cdn, "cdn")
         self.proxies.create("cdn", self._urls["cdn"].removeprefix("http://"),
@@ -397,6 +401,7 @@ class Stack:
             server.stop()
         self._servers.clear()
         self.webhook.stop()
+        self.sentry.stop()
         self.proxies.stop()
         if self._redis is not None:
             self._redis.stop()

@@ -43,6 +43,7 @@ class Mutant:
 
 
 _CLIENT = "system/bgg/client.py"
+_SENTRY = "system/observability/sentry.py"
 
 CODE = (
     Mutant(
@@ -92,6 +93,15 @@ CODE = (
                 "        deadline=None,\n",
             ),
         ),
+    ),
+    Mutant(
+        "retry-without-jitter",
+        "code",
+        "the retry waits have no jitter: imports that fail together retry together",
+        ("bgg_retry_herd",),
+        ("retries-jittered",),
+        (Replacement("system/resilience/retry.py", "        if policy.jitter:\n",
+                     "        if False:\n"),),
     ),
     Mutant(
         "retry-after-ignored",
@@ -212,6 +222,44 @@ CODE = (
             ),
         ),
     ),
+    Mutant(
+        "sentry-health-transactions",
+        "code",
+        "Sentry gets the health checks' transactions (the traces sampler forgets /health)",
+        ("sentry_reports",),
+        ("no-sentry-event-for-health",),
+        (
+            Replacement(
+                _SENTRY,
+                'UNSAMPLED_PATHS = ("/health", "/metrics")\n',
+                'UNSAMPLED_PATHS = ("/metrics",)\n',
+            ),
+        ),
+    ),
+    Mutant(
+        "sentry-secrets-unscrubbed",
+        "code",
+        "Sentry events leave with the configured secrets in them (the scrubber not applied)",
+        ("sentry_reports",),
+        ("no-secret-in-reports-or-logs",),
+        (Replacement(_SENTRY, "        scrubbed = self._scrub_secrets(event)\n",
+                     "        scrubbed = event\n"),),
+    ),
+    Mutant(
+        "commit-after-response",
+        "code",
+        "the per-request session commits after the response is sent (FastAPI's default "
+        "scope for a yield dependency)",
+        ("database_outage",),
+        ("delete-committed-before-2xx",),
+        (
+            Replacement(
+                "system/api/deps.py",
+                'SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]\n',
+                "SessionDep = Annotated[AsyncSession, Depends(get_session)]\n",
+            ),
+        ),
+    ),
 )
 
 
@@ -245,14 +293,10 @@ NAMES = tuple(m.name for m in CATALOGUE)
 
 #: Classes of bug no scenario observes from outside, and why (not run; see the module doc).
 KNOWN_BLIND = {
-    "retry-without-jitter": "the waits of one import are all the harness sees; the herd "
-    "effect jitter prevents needs many clients retrying in step (unit-tested in "
-    "tests/resilience/test_retry.py)",
-    "sentry-health-events / sentry-secrets-unscrubbed": "no scenario reads the Sentry "
-    "export; tests/observability checks the filter and the scrubbing",
-    "commit-after-response": "no scenario writes through the per-request session "
-    "(imports commit in their own transaction) and a late commit on loopback is rarely "
-    "visible; tests/api/test_commit_before_response.py checks it",
+    "sentry-health-error-filter": "before_send's /health filter drops error events of health "
+    "checks, but no health check can be made to fail from outside (readiness turns every "
+    "database error into its 503 answer, unreported); sentry_reports would see such an "
+    "event, tests/observability/test_sentry.py makes one with a broken dependency",
 }
 
 

@@ -9,7 +9,12 @@ refused). See `chaos.database` for why these are the real outages of each backen
 Promises: readiness reports the outage (503); a write during it answers 503
 `database_unavailable` (never a 500); every task record that falls in the outage is
 spooled; readiness recovers; after the next write every spooled record is in the table
-exactly once (and the set checker finds nothing lost or doubled).
+exactly once (and the set checker finds nothing lost or doubled). Last, a 2xx means
+committed: a delete is sent while the harness holds, for well under the service's lock
+wait, a lock its commit must wait for (SQLite: the write lock; PostgreSQL: the row), and
+the database, read directly the moment the 204 arrives, no longer has the game. A commit
+after the response (a session dependency closed after the answer is sent) answers while
+the lock is held, and the game is still there.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ CDN_DELAY = 1.0
 #: sets to `HARNESS.database_connect_timeout` = 1 s; 5 s is the spec's default for it, so the
 #: bound also covers a candidate configuration that puts it back.
 WRITE_WAIT_BOUND = 5.0
+#: How long the harness holds the lock on the game it deletes: well under the service's
+#: wait for a lock (`HARNESS.database_connect_timeout`), so a correct delete waits and commits.
+LOCK_HOLD = HARNESS.database_connect_timeout * 0.3
 
 
 async def service_ready(ctx: Context) -> int | None:
@@ -180,6 +188,47 @@ async def replayed_exactly_once(ctx: Context) -> dict[str, Any]:
     }
 
 
+def committed_at_answer(status: int | None, gone: bool | None) -> bool:
+    """The delete's verdict: it answered 204 and the game was gone from the database when
+    the answer arrived (`gone` None: not read, as for any other answer)."""
+    return status == 204 and gone is True
+
+
+async def delete_committed_before_2xx(ctx: Context) -> dict[str, Any]:
+    """Import a game, then delete it while holding a lock its commit must wait for
+    (`LOCK_HOLD`); the database is read directly the moment the answer arrives."""
+    backend = _backend(ctx)
+    imported = await ctx.import_game(time_limit=HARNESS.deadline + 3)
+    game_id = imported.body.get("id") if isinstance(imported.body, dict) else None
+    if imported.status != 201 or not isinstance(game_id, int):
+        return {"imported": imported.status, "committed_at_answer": False}
+    # Its thumbnail download may now end `superseded`: allowed, not required, of this game.
+    ctx.expected_tasks.discard(game_id)
+    ctx.optional_tasks.add(game_id)
+    gone: bool | None = None
+    started = time.monotonic()
+    async with backend.game_locked(game_id):
+        request = asyncio.ensure_future(
+            ctx.service.delete_game(game_id, time_limit=WRITE_WAIT_BOUND + 5)
+        )
+        done, _ = await asyncio.wait({request}, timeout=LOCK_HOLD)
+        answered_while_locked = request in done
+        if answered_while_locked and request.result().ok:
+            gone = not await backend.game_exists(game_id)
+    deleted = await request
+    if not answered_while_locked and deleted.ok:
+        gone = not await backend.game_exists(game_id)
+    return {
+        "game_id": game_id,
+        "status": deleted.status,
+        "lock_held_s": rounded(LOCK_HOLD, 3),
+        "answered_while_locked": answered_while_locked,
+        "answer_s": rounded(deleted.started - started + deleted.latency_ms / 1000, 3),
+        "gone_at_answer": gone,
+        "committed_at_answer": committed_at_answer(deleted.status, gone),
+    }
+
+
 SCENARIO = Scenario(
     name="database_outage",
     title="The database goes away: readiness 503, records spooled, replayed exactly once",
@@ -224,6 +273,13 @@ SCENARIO = Scenario(
             replayed_exactly_once,
             equals(True, "exactly_once"),
             promise="after recovery every spooled record is in the table exactly once",
+        ),
+        probe(
+            "delete-committed-before-2xx",
+            delete_committed_before_2xx,
+            equals(True, "committed_at_answer"),
+            promise="a delete answers 204 only once committed: held up by a lock its commit "
+            "waits for, it answers after the lock goes, and the game is gone at that moment",
         ),
     ),
     rollbacks=(common.RESTORE,),

@@ -222,3 +222,15 @@ def test_the_sqlite_reader_reads_jobs_and_copes_with_an_older_schema(tmp_path: P
     rows = SqliteBackend(old)._read()
     assert not rows.has_jobs and rows.jobs == []
     assert rows.runs[0]["job_id"] is None and rows.runs[0]["outcome"] == "success"
+
+
+def test_a_deleted_games_run_is_its_games_through_the_job_not_unexpected() -> None:
+    # Deleting a game keeps its runs with game_id NULL (ON DELETE SET NULL). Before the runs
+    # were attributed through their job, such a run was "unexpected" and the verdict
+    # data_lost (database_outage deletes a game to check its commit).
+    rows = _rows([_job(1, "done", game=7)], [_run(1, 1, "success", game=None)])
+    check = check_tasks(rows, [], expected=set(), optional={7}, since=T0)
+    assert check.unexpected == []
+    # A run with neither a game nor a job naming one is still nobody's.
+    orphan = _rows([], [{**_run(2, 1, "success"), "job_id": None}])
+    assert check_tasks(orphan, [], expected=set(), optional={7}, since=T0).unexpected == [-1]
