@@ -1,7 +1,12 @@
 """The public catalogue: anyone may read it.
 
 Both reads carry validators and `Cache-Control` and answer conditional requests with a 304
-(see `system/api/caching.py`); HEAD is served as GET without the body.
+(see `system/api/caching.py`); HEAD is served as GET without the body. Each first reads the
+catalogue version (shared with the requests around it) and reads the games only when this
+worker has no representation of that version: a session is opened only then.
+
+The routes take what they need from `request.app.state` rather than as dependencies: each
+dependency FastAPI resolves costs more than the cached answer itself.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from system.api import caching
-from system.api.deps import ReadSessionDep, SettingsDep
 from system.api.errors import ApiError
 from system.api.schemas import Game, GamePage, QueryText
+from system.config import Settings
+from system.db.database import Database
 from system.db.games import GameRepository, GameSort
 
 router = APIRouter(prefix="/api/public", tags=["public"])
@@ -37,8 +43,6 @@ _CONDITIONAL: dict[int | str, dict[str, Any]] = {
 )
 async def list_games(
     request: Request,
-    session: ReadSessionDep,
-    settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Games to skip.")] = 0,
     q: Annotated[
@@ -48,17 +52,23 @@ async def list_games(
     sort: Annotated[GameSort, Query(description="Order; `-` for descending.")] = GameSort.TITLE,
 ) -> Response:
     """A page of games, `total` counting every game that matches `q`."""
-    games, total = await GameRepository(session).list(
-        limit=limit, offset=offset, search=q, sort=sort
-    )
-    return caching.conditional_json(
-        request,
-        caching.for_page(games, total=total, limit=limit, offset=offset),
-        lambda: GamePage(
+    database, cache, settings = _reads(request)
+    version = await database.catalogue_version.current()
+    key = ("page", limit, offset, sort, q)
+    representation = cache.get(key, version)
+    if representation is None:
+        async with database.read_session() as session:
+            games, total = await GameRepository(session).list(
+                limit=limit, offset=offset, search=q, sort=sort
+            )
+        page = GamePage(
             items=[Game.model_validate(g) for g in games], total=total, limit=limit, offset=offset
-        ),
-        max_age=settings.public_cache_max_age,
-    )
+        )
+        validators = caching.for_page(games, total=total, limit=limit, offset=offset)
+        representation = cache.put(
+            key, caching.Representation(version, caching.render(page), validators.opaque)
+        )
+    return caching.respond(request, representation, max_age=settings.public_cache_max_age)
 
 
 @router.head("/games/{game_id}", include_in_schema=False)
@@ -70,17 +80,30 @@ async def list_games(
 )
 async def get_game(
     request: Request,
-    session: ReadSessionDep,
-    settings: SettingsDep,
     game_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)],
 ) -> Response:
     """The game with that catalogue id (not the BGG id)."""
-    game = await GameRepository(session).read(game_id)
-    if game is None:
-        raise ApiError(404, f"Game {game_id} not found")
-    return caching.conditional_json(
-        request,
-        caching.for_game(game),
-        lambda: Game.model_validate(game),
-        max_age=settings.public_cache_max_age,
-    )
+    database, cache, settings = _reads(request)
+    version = await database.catalogue_version.current()
+    key = ("game", game_id)
+    representation = cache.get(key, version)
+    if representation is None:
+        async with database.read_session() as session:
+            game = await GameRepository(session).read(game_id)
+        if game is None:
+            raise ApiError(404, f"Game {game_id} not found")
+        representation = cache.put(
+            key,
+            caching.Representation(
+                version,
+                caching.render(Game.model_validate(game)),
+                caching.game_tag(game),
+                game.updated_at,
+            ),
+        )
+    return caching.respond(request, representation, max_age=settings.public_cache_max_age)
+
+
+def _reads(request: Request) -> tuple[Database, caching.RepresentationCache, Settings]:
+    state = request.app.state
+    return state.services.database, state.read_cache, state.settings

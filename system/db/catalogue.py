@@ -1,0 +1,94 @@
+"""The catalogue's version, read cheaply and never stale: what conditional reads check.
+
+Why a version row and not something cheaper (the trade-off, issue 14):
+
+- an in-process counter, or a cache invalidated by PostgreSQL's LISTEN/NOTIFY, costs no
+  query, but another process's write (`--workers N`, `python -m system worker`, another
+  host) reaches it only some time after its commit: a client that saw an import answered
+  201 could still get a 304 for the old page from another worker. Not "at once";
+- SQLite's `PRAGMA data_version` is per connection and SQLite only;
+- the version row (migration 0007) is bumped by triggers in the writer's own transaction, so
+  it changes exactly when the write becomes visible, on both backends, whoever wrote. The
+  price is one primary-key read per conditional request, and `VersionReader` shares that
+  read between the requests that arrive while one is in flight: under load it is one query
+  per database round trip for the whole process, not one per request.
+
+Correctness of sharing: a request may use a version read only if that read *began after the
+request arrived*; it then sees every write that was committed before the request, as its
+own query would. A read already in flight when a request arrives may predate a write the
+client has seen answered, so that request waits for the next read instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from system.db.models import CatalogueVersion
+
+_READ_VERSION = select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
+
+
+class VersionReader:
+    """Reads the catalogue version for any number of concurrent callers, one query at a time."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        #: The callers waiting for the next read (not begun yet), or None.
+        self._next: asyncio.Future[int] | None = None
+        #: The running read loop (held: the event loop keeps only a weak reference).
+        self._task: asyncio.Task[None] | None = None
+
+    async def read_now(self) -> int:
+        """The version, by a query of this caller's own (no sharing)."""
+        async with self._engine.connect() as conn:
+            version = await conn.scalar(_READ_VERSION)
+        if version is None:
+            raise LookupError("catalogue_version has no row: the schema is not at head")
+        return int(version)
+
+    async def current(self) -> int:
+        """The version as of some moment after this call began (shares the query).
+
+        A database fault is raised to every caller that waited for that read (as asyncio
+        does for every awaiter of one future), never retried here: in an outage each
+        request costs one failed read, not two.
+        """
+        waiting = self._next
+        if waiting is None:
+            waiting = self._next = asyncio.get_running_loop().create_future()
+            if self._task is None:
+                self._task = asyncio.get_running_loop().create_task(self._read_for_waiters())
+        # Shielded: a cancelled caller must not cancel the read the others wait for.
+        return await asyncio.shield(waiting)
+
+    async def _read_for_waiters(self) -> None:
+        try:
+            while self._next is not None:
+                # Everyone waiting on `waiting` arrived before this read begins.
+                waiting, self._next = self._next, None
+                try:
+                    version = await self.read_now()
+                except Exception as exc:
+                    _fail(waiting, exc)
+                except BaseException:
+                    _fail(waiting, ConnectionError("version reader stopped"))
+                    raise
+                else:
+                    if not waiting.done():
+                        waiting.set_result(version)
+        finally:
+            self._task = None
+            if self._next is not None:
+                # Stopped by cancellation (shutdown) with callers still waiting.
+                _fail(self._next, ConnectionError("version reader stopped"))
+                self._next = None
+
+
+def _fail(waiting: asyncio.Future[int], exc: Exception) -> None:
+    if not waiting.done():
+        waiting.set_exception(exc)
+        # Its waiters may all be gone (cancelled): no "exception never retrieved" log.
+        waiting.exception()
