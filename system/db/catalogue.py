@@ -13,6 +13,12 @@ Why a version row and not something cheaper (the trade-off, issue 14):
   read between the requests that arrive while one is in flight: under load it is one query
   per database round trip for the whole process, not one per request.
 
+SQLite reads the row on a connection of its own, in the event loop, without the thread hop
+of every aiosqlite call: a primary-key read of a cached page takes microseconds, less than
+the hop, and in WAL mode a reader never waits for a writer. So each SQLite request reads the
+version itself, shared with nobody. Should that read fail at all (busy during a WAL recovery,
+a file gone) the request takes the ordinary path, which reports the fault as any read does.
+
 Correctness of sharing: a request may use a version read only if that read *began after the
 request arrived*; it then sees every write that was committed before the request, as its
 own query would. A read already in flight when a request arrives may predate a write the
@@ -22,24 +28,40 @@ client has seen answered, so that request waits for the next read instead.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 from sqlalchemy import select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from system.db.models import CatalogueVersion
 
 _READ_VERSION = select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
+_SQLITE_READ_VERSION = str(
+    _READ_VERSION.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+)
 
 
 class VersionReader:
     """Reads the catalogue version for any number of concurrent callers, one query at a time."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, sqlite_in_loop: bool = True) -> None:
+        """`sqlite_in_loop=False` makes SQLite share reads as PostgreSQL does (tests)."""
         self._engine = engine
         #: The callers waiting for the next read (not begun yet), or None.
         self._next: asyncio.Future[int] | None = None
         #: The running read loop (held: the event loop keeps only a weak reference).
         self._task: asyncio.Task[None] | None = None
+        url = engine.url
+        #: The SQLite file to read in the event loop (not a private `:memory:` database).
+        self._sqlite_file = (
+            url.database
+            if sqlite_in_loop
+            and url.get_backend_name() == "sqlite"
+            and url.database not in (None, "", ":memory:")
+            else None
+        )
+        self._sqlite: sqlite3.Connection | None = None
 
     async def read_now(self) -> int:
         """The version, by a query of this caller's own (no sharing)."""
@@ -56,6 +78,11 @@ class VersionReader:
         does for every awaiter of one future), never retried here: in an outage each
         request costs one failed read, not two.
         """
+        if self._sqlite_file is not None:
+            version = self._read_sqlite_here()
+            if version is not None:
+                return version
+            return await self.read_now()
         waiting = self._next
         if waiting is None:
             waiting = self._next = asyncio.get_running_loop().create_future()
@@ -63,6 +90,30 @@ class VersionReader:
                 self._task = asyncio.get_running_loop().create_task(self._read_for_waiters())
         # Shielded: a cancelled caller must not cancel the read the others wait for.
         return await asyncio.shield(waiting)
+
+    def _read_sqlite_here(self) -> int | None:
+        """The version read in the event loop, or None when that failed for any reason."""
+        try:
+            if self._sqlite is None:
+                assert self._sqlite_file is not None
+                uri = self._sqlite_file.startswith("file:")
+                # timeout=0: busy is a fallback to the thread, never a wait in the loop.
+                # Autocommit: the read transaction ends with the statement (fetchall).
+                self._sqlite = sqlite3.connect(
+                    self._sqlite_file, timeout=0, isolation_level=None, uri=uri,
+                    check_same_thread=False,
+                )  # fmt: skip
+            rows = self._sqlite.execute(_SQLITE_READ_VERSION).fetchall()
+        except sqlite3.Error:
+            self.close()
+            return None
+        return int(rows[0][0]) if rows else None
+
+    def close(self) -> None:
+        """Close the SQLite connection of the event-loop reads (reopened when needed)."""
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
 
     async def _read_for_waiters(self) -> None:
         try:

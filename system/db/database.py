@@ -146,6 +146,7 @@ class Database:
         if self._migrator is not None:
             self._migrator.cancel()
             await asyncio.gather(self._migrator, return_exceptions=True)
+        self.catalogue_version.close()
         await self.engine.dispose()
 
 
