@@ -69,8 +69,9 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
     app.state.read_cache = RepresentationCache()
     app.state.rejection_reports = RateLimiter(60.0)
     app.state.admin_tokens = AdminTokens(settings.admin_tokens)
-    # Added first, innermost: the fast rejection's answers are counted and guarded as any.
+    # Added first, innermost: their fast answers are counted and guarded as any other.
     app.add_middleware(admin.ImportWhileOpen)
+    app.add_middleware(public.CachedReads)
     app.add_middleware(UnexpectedErrors)  # inside the metrics, which count its 500s
     app.add_middleware(MetricsMiddleware, metrics=metrics, window=window, unjudged=PAGE_ROUTES)
     install_error_handlers(app)

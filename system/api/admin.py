@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from system.api.auth import require_admin
 from system.api.deps import ServicesDep, SessionDep
-from system.api.errors import ApiError
+from system.api.errors import ApiError, handler_for
 from system.api.public import MAX_DB_ID
 from system.api.schemas import BulkImportAccepted, BulkImportJob, BulkImportRequest, Game
 from system.db.games import GameRepository
@@ -138,7 +138,7 @@ class ImportWhileOpen:
         try:
             response: Response = await _import(services, int(match[1]))
         except Exception as exc:
-            handler = _handler_for(fastapi_app, exc)
+            handler = handler_for(fastapi_app, exc)
             if handler is None:
                 raise
             response = await handler(request, exc)
@@ -160,14 +160,6 @@ def _authorised(tokens: AdminTokens, scope: Scope) -> bool:
             scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
             return scheme.lower() == "bearer" and bool(credentials) and tokens.verify(credentials)
     return False
-
-
-def _handler_for(app: FastAPI, exc: Exception) -> Any:
-    """The app's handler for `exc`, looked up as Starlette does (the nearest class first)."""
-    for cls in type(exc).__mro__:
-        if cls in app.exception_handlers:
-            return app.exception_handlers[cls]
-    return None
 
 
 #: A bad bulk list names at most this many items (a list of 500 strings is one answer, not

@@ -235,6 +235,10 @@ class RepresentationCache:
         self._entries: OrderedDict[Hashable, Representation] = OrderedDict()
         self._bytes = 0
 
+    def holds(self, key: Hashable) -> bool:
+        """Whether anything, of any version, is stored under `key`."""
+        return key in self._entries
+
     def get(self, key: Hashable, version: int) -> Representation | None:
         """The representation stored under `key` if it was made at `version`, else None."""
         found = self._entries.get(key)

@@ -203,3 +203,19 @@ def test_the_cache_keeps_within_its_bounds() -> None:
     assert cache.get(5, 2) is None, "another version is a miss"
     cache.put(5, caching.Representation(0, b"", "older"))
     assert cache.get(5, 1) is not None, "an older rendering never replaces a newer one"
+
+
+async def test_answers_from_memory_are_counted_under_their_route(
+    service: ServiceUnderTest,
+) -> None:
+    (game_id,) = await _seed(service, "Brass")
+    client = service.client
+    for path in (f"/api/public/games/{game_id}", f"{LIST}?limit=5"):
+        first = await client.get(path)
+        await client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+        await client.get(path)
+    metrics = (await client.get("/metrics")).text
+    for route in ("/api/public/games/{game_id}", "/api/public/games"):
+        for status, count in (("200", 2), ("304", 1)):
+            line = f'http_requests_total{{method="GET",route="{route}",status="{status}"}}'
+            assert f"{line} {count:.1f}" in metrics, (line, metrics)
