@@ -9,12 +9,9 @@ as two `serve` workers or a `python -m system worker` do.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from system.api import caching
@@ -22,25 +19,11 @@ from system.clock import utcnow
 from system.db.catalogue import VersionReader
 from system.db.engine import create_engine
 from system.db.models import BoardGame
+from tests.api.served import statements
 from tests.conftest import ADMIN_TOKEN, ServiceFactory, ServiceUnderTest
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 LIST = "/api/public/games"
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL the engine sends while the block runs."""
-    sent: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def _seed(service: ServiceUnderTest, *titles: str) -> list[int]:
@@ -63,7 +46,7 @@ async def test_a_304_and_a_repeated_read_read_no_game(service: ServiceUnderTest)
     client = service.client
     paths = [f"/api/public/games/{game_id}", LIST, f"{LIST}?limit=5&sort=-year"]
     first = {path: await client.get(path) for path in paths}
-    with statements(service.services.database.engine) as sent:
+    with statements(service.app) as sent:
         for path, answer in first.items():
             again = await client.get(path, headers={"If-None-Match": answer.headers["ETag"]})
             assert again.status_code == 304
