@@ -28,16 +28,18 @@ client has seen answered, so that request waits for the next read instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from system.db.models import CatalogueVersion
 
 _READ_VERSION = select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
-_SQLITE_READ_VERSION = str(
+_PLAIN_READ_VERSION = str(
     _READ_VERSION.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
 )
 
@@ -66,7 +68,7 @@ class VersionReader:
     async def read_now(self) -> int:
         """The version, by a query of this caller's own (no sharing)."""
         async with self._engine.connect() as conn:
-            version = await conn.scalar(_READ_VERSION)
+            version = await self._read_on(conn)
         if version is None:
             raise LookupError("catalogue_version has no row: the schema is not at head")
         return int(version)
@@ -91,6 +93,17 @@ class VersionReader:
         # Shielded: a cancelled caller must not cancel the read the others wait for.
         return await asyncio.shield(waiting)
 
+    async def _read_on(self, conn: AsyncConnection) -> int | None:
+        if self._engine.dialect.name == "postgresql":
+            # asyncpg's own prepared statement: SQLAlchemy's execution around one tiny
+            # query costs more than the round trip. Any failure is asked again through
+            # SQLAlchemy, which reports it as every read does (a disconnect invalidates the
+            # pool, and the error maps to 503).
+            with contextlib.suppress(Exception):
+                driver: Any = (await conn.get_raw_connection()).driver_connection
+                return int(await driver.fetchval(_PLAIN_READ_VERSION))
+        return await conn.scalar(_READ_VERSION)
+
     def _read_sqlite_here(self) -> int | None:
         """The version read in the event loop, or None when that failed for any reason."""
         try:
@@ -103,7 +116,7 @@ class VersionReader:
                     self._sqlite_file, timeout=0, isolation_level=None, uri=uri,
                     check_same_thread=False,
                 )  # fmt: skip
-            rows = self._sqlite.execute(_SQLITE_READ_VERSION).fetchall()
+            rows = self._sqlite.execute(_PLAIN_READ_VERSION).fetchall()
         except sqlite3.Error:
             self.close()
             return None
