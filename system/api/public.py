@@ -2,8 +2,9 @@
 
 Both reads carry validators and `Cache-Control` and answer conditional requests with a 304
 (see `system/api/caching.py`); HEAD is served as GET without the body. Each first reads the
-catalogue version (shared with the requests around it) and reads the games only when this
-worker has no representation of that version: a session is opened only then.
+catalogue version (`system/db/catalogue.py`) and reads the games only when this worker has
+no representation of that version: a session is opened only then. A request this worker
+has answered at the current version is answered by `CachedReads` before reaching a route.
 
 The routes take what they need from `request.app.state` rather than as dependencies: each
 dependency FastAPI resolves costs more than the cached answer itself.
