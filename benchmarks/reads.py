@@ -17,6 +17,11 @@ service/plain (median of the rounds' ratios), next to the targets of issue 14:
   under the same load (the breaker opened as `benchmarks.breaker_rejection` does it, with
   `BGG_BREAKER_FAIL_MAX=1` and one import to a closed port).
 
+Nothing writes during the load, so once warmed up the service answers its reads from the
+answers each worker keeps for the current catalogue version (README, "Measured: reads"),
+and the plain app, which keeps none, from the database: the read ratios compare the two
+designs at that steady state, not the cost of the first read after a write.
+
 The load generator is wrk when it is on PATH (`--load auto`, the default) and a Python
 asyncio one otherwise (`--load python`); the output says which. Results also go to
 `reports/benchmarks/reads.json`. Exit 0 when every target is met, 1 when one is missed or an

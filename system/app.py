@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from system import __version__
 from system.api import admin, failures, health, jobs, monitoring, observability, public
+from system.api.caching import RepresentationCache
 from system.api.docs import PAGE_ROUTES, install_docs
 from system.api.errors import UnexpectedErrors, install_error_handlers
 from system.config import Settings
@@ -65,9 +66,13 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.read_cache = RepresentationCache()
     app.state.rejection_reports = RateLimiter(60.0)
     app.state.admin_tokens = AdminTokens(settings.admin_tokens)
-    app.add_middleware(UnexpectedErrors)  # added first: inside the metrics, which count its 500s
+    # Added first, innermost: their fast answers are counted and guarded as any other.
+    app.add_middleware(admin.ImportWhileOpen)
+    app.add_middleware(public.CachedReads)
+    app.add_middleware(UnexpectedErrors)  # inside the metrics, which count its 500s
     app.add_middleware(MetricsMiddleware, metrics=metrics, window=window, unjudged=PAGE_ROUTES)
     install_error_handlers(app)
     app.include_router(health.router)

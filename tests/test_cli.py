@@ -136,7 +136,7 @@ def test_migrate_to_rolls_back_and_forward(tmp_path: Path) -> None:
 
     down = _run("migrate", "--to", "0001_boardgames", env=env)
     assert down.returncode == 0, down.stderr
-    assert "downgraded from 0006_background_jobs" in down.stdout
+    assert "downgraded from 0007_catalogue_version" in down.stdout
     assert _tables(database) == {"alembic_version", "boardgames"}
 
     again = _run("migrate", "--to", "0001_boardgames", env=env)

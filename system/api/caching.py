@@ -19,20 +19,28 @@ settled (`LAST_MODIFIED_SETTLE`): a second write within the second a client was 
 carry the same date, and `If-Modified-Since` would then keep the client on the old body. A
 page has no `Last-Modified` at all: a delete leaves no date behind, so no date can say a page
 changed when a game left it; its ETag does.
+
+Each worker also keeps the representations it rendered (`RepresentationCache`), stamped with
+the catalogue version read before their rows (`system/db/catalogue.py`). A request whose
+fresh version read (one shared query, begun after the request arrived) finds the stamp
+unchanged is answered from memory, a 304 or the stored body: no game is read. Any write, by
+any process, bumps the version in its own transaction, so after it no stamp matches, and the
+next request reads the rows again (and gets the same ETag when its data did not change).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Protocol
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from system.clock import utcnow
@@ -98,14 +106,22 @@ def _stamp(row: Stamped) -> str:
     return f"{row.id}@{row.updated_at.isoformat()}"
 
 
+def _settled(updated_at: datetime, now: datetime | None) -> datetime | None:
+    """The Last-Modified of a row written at `updated_at`, once that date can be trusted."""
+    now = now if now is not None else utcnow()
+    if now - updated_at >= LAST_MODIFIED_SETTLE:
+        return updated_at.replace(microsecond=0)
+    return None
+
+
+def game_tag(game: Stamped) -> str:
+    """The opaque ETag of one game, from its id and `updated_at`."""
+    return _digest((REPRESENTATION_VERSION, "game", _stamp(game)))
+
+
 def for_game(game: Stamped, *, now: datetime | None = None) -> Validators:
     """The validators of one game, from its id and `updated_at`."""
-    now = now if now is not None else utcnow()
-    updated_at = game.updated_at
-    last_modified = None
-    if now - updated_at >= LAST_MODIFIED_SETTLE:
-        last_modified = updated_at.replace(microsecond=0)
-    return Validators(_digest((REPRESENTATION_VERSION, "game", _stamp(game))), last_modified)
+    return Validators(game_tag(game), _settled(game.updated_at, now))
 
 
 def for_page(rows: Sequence[Stamped], *, total: int, limit: int, offset: int) -> Validators:
@@ -178,19 +194,88 @@ def cache_control(max_age: int) -> str:
     return f"public, max-age={max_age}, stale-while-revalidate={max_age}"
 
 
-def conditional_json(
-    request: Request, validators: Validators, body: Callable[[], BaseModel], *, max_age: int
-) -> Response:
-    """A 304 when the request's validators match, else the JSON of the model `body()` makes
-    (called only then: a 304 skips the serialisation), with the validators and
-    `Cache-Control` on both. A HEAD gets the GET's headers and no body."""
+def render(model: BaseModel) -> bytes:
+    """The JSON body of a model, byte for byte what `JSONResponse` would send."""
+    return json.dumps(
+        model.model_dump(mode="json"), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    ).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Representation:
+    """A rendered public read and what its validators are made of."""
+
+    #: The catalogue version read before the rows this was made from.
+    version: int
+    body: bytes
+    opaque: str
+    #: A game's `updated_at` (its Last-Modified once settled); None for a page.
+    updated_at: datetime | None = None
+
+    def validators(self, *, now: datetime | None = None) -> Validators:
+        """The validators to send now (a game's Last-Modified appears once settled)."""
+        if self.updated_at is None:
+            return Validators(self.opaque)
+        return Validators(self.opaque, _settled(self.updated_at, now))
+
+
+#: Bounds of one worker's `RepresentationCache`: a page of 100 games is about 100 KB.
+CACHE_MAX_ENTRIES = 4096
+CACHE_MAX_BYTES = 32 * 1024 * 1024
+
+
+class RepresentationCache:
+    """The public reads one worker rendered, least recently used first out."""
+
+    def __init__(
+        self, *, max_entries: int = CACHE_MAX_ENTRIES, max_bytes: int = CACHE_MAX_BYTES
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, Representation] = OrderedDict()
+        self._bytes = 0
+
+    def holds(self, key: Hashable) -> bool:
+        """Whether anything, of any version, is stored under `key`."""
+        return key in self._entries
+
+    def get(self, key: Hashable, version: int) -> Representation | None:
+        """The representation stored under `key` if it was made at `version`, else None."""
+        found = self._entries.get(key)
+        if found is None or found.version != version:
+            return None
+        self._entries.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, representation: Representation) -> Representation:
+        """Store `representation` (unless an entry of a newer version is there already)."""
+        old = self._entries.get(key)
+        if old is not None:
+            if old.version > representation.version:
+                return representation
+            self._bytes -= len(old.body)
+        self._entries[key] = representation
+        self._entries.move_to_end(key)
+        self._bytes += len(representation.body)
+        while self._entries and (
+            len(self._entries) > self.max_entries or self._bytes > self.max_bytes
+        ):
+            _, dropped = self._entries.popitem(last=False)
+            self._bytes -= len(dropped.body)
+        return representation
+
+
+def respond(request: Request, representation: Representation, *, max_age: int) -> Response:
+    """A 304 when the request's validators match, else the stored JSON, with the validators
+    and `Cache-Control` on both. A HEAD gets the GET's headers and no body."""
+    validators = representation.validators()
     headers = validators.headers(cache_control(max_age))
     if not_modified(request, validators):
         return Response(status_code=304, headers=headers)
-    response = JSONResponse(body().model_dump(mode="json"), headers=headers)
-    if request.method != "HEAD":
-        return response
-    # The GET's headers, Content-Length included, without the body (Starlette would send it).
-    head = Response(headers={**headers, "Content-Length": response.headers["content-length"]})
-    head.headers["Content-Type"] = response.headers["content-type"]
-    return head
+    if request.method == "HEAD":
+        # The GET's headers, Content-Length included, without the body (Starlette would
+        # send one given to it).
+        head = Response(headers={**headers, "Content-Length": str(len(representation.body))})
+        head.headers["Content-Type"] = "application/json"
+        return head
+    return Response(representation.body, headers=headers, media_type="application/json")

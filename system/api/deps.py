@@ -49,18 +49,7 @@ async def get_session(
         yield session
 
 
-async def get_read_session(
-    database: Annotated[Database, Depends(get_database)],
-) -> AsyncIterator[AsyncSession]:
-    """A session per request for routes that only read (`Database.read_session`): no
-    transaction to open or commit around the reads. A database fault is the same 503."""
-    async with database.read_session() as session:
-        yield session
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-#: Closed before the answer is sent, like `SessionDep`: the connection is back in the pool.
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -103,6 +103,15 @@ def error_body(
     }
 
 
+def handler_for(app: FastAPI, exc: Exception) -> Any:
+    """The app's handler for `exc`, looked up as Starlette does (the nearest class first),
+    for middleware that answers without the router; None when no handler takes it."""
+    for cls in type(exc).__mro__:
+        if cls in app.exception_handlers:
+            return app.exception_handlers[cls]
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error through the shared shape."""
     app.add_exception_handler(ApiError, _api_error)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from system.db import migrate
+from system.db.catalogue import VersionReader
 from system.db.engine import create_engine, create_sessionmaker
 from system.db.errors import CommitFailed, describe, is_read_only
 
@@ -35,6 +36,8 @@ class Database:
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
         self.read_sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(reader)
+        #: What the public reads check before reading any game (`system/db/catalogue.py`).
+        self.catalogue_version = VersionReader(reader)
         self.connect_timeout = connect_timeout
         self.schema_ready = False
         self._migrator: asyncio.Task[None] | None = None
@@ -143,6 +146,7 @@ class Database:
         if self._migrator is not None:
             self._migrator.cancel()
             await asyncio.gather(self._migrator, return_exceptions=True)
+        self.catalogue_version.close()
         await self.engine.dispose()
 
 

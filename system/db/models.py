@@ -69,6 +69,19 @@ class BoardGame(Base):
     __table_args__ = (Index("ix_boardgames_title", "title"), {"sqlite_autoincrement": True})
 
 
+class CatalogueVersion(Base):
+    """One row whose `version` the database bumps in every transaction that writes
+    `boardgames` (triggers of migration 0007): "has the catalogue changed since version N"
+    is one primary-key read, whichever process or host wrote."""
+
+    __tablename__ = "catalogue_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+
 class BackgroundTaskFailure(Base):
     """A background task that failed after its last attempt (the spec's table, verbatim)."""
 

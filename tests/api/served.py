@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from chaos.fakes.server import bind_socket, uvicorn_config
@@ -104,3 +105,19 @@ async def refuse_commits(dsn: str, table: str, events: str) -> None:
 def asyncpg_dsn(url: str) -> str:
     """The asyncpg DSN of a SQLAlchemy PostgreSQL URL (for connections beside the service's)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextmanager
+def statements(app: FastAPI) -> Iterator[list[str]]:
+    """The SQL the app's engine sends while the block runs."""
+    seen: list[str] = []
+    engine = app.state.database.engine.sync_engine
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

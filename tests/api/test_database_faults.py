@@ -66,12 +66,15 @@ async def test_terminated_backends_answer_503_then_the_service_recovers(
     async with served(create_app(_settings(own_postgres, tmp_path))) as url:
         async with httpx.AsyncClient(base_url=url) as client:
             assert (await client.get("/api/public/games")).status_code == 200
-            # Hold the catalogue so the next read is in flight when its backend is killed.
+            # Hold the catalogue (and its version, which a read asks first) so the next read
+            # is in flight when its backend is killed.
             locker = await asyncpg.connect(asyncpg_dsn(own_postgres))
             try:
                 transaction = locker.transaction()
                 await transaction.start()
-                await locker.execute("LOCK TABLE boardgames IN ACCESS EXCLUSIVE MODE")
+                await locker.execute(
+                    "LOCK TABLE catalogue_version, boardgames IN ACCESS EXCLUSIVE MODE"
+                )
                 read = asyncio.create_task(client.get("/api/public/games"))
                 await eventually(
                     lambda: admin.fetchval(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 
 from system.db.models import BoardGame
+from tests.api.served import statements
 
 
 @asynccontextmanager
@@ -59,22 +60,6 @@ async def test_reads_and_a_rejection_need_no_thread_pool(
             rejected = await client.post("/api/admin/games/import/13", headers=admin_headers)
             assert rejected.status_code == 503 and rejected.headers["Retry-After"]
             assert rejected.json()["error"]["code"] == "bgg_unavailable"
-
-
-@contextmanager
-def statements(app: FastAPI) -> Iterator[list[str]]:
-    """The SQL the app's engine sends while the block runs."""
-    seen: list[str] = []
-    engine = app.state.database.engine.sync_engine
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def _counts(seen: list[str]) -> int:
