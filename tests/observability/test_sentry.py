@@ -199,13 +199,16 @@ async def test_export_without_a_dsn_writes_api_shaped_events(
     assert ADMIN_TOKEN not in line
 
 
+FAILURES = "/api/admin/monitoring/background-failures"
+
+
 @pytest.mark.parametrize(
     "error",
     [RuntimeError("readiness crashed"), ConnectionRefusedError("database refused")],
     ids=["crash", "database-down"],
 )
 async def test_a_failing_health_check_sends_no_event_through_the_real_sdk(
-    settings: Any, error: Exception
+    settings: Any, error: Exception, admin_headers: dict[str, str]
 ) -> None:
     """The app as deployed (a DSN, the real SDK and its integrations): a failing /health
     request is dropped by before_send, the same failure on an API route is reported.
@@ -239,10 +242,12 @@ async def test_a_failing_health_check_sends_no_event_through_the_real_sdk(
             assert health.status_code in (500, 503)
             assert transport.events == []
 
-            games = await client.get("/api/public/games")
+            # A route that reaches the database through the app's dependencies (the public
+            # reads check the catalogue version on their own connection).
+            failures = await client.get(FAILURES, headers=admin_headers)
             sentry_sdk.flush()
-            assert games.status_code == health.status_code
+            assert failures.status_code == health.status_code
     (event,) = transport.events
     assert event["exception"]["values"][-1]["type"] == type(error).__name__
-    assert event["request"]["url"].endswith("/api/public/games")
+    assert event["request"]["url"].endswith(FAILURES)
     assert _tags(event)["endpoint_type"] == "api"
