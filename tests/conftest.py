@@ -122,7 +122,7 @@ class PostgresDatabases:
         self.created.append(name)
         url = self.base_url.set(database=name).render_as_string(hide_password=False)
         if migrated:
-            asyncio.run(_upgrade(url))
+            asyncio.run(migrate_database(url))
         return url
 
     def drop_all(self) -> None:
@@ -135,7 +135,8 @@ class PostgresDatabases:
             )
 
 
-async def _upgrade(url: str) -> None:
+async def migrate_database(url: str) -> None:
+    """Bring the database at `url` to the newest schema."""
     engine = create_engine(url)
     try:
         await migrate.upgrade(engine)
@@ -188,7 +189,7 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     """A migrated, empty database of the backend under test."""
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-        asyncio.run(_upgrade(url))
+        asyncio.run(migrate_database(url))
         return url
     url = str(request.getfixturevalue("postgres_session_url"))
     asyncio.run(_truncate(url))

@@ -10,7 +10,7 @@ import httpx
 
 from system.app import create_app
 from system.config import Settings
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate_database
 
 
 @asynccontextmanager
@@ -83,9 +83,11 @@ async def test_readiness_fails_while_another_process_holds_the_sqlite_write_lock
     import sqlite3
 
     path = tmp_path / "locked.db"
-    settings = make_settings(
-        database_url=f"sqlite+aiosqlite:///{path}", database_connect_timeout=0.2
-    )
+    url = f"sqlite+aiosqlite:///{path}"
+    # Migrated beforehand: under load the app's own migration could outlast the short busy
+    # timeout this test needs, and readiness would rightly say so before the lock is taken.
+    await migrate_database(url)
+    settings = make_settings(database_url=url, database_connect_timeout=0.2)
     async with running_client(settings) as client:
         assert (await client.get("/health/ready")).status_code == 200
         holder = sqlite3.connect(path, isolation_level=None)

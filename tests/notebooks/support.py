@@ -20,8 +20,7 @@ from typing import Any
 import matplotlib
 import pytest
 
-from system.db import migrate
-from system.db.engine import create_engine
+from tests.conftest import migrate_database
 from tests.services import missing
 
 matplotlib.use("Agg")
@@ -60,19 +59,11 @@ RUN_COLUMNS = (
 )
 
 
-async def _upgrade(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated to head once; tests copy it."""
     path = tmp_path_factory.mktemp("template") / "template.db"
-    asyncio.run(_upgrade(f"sqlite+aiosqlite:///{path}"))
+    asyncio.run(migrate_database(f"sqlite+aiosqlite:///{path}"))
     return path
 
 
@@ -163,7 +154,7 @@ class PostgresServer:
         self.created.append(name)
         url = make_url(self.base_url).set(database=name).render_as_string(hide_password=False)
         if migrated:
-            asyncio.run(_upgrade(url))
+            asyncio.run(migrate_database(url))
         return url
 
     def _admin(self, sql: str) -> None:
