@@ -26,6 +26,7 @@ fresh version read (one shared query, begun after the request arrived) finds the
 unchanged is answered from memory, a 304 or the stored body: no game is read. Any write, by
 any process, bumps the version in its own transaction, so after it no stamp matches, and the
 next request reads the rows again (and gets the same ETag when its data did not change).
+`READ_CACHE_ENTRIES` bounds how many it keeps; 0 keeps none, so every read takes that path.
 """
 
 from __future__ import annotations
@@ -219,17 +220,19 @@ class Representation:
         return Validators(self.opaque, _settled(self.updated_at, now))
 
 
-#: Bounds of one worker's `RepresentationCache`: a page of 100 games is about 100 KB.
-CACHE_MAX_ENTRIES = 4096
+#: The byte bound of one worker's `RepresentationCache` (its entry bound is
+#: `READ_CACHE_ENTRIES`): a page of 100 games is about 100 KB.
 CACHE_MAX_BYTES = 32 * 1024 * 1024
 
 
 class RepresentationCache:
-    """The public reads one worker rendered, least recently used first out."""
+    """The public reads one worker rendered, least recently used first out.
 
-    def __init__(
-        self, *, max_entries: int = CACHE_MAX_ENTRIES, max_bytes: int = CACHE_MAX_BYTES
-    ) -> None:
+    `max_entries=0` keeps nothing: every read then takes the route, which reads the version
+    and the rows (the path of the first read after a write, `READ_CACHE_ENTRIES=0`).
+    """
+
+    def __init__(self, *, max_entries: int, max_bytes: int = CACHE_MAX_BYTES) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._entries: OrderedDict[Hashable, Representation] = OrderedDict()
@@ -249,6 +252,8 @@ class RepresentationCache:
 
     def put(self, key: Hashable, representation: Representation) -> Representation:
         """Store `representation` (unless an entry of a newer version is there already)."""
+        if self.max_entries == 0:
+            return representation
         old = self._entries.get(key)
         if old is not None:
             if old.version > representation.version:
