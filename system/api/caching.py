@@ -32,7 +32,6 @@ next request reads the rows again (and gets the same ETag when its data did not 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
@@ -196,10 +195,14 @@ def cache_control(max_age: int) -> str:
 
 
 def render(model: BaseModel) -> bytes:
-    """The JSON body of a model, byte for byte what `JSONResponse` would send."""
-    return json.dumps(
-        model.model_dump(mode="json"), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    ).encode()
+    """The JSON body of a model (compact, UTF-8), by pydantic's own serializer.
+
+    Not `JSONResponse`'s `json.dumps` of `model_dump(mode="json")`: that costs three times as
+    much (0.56 against 0.19 ms for a page of 20 games), a seventh of a cache miss of a page.
+    The two differ only in how some floats are written (`1e-07` / `1e-7`), which the weak
+    ETags allow (the values are the same).
+    """
+    return model.__pydantic_serializer__.to_json(model)
 
 
 @dataclass(frozen=True, slots=True)
