@@ -2,15 +2,17 @@
 
 For each backend (a SQLite file; PostgreSQL too when `--database-url` / `TEST_DATABASE_URL`
 names a server, on a throw-away database next to the one it names), this starts the real
-service (`python -m system serve`, one worker; its migrations make the tables) and the plain
+service (`python -m system serve`, one worker; its migrations make the tables), a second
+service process with its cache of read answers off (`READ_CACHE_ENTRIES=0`), and the plain
 app of `benchmarks/plain_app.py` (uvicorn, one worker) on the same database, seeds the same
-games, and drives both with the same closed-loop load: `--connections` keep-alive HTTP/1.1
+games, and drives each with the same closed-loop load: `--connections` keep-alive HTTP/1.1
 connections over loopback, each sending its next request as soon as the last one is
-answered, for `--seconds` per phase. The rounds alternate which app goes first, so both see
-the same machine noise. It prints requests/s, p50 and p99 per endpoint, and the ratio
-service/plain (median of the rounds' ratios), next to the targets of issue 14:
+answered, for `--seconds` per phase. The rounds alternate the order of the apps, so all see
+the same machine noise. It prints requests/s, p50 and p99 per endpoint, and the ratios
+service/plain and service-with-the-cache-off/plain (medians of the rounds' ratios), next to
+the targets of issue 14:
 
-- every public read >= 1.0x the plain app (stretch 1.5x);
+- every public read >= 1.0x the plain app (stretch 1.5x), with the cache and without it;
 - conditional requests (`If-None-Match` with the `ETag` the service gave) answering `304`
   at >= 0.8x the requests/s of `GET /health` ("n/a" while the service sends no `ETag`);
 - an import rejected by the open BGG breaker (`503`) at p99 <= 1.1x `/health`'s p99, both
@@ -19,8 +21,10 @@ service/plain (median of the rounds' ratios), next to the targets of issue 14:
 
 Nothing writes during the load, so once warmed up the service answers its reads from the
 answers each worker keeps for the current catalogue version (README, "Measured: reads"),
-and the plain app, which keeps none, from the database: the read ratios compare the two
-designs at that steady state, not the cost of the first read after a write.
+and the plain app, which keeps none, from the database: "service" compares the two designs
+at that steady state. "service, cache off" answers every read as the service answers the
+first read after a write (a cache miss): the version read, then the rows, rendered and
+validated; its ratio is the cost of the miss path against the plain app.
 
 The load generator is wrk when it is on PATH (`--load auto`, the default) and a Python
 asyncio one otherwise (`--load python`); the output says which. Results also go to
@@ -68,6 +72,10 @@ from benchmarks.failures_listing import _admin
 from benchmarks.plain_app import Game
 
 ITEM = "GET /api/public/games/{id}"
+#: The apps whose reads are measured: the service, a second service process with its read
+#: cache off (every read a cache miss), and the plain app.
+SERVICE, CACHE_OFF, PLAIN = "service", "service, cache off", "plain"
+APPS = (SERVICE, CACHE_OFF, PLAIN)
 PAGE = "GET /api/public/games?limit=20"
 READS = (ITEM, PAGE)
 #: Issue 14's targets.
@@ -406,13 +414,20 @@ def _ratio(a: float, b: float) -> float:
     return round(a / b, 2) if b else 0.0
 
 
+def _ratios(apps: list[Phase], plain: list[Phase]) -> list[float]:
+    """Each round's requests/s ratio of an app to the plain app."""
+    return [_ratio(a.rps, p.rps) for a, p in zip(apps, plain, strict=True)]
+
+
 class Backend:
     """One backend's two apps, their request cycles and what the rounds measured."""
 
-    def __init__(self, name: str, service: Service, plain_url: str, ids: list[int]) -> None:
+    def __init__(
+        self, name: str, service: Service, cache_off_url: str, plain_url: str, ids: list[int]
+    ) -> None:
         self.name = name
         self.service = service
-        self.urls = {"service": service.url, "plain": plain_url}
+        self.urls = {SERVICE: service.url, CACHE_OFF: cache_off_url, PLAIN: plain_url}
         item_cycle = [Request(f"/api/public/games/{i}") for i in ids]
         self.reads = {ITEM: item_cycle, PAGE: [Request("/api/public/games?limit=20")]}
         auth = (("Authorization", f"Bearer {service.token}"),)
@@ -434,6 +449,14 @@ class Backend:
                     answer = client.get(url + cycle[0].path)
                     if answer.status_code != 200:
                         raise RuntimeError(f"{app} {label}: {answer.status_code} {answer.text}")
+                cached, uncached = (
+                    client.get(self.urls[app] + cycle[0].path) for app in (SERVICE, CACHE_OFF)
+                )
+                if (cached.content, cached.headers.get("etag")) != (
+                    uncached.content,
+                    uncached.headers.get("etag"),
+                ):
+                    raise RuntimeError(f"{label}: the cache off answers otherwise than the cache")
             for label, (cycle, want) in self.service_only.items():
                 r = cycle[0]
                 answer = client.request(
@@ -453,7 +476,7 @@ class Backend:
 
     def round(self, number: int, run: Any, connections: int, seconds: float) -> None:
         """One phase of each kind; the app that goes first alternates between rounds."""
-        order = ["service", "plain"] if number % 2 == 0 else ["plain", "service"]
+        order = list(APPS) if number % 2 == 0 else list(reversed(APPS))
         kinds: list[tuple[str, str, list[Request], int]] = []
         for label, cycle in self.reads.items():
             kinds += [(f"{app} {label}", self.urls[app], cycle, 200) for app in order]
@@ -468,7 +491,7 @@ class Backend:
             self.phases.setdefault(key, []).append(phase)
             unexpected = f"  unexpected: {dict(phase.statuses)}" if phase.statuses else ""
             print(
-                f"  [{self.name} round {number + 1}] {key:<58}{phase.rps:>8.0f} req/s{unexpected}",
+                f"  [{self.name} round {number + 1}] {key:<62}{phase.rps:>8.0f} req/s{unexpected}",
                 flush=True,
             )
 
@@ -476,17 +499,26 @@ class Backend:
         """Stats, ratios and targets of this backend."""
         reads: dict[str, Any] = {}
         for label in READS:
-            service, plain = self.phases[f"service {label}"], self.phases[f"plain {label}"]
-            ratios = [_ratio(s.rps, p.rps) for s, p in zip(service, plain, strict=True)]
+            service, cache_off, plain = (self.phases[f"{app} {label}"] for app in APPS)
+            ratios = _ratios(service, plain)
             ratio = round(statistics.median(ratios), 2)
+            off_ratios = _ratios(cache_off, plain)
+            off_ratio = round(statistics.median(off_ratios), 2)
             reads[label] = {
                 "service": _stats(service),
+                "service_cache_off": _stats(cache_off),
                 "plain": _stats(plain),
                 "ratio": ratio,
                 "ratio_rounds": ratios,
                 "target": TARGET_READ_RATIO,
                 "stretch": STRETCH_READ_RATIO,
                 "met": ratio >= TARGET_READ_RATIO,
+                # Every read a cache miss (READ_CACHE_ENTRIES=0): the first read after a write.
+                "cache_off": {
+                    "ratio": off_ratio,
+                    "ratio_rounds": off_ratios,
+                    "met": off_ratio >= TARGET_READ_RATIO,
+                },
             }
         health = _stats(self.phases["service GET /health"])
         rejection = _stats(self.phases["service breaker rejection"])
@@ -523,39 +555,45 @@ def _mark(met: bool) -> str:
 
 def _row(label: str, s: dict[str, Any]) -> str:
     cpu = "" if s["client_cpu"] is None else f"{s['client_cpu']:>12.2f}"
-    return f"  {label:<56}{s['rps']:>9.0f}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}{cpu}"
+    return f"  {label:<60}{s['rps']:>9.0f}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}{cpu}"
 
 
 def _print_backend(name: str, report: dict[str, Any]) -> None:
     cpu = "client CPU" if report["health"]["client_cpu"] is not None else ""
-    print(f"\n{name + ':':<58}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{cpu:>12}".rstrip())
+    print(f"\n{name + ':':<62}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{cpu:>12}".rstrip())
     for label, row in report["reads"].items():
-        for app in ("service", "plain"):
-            print(_row(f"{app} {label}", row[app]))
-        print(
-            f"  {'  ratio service/plain':<56}{row['ratio']:>8.2f}x   target >= {row['target']}x"
-            f" (stretch {row['stretch']}x): {_mark(row['met'])}"
-        )
+        for app, key in zip(APPS, ("service", "service_cache_off", "plain"), strict=True):
+            print(_row(f"{app} {label}", row[key]))
+        off = row["cache_off"]
+        for what, ratio, met in (
+            ("service/plain", row["ratio"], row["met"]),
+            ("service, cache off/plain", off["ratio"], off["met"]),
+        ):
+            print(
+                f"  {'  ratio ' + what:<60}{ratio:>8.2f}x   target >= {row['target']}x"
+                f" (stretch {row['stretch']}x): {_mark(met)}"
+            )
     h, r = report["health"], report["breaker_rejection"]
     print(_row("service GET /health", h))
     print(_row("service breaker rejection (503)", r))
     print(
-        f"  {'  rejection p99 / health p99':<56}{r['p99_ratio_to_health']:>8.2f}x"
+        f"  {'  rejection p99 / health p99':<60}{r['p99_ratio_to_health']:>8.2f}x"
         f"   target <= {r['target_p99_ratio']}x: {_mark(r['met'])}"
     )
     if report["conditional"] == "n/a":
-        print(f"  {'conditional 304s':<56}{'n/a':>9}   (the service sends no ETag)")
+        print(f"  {'conditional 304s':<60}{'n/a':>9}   (the service sends no ETag)")
         return
     for label, c in report["conditional"].items():
         print(_row(f"service {label}", c))
         print(
-            f"  {'  304 req/s / health req/s':<56}{c['ratio_to_health']:>8.2f}x"
+            f"  {'  304 req/s / health req/s':<60}{c['ratio_to_health']:>8.2f}x"
             f"   target >= {c['target']}x: {_mark(c['met'])}"
         )
 
 
 def _targets_met(report: dict[str, Any]) -> bool:
     met = [row["met"] for row in report["reads"].values()]
+    met += [row["cache_off"]["met"] for row in report["reads"].values()]
     met.append(report["breaker_rejection"]["met"])
     if isinstance(report["conditional"], dict):
         met += [c["met"] for c in report["conditional"].values()]
@@ -563,7 +601,8 @@ def _targets_met(report: dict[str, Any]) -> bool:
 
 
 def _unexpected(report: dict[str, Any]) -> bool:
-    rows = [row[app] for row in report["reads"].values() for app in ("service", "plain")]
+    apps = ("service", "service_cache_off", "plain")
+    rows = [row[app] for row in report["reads"].values() for app in apps]
     rows += [report["health"], report["breaker_rejection"]]
     return any(row["statuses"] for row in rows)
 
@@ -607,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # A SIGTERM (a timeout, a CI cancel) still stops the apps and drops the database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    phases_per_round = 8  # 2 reads x 2 apps, /health, rejection, up to 2 conditional
+    phases_per_round = 10  # 2 reads x 3 apps, /health, rejection, up to 2 conditional
     budget = len(backends) * args.rounds * phases_per_round * (seconds + 0.2)
     print(f"load: {load}")
     print(
@@ -620,12 +659,14 @@ def main(argv: list[str] | None = None) -> int:
                 url = stack.enter_context(database(name, pg_url))
                 env = {**breaker_env(fail_max=1), "DATABASE_URL": url}
                 service = stack.enter_context(running_service(env))
+                # Started after the first, whose migrations it then finds done.
+                cache_off = stack.enter_context(running_service({**env, "READ_CACHE_ENTRIES": "0"}))
                 ids = asyncio.run(_seed(url, args.games))
                 plain = stack.enter_context(running_plain_app(url))
                 headers = {"Authorization": f"Bearer {service.token}"}
                 with httpx.Client(base_url=service.url, headers=headers, timeout=10) as client:
                     imports_to_open = open_breaker(client)
-                bench = Backend(name, service, plain, ids)
+                bench = Backend(name, service, cache_off.url, plain, ids)
                 bench.probe()
                 print(
                     f"{name}: {len(ids)} games, breaker open after {imports_to_open} import(s), "
@@ -644,8 +685,10 @@ def main(argv: list[str] | None = None) -> int:
     met = all(_targets_met(r) for r in reports.values())
     unexpected = any(_unexpected(r) for r in reports.values())
     result: dict[str, Any] = {
-        "what": "public reads of the service vs a plain FastAPI + SQLAlchemy app on the same "
-        "database and load; /health, the open-breaker rejection and conditional requests",
+        "what": "public reads of the service, with its read cache and without it "
+        "(READ_CACHE_ENTRIES=0: every read a cache miss), vs a plain FastAPI + SQLAlchemy app "
+        "on the same database and load; /health, the open-breaker rejection and conditional "
+        "requests",
         "load": load,
         "load_generator": "wrk" if use_wrk else "python",
         "connections": args.connections,

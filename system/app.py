@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.read_cache = RepresentationCache()
+    app.state.read_cache = RepresentationCache(max_entries=settings.read_cache_entries)
     app.state.rejection_reports = RateLimiter(60.0)
     app.state.admin_tokens = AdminTokens(settings.admin_tokens)
     # Added first, innermost: their fast answers are counted and guarded as any other.

@@ -104,6 +104,13 @@ class Settings(BaseSettings):
         description="Seconds a shared cache may serve a public read without asking (0: it "
         "revalidates every time, `no-cache`; N: `max-age=N, stale-while-revalidate=N`).",
     )
+    read_cache_entries: int = Field(
+        4096,
+        ge=0,
+        le=1_000_000,
+        description="Public read answers each worker keeps for the current catalogue version "
+        "(also bounded to 32 MB); 0 keeps none: every read reads the version and the rows.",
+    )
 
     # Identity and deployment
     admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(

@@ -59,11 +59,17 @@ def test_tiny_sqlite_run_writes_the_report(tmp_path: Path) -> None:
     }
     for row in sqlite["reads"].values():
         _check_stats(row["service"])
+        _check_stats(row["service_cache_off"])
         _check_stats(row["plain"])
         assert len(row["ratio_rounds"]) == 2
         assert row["ratio"] > 0
         assert row["target"] == 1.0
         assert isinstance(row["met"], bool)
+        # The miss path: a service process with READ_CACHE_ENTRIES=0, against the same plain app.
+        off = row["cache_off"]
+        assert len(off["ratio_rounds"]) == 2
+        assert off["ratio"] > 0
+        assert off["met"] is (off["ratio"] >= row["target"])
     _check_stats(sqlite["health"])
     rejection = sqlite["breaker_rejection"]
     _check_stats(rejection)
@@ -80,6 +86,8 @@ def test_tiny_sqlite_run_writes_the_report(tmp_path: Path) -> None:
     assert report["targets_met"] is (done.returncode == 0)
     assert "load: Python asyncio closed loop" in done.stdout
     assert "ratio service/plain" in done.stdout
+    assert "ratio service, cache off/plain" in done.stdout
+    assert "service, cache off GET /api/public/games/{id}" in done.stdout
 
 
 def test_bad_arguments_exit_2(tmp_path: Path) -> None:

@@ -8,12 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import select
 from starlette.background import BackgroundTask
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from system.api.auth import require_admin
+from system.api.auth import refusal, require_admin
 from system.api.deps import ServicesDep, SessionDep
 from system.api.errors import ApiError, handler_for
 from system.api.public import MAX_DB_ID
@@ -24,7 +23,6 @@ from system.resilience.store import OPEN
 from system.services import Services
 from system.tasks.files import remove_thumbnail
 from system.tasks.imports import enqueue_imports
-from system.tokens import AdminTokens
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -106,7 +104,8 @@ class ImportWhileOpen:
     (`_import`, whose BGG client rejects at once) with the app's own exception handlers: the
     same answer, metrics (under the route's template), Sentry report and alert window. The
     auth check is `require_admin`'s (no token, a bad one or disabled admin access: the
-    request goes the ordinary way, to its 401). Everything else goes the ordinary way too.
+    request goes the ordinary way, to its 401): `refusal`, the rule `require_admin` applies.
+    Everything else goes the ordinary way too.
     Install it inside the metrics and `UnexpectedErrors` middleware.
     """
 
@@ -129,7 +128,7 @@ class ImportWhileOpen:
             services is None  # before the lifespan built them
             or services.bgg_breaker.last_known_state != OPEN
             or not 1 <= int(match[1]) <= services.settings.bgg_max_id
-            or not _authorised(fastapi_app.state.admin_tokens, scope)
+            or refusal(fastapi_app.state.admin_tokens, _authorization(scope)) is not None
         ):
             await self.app(scope, receive, send)
             return
@@ -151,15 +150,14 @@ _IMPORT_ROUTE = next(
 )
 
 
-def _authorised(tokens: AdminTokens, scope: Scope) -> bool:
-    """`require_admin`'s verdict on the request's `Authorization` header, without raising."""
-    if not tokens.configured:
-        return False
+def _authorization(scope: Scope) -> str | None:
+    """The first `Authorization` header, as Starlette's `request.headers.get` finds it,
+    without building a `Request`."""
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
-            return scheme.lower() == "bearer" and bool(credentials) and tokens.verify(credentials)
-    return False
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
 
 
 #: A bad bulk list names at most this many items (a list of 500 strings is one answer, not

@@ -26,12 +26,12 @@ fresh version read (one shared query, begun after the request arrived) finds the
 unchanged is answered from memory, a 304 or the stored body: no game is read. Any write, by
 any process, bumps the version in its own transaction, so after it no stamp matches, and the
 next request reads the rows again (and gets the same ETag when its data did not change).
+`READ_CACHE_ENTRIES` bounds how many it keeps; 0 keeps none, so every read takes that path.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
@@ -195,10 +195,14 @@ def cache_control(max_age: int) -> str:
 
 
 def render(model: BaseModel) -> bytes:
-    """The JSON body of a model, byte for byte what `JSONResponse` would send."""
-    return json.dumps(
-        model.model_dump(mode="json"), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    ).encode()
+    """The JSON body of a model (compact, UTF-8), by pydantic's own serializer.
+
+    Not `JSONResponse`'s `json.dumps` of `model_dump(mode="json")`: that costs three times as
+    much (0.56 against 0.19 ms for a page of 20 games), a seventh of a cache miss of a page.
+    The two differ only in how some floats are written (`1e-07` / `1e-7`), which the weak
+    ETags allow (the values are the same).
+    """
+    return model.__pydantic_serializer__.to_json(model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,17 +223,19 @@ class Representation:
         return Validators(self.opaque, _settled(self.updated_at, now))
 
 
-#: Bounds of one worker's `RepresentationCache`: a page of 100 games is about 100 KB.
-CACHE_MAX_ENTRIES = 4096
+#: The byte bound of one worker's `RepresentationCache` (its entry bound is
+#: `READ_CACHE_ENTRIES`): a page of 100 games is about 100 KB.
 CACHE_MAX_BYTES = 32 * 1024 * 1024
 
 
 class RepresentationCache:
-    """The public reads one worker rendered, least recently used first out."""
+    """The public reads one worker rendered, least recently used first out.
 
-    def __init__(
-        self, *, max_entries: int = CACHE_MAX_ENTRIES, max_bytes: int = CACHE_MAX_BYTES
-    ) -> None:
+    `max_entries=0` keeps nothing: every read then takes the route, which reads the version
+    and the rows (the path of the first read after a write, `READ_CACHE_ENTRIES=0`).
+    """
+
+    def __init__(self, *, max_entries: int, max_bytes: int = CACHE_MAX_BYTES) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._entries: OrderedDict[Hashable, Representation] = OrderedDict()
@@ -249,6 +255,8 @@ class RepresentationCache:
 
     def put(self, key: Hashable, representation: Representation) -> Representation:
         """Store `representation` (unless an entry of a newer version is there already)."""
+        if self.max_entries == 0:
+            return representation
         old = self._entries.get(key)
         if old is not None:
             if old.version > representation.version:

@@ -202,3 +202,32 @@ async def test_answers_from_memory_are_counted_under_their_route(
         for status, count in (("200", 2), ("304", 1)):
             line = f'http_requests_total{{method="GET",route="{route}",status="{status}"}}'
             assert f"{line} {count:.1f}" in metrics, (line, metrics)
+
+
+async def test_with_the_cache_off_every_read_reads_its_rows_and_answers_the_same(
+    make_service: ServiceFactory,
+) -> None:
+    """`READ_CACHE_ENTRIES=0`: each read, a 304 and a HEAD included, reads the games (the
+    path of the first read after a write), and answers what the cached worker answers."""
+    async with make_service() as cached, make_service(read_cache_entries=0) as uncached:
+        (game_id,) = await _seed(cached, "Brass")
+        paths = [f"/api/public/games/{game_id}", LIST, f"{LIST}?limit=5&sort=-year"]
+        for path in paths:
+            await cached.client.get(path)
+            remembered = await cached.client.get(path)  # answered from memory
+            for _ in range(2):
+                with statements(uncached.app) as sent:
+                    answer = await uncached.client.get(path)
+                assert [s for s in sent if "boardgames" in s], f"{path}: no game read"
+                assert answer.content == remembered.content
+                for header in ("ETag", "Cache-Control", "Last-Modified", "Content-Type"):
+                    assert answer.headers.get(header) == remembered.headers.get(header), header
+            etag = remembered.headers["ETag"]
+            with statements(uncached.app) as sent:
+                again = await uncached.client.get(path, headers={"If-None-Match": etag})
+                head = await uncached.client.head(path)
+            assert again.status_code == 304
+            assert again.headers["ETag"] == etag
+            assert head.headers["Content-Length"] == str(len(remembered.content))
+            assert len([s for s in sent if "boardgames" in s]) >= 2, sent
+        assert not uncached.app.state.read_cache.holds(("/api/public/games", b""))

@@ -13,9 +13,10 @@ import pytest
 from fastapi import FastAPI
 
 from system.api.admin import ImportWhileOpen
-from system.api.auth import require_admin
+from system.api.auth import refusal, require_admin
 from system.app import create_app
 from system.config import Settings
+from system.tokens import AdminTokens
 from tests.conftest import ADMIN_TOKEN, make_settings
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -96,3 +97,47 @@ async def test_what_the_fast_path_does_not_take_goes_the_ordinary_way(
     assert answer.status_code == status, answer.text
     if status == 401:
         assert answer.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize(
+    ("authorization", "authorised"),
+    [
+        (None, False),
+        ("", False),
+        ("Bearer", False),
+        ("Bearer ", False),
+        (f"Bearer {ADMIN_TOKEN}", True),
+        (f"bearer {ADMIN_TOKEN}", True),
+        (f"BEARER  {ADMIN_TOKEN} ", True),
+        (f"Bearer {ADMIN_TOKEN}x", False),
+        (f"Basic {ADMIN_TOKEN}", False),
+        (ADMIN_TOKEN, False),
+    ],
+)
+async def test_the_fast_path_and_require_admin_judge_alike(
+    settings: Settings, backend: str, authorization: str | None, authorised: bool
+) -> None:
+    """One rule (`refusal`): an import the open breaker rejects is a 503 exactly when the
+    header authorises, and otherwise the dependency's 401 with the reason it gives."""
+    reason = refusal(AdminTokens([ADMIN_TOKEN]), authorization)
+    assert (reason is None) is authorised
+    headers = {} if authorization is None else {"Authorization": authorization}
+    async with _open_breaker_app(settings, fast=True) as client:
+        answer = await client.post(IMPORT, headers=headers)
+    if authorised:
+        assert answer.status_code == 503, answer.text
+    else:
+        assert answer.status_code == 401
+        assert answer.json()["error"]["message"] == reason
+
+
+def test_refusal_names_why() -> None:
+    assert refusal(AdminTokens([]), f"Bearer {ADMIN_TOKEN}") == (
+        "Admin access is disabled: no ADMIN_TOKENS configured"
+    )
+    tokens = AdminTokens([ADMIN_TOKEN])
+    assert refusal(tokens, None) == "Missing bearer token"
+    assert refusal(tokens, f"Basic {ADMIN_TOKEN}") == "Missing bearer token"
+    assert refusal(tokens, "Bearer wrong") == "Invalid bearer token"
+    assert refusal(tokens, f"Bearer {ADMIN_TOKEN}") is None
