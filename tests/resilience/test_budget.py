@@ -55,7 +55,7 @@ class _Clock:
 
 @pytest.mark.parametrize("ratio", [-0.01, 1.01])
 def test_a_ratio_outside_0_to_1_is_refused(ratio: float) -> None:
-    with pytest.raises(ValueError, match="ratio must be between 0 and 1"):
+    with pytest.raises(ValueError, match="^ratio must be between 0 and 1$"):
         RetryBudget(ratio)
 
 
@@ -65,7 +65,7 @@ def test_the_ratios_edges_are_allowed(ratio: float) -> None:
 
 
 def test_a_negative_time_allowance_is_refused_and_none_is_allowed() -> None:
-    with pytest.raises(ValueError, match="min_per_second must not be negative"):
+    with pytest.raises(ValueError, match="^min_per_second must not be negative$"):
         RetryBudget(0.5, min_per_second=-0.1)
     assert RetryBudget(0.5, min_per_second=0.0).min_per_second == 0.0
 
@@ -104,3 +104,14 @@ def test_time_refills_the_bucket_at_min_per_second_up_to_the_capacity() -> None:
     clock.now += 60.0
     assert budget.try_spend()
     assert budget.tokens == 1.0, "the capacity capped the refill"
+
+
+def test_by_default_a_burst_of_ten_retries_is_funded_and_time_adds_nothing() -> None:
+    # The service builds its budget with the default capacity and, unless configured, no
+    # allowance by time.
+    clock = _Clock()
+    budget = RetryBudget(0.5, clock=clock)
+    assert sum(budget.try_spend() for _ in range(11)) == 10
+    clock.now += 3600.0
+    assert not budget.try_spend()
+    assert budget.exhausted == 2
