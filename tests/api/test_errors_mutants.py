@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
 import sentry_sdk
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
@@ -549,3 +549,16 @@ async def test_a_crash_is_one_sentry_event(
     app = _app(tmp_path, crash=RuntimeError("boom"))
     assert (await _get(app, "/raise/crash")).status_code == 500
     assert _exception_types(sentry_events) == ["RuntimeError"]
+
+
+async def test_a_nested_field_is_named_by_its_path(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+
+    async def route(ids: Annotated[list[int], Query()]) -> None:
+        raise AssertionError("not reached")
+
+    app.add_api_route("/listed", route)
+    response = await _get(app, "/listed?ids=1&ids=two")
+    assert response.status_code == 422
+    (field,) = _error(response)["fields"]
+    assert (field["field"], field["location"]) == ("ids.1", "query")
