@@ -55,7 +55,7 @@ class _Clock:
 
 @pytest.mark.parametrize("ratio", [-0.01, 1.01])
 def test_a_ratio_outside_0_to_1_is_refused(ratio: float) -> None:
-    with pytest.raises(ValueError, match="^ratio must be between 0 and 1$"):
+    with pytest.raises(ValueError, match=r"^ratio must be between 0 and 1$"):
         RetryBudget(ratio)
 
 
@@ -65,7 +65,7 @@ def test_the_ratios_edges_are_allowed(ratio: float) -> None:
 
 
 def test_a_negative_time_allowance_is_refused_and_none_is_allowed() -> None:
-    with pytest.raises(ValueError, match="^min_per_second must not be negative$"):
+    with pytest.raises(ValueError, match=r"^min_per_second must not be negative$"):
         RetryBudget(0.5, min_per_second=-0.1)
     assert RetryBudget(0.5, min_per_second=0.0).min_per_second == 0.0
 
