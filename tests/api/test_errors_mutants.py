@@ -562,3 +562,7 @@ async def test_a_nested_field_is_named_by_its_path(tmp_path: Path) -> None:
     assert response.status_code == 422
     (field,) = _error(response)["fields"]
     assert (field["field"], field["location"]) == ("ids.1", "query")
+
+
+def test_an_api_error_reads_as_its_message_in_logs_and_tracebacks() -> None:
+    assert str(ApiError(404, "Game 12 not found")) == "Game 12 not found"
