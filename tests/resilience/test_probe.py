@@ -282,3 +282,15 @@ async def test_a_failed_probe_is_logged_with_why(
     message = record.getMessage()
     assert message.startswith("BGG recovery probe failed (") and "503" in message
     assert message.endswith("): the breaker stays open")
+
+
+async def test_a_probe_that_closes_the_breaker_says_so(
+    bgg: RunningServer, clock: time_machine.Coordinates, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with probe_for(bgg) as probe:
+        await probe.bgg.breaker.reset("open")
+        clock.shift(RESET)
+        with caplog.at_level(logging.INFO, logger="system.resilience.probe"):
+            assert await probe.probe_once() is True
+    messages = [r.getMessage() for r in caplog.records if r.name == "system.resilience.probe"]
+    assert messages == ["BGG recovery probe: BGG answered, the breaker is closed"]
