@@ -101,17 +101,17 @@ def test_error_response_carries_status_headers_and_shape() -> None:
 
 
 @pytest.mark.parametrize(
-    ("exc", "status", "error", "headers"),
+    ("build", "status", "error", "headers"),
     [
         (
-            ApiError(404, "Game 12 not found"),
+            lambda: ApiError(404, "Game 12 not found"),
             404,
             {"status": 404, "code": "not_found", "message": "Game 12 not found"},
             {},
         ),
-        (ApiError(418, "odd"), 418, {"status": 418, "code": "error", "message": "odd"}, {}),
+        (lambda: ApiError(418, "odd"), 418, {"status": 418, "code": "error", "message": "odd"}, {}),
         (
-            ApiError(409, "taken", code="duplicate", headers={"X-Hint": "h"}, bgg_id=3),
+            lambda: ApiError(409, "taken", code="duplicate", headers={"X-Hint": "h"}, bgg_id=3),
             409,
             {"status": 409, "code": "duplicate", "message": "taken", "bgg_id": 3},
             {"X-Hint": "h"},
@@ -120,9 +120,14 @@ def test_error_response_carries_status_headers_and_shape() -> None:
     ids=["known-status", "unknown-status", "code-headers-extra"],
 )
 async def test_an_api_error_is_answered_in_the_shared_shape(
-    tmp_path: Path, exc: ApiError, status: int, error: dict[str, Any], headers: dict[str, str]
+    tmp_path: Path,
+    build: Callable[[], ApiError],
+    status: int,
+    error: dict[str, Any],
+    headers: dict[str, str],
 ) -> None:
-    response = await _get(_app(tmp_path, it=exc), "/raise/it")
+    # Built in the test, not at collection: mutmut collects once, then runs each mutant.
+    response = await _get(_app(tmp_path, it=build()), "/raise/it")
     assert response.status_code == status
     assert _error(response) == error
     for name, value in headers.items():
