@@ -119,7 +119,7 @@ def test_error_response_carries_status_headers_and_shape() -> None:
     ],
     ids=["known-status", "unknown-status", "code-headers-extra"],
 )
-async def test_an_api_error_is_answered_in_the_shared_shape(
+async def test_an_api_error_is_answered_in_the_shared_shape_with_its_code(
     tmp_path: Path,
     build: Callable[[], ApiError],
     status: int,
