@@ -23,7 +23,7 @@ from system.resilience.breaker import AsyncCircuitBreaker
 from system.resilience.probe import BreakerProbe, alert_window_problem
 from system.resilience.redis_store import RedisBreakerStore, breaker_key, redis_client
 from system.resilience.retry import RetryPolicy
-from system.resilience.store import BreakerStore, MemoryBreakerStore
+from system.resilience.store import HALF_OPEN, OPEN, BreakerStore, MemoryBreakerStore, Snapshot
 from tests.conftest import ServiceFactory, make_settings
 from tests.fakes import Upstreams
 from tests.observability.test_metrics import sample
@@ -243,3 +243,54 @@ async def test_start_up_warns_when_the_alert_window_is_shorter_than_recovery(
             pass
     assert "ALERT_BREAKER_OPEN_SECONDS (75) is not above" in caplog.text
     assert f"BGG_REQUEST_TIMEOUT (75): {warning}" in caplog.text
+
+
+class _RivalTakesTheTrialFirst(MemoryBreakerStore):
+    """One worker's view of a shared breaker in which another worker claims the half-open
+    trial between this worker's look at the breaker and its own claim."""
+
+    async def try_begin_trial(
+        self, token: str, reset_timeout: float, now: float, trial_ttl: float
+    ) -> tuple[bool, Snapshot]:
+        if self.snapshot.state == OPEN:
+            await super().try_begin_trial("rival-worker", reset_timeout, now, trial_ttl)
+        return await super().try_begin_trial(token, reset_timeout, now, trial_ttl)
+
+
+async def test_a_probe_that_loses_the_trial_to_another_worker_leaves_the_verdict_to_it(
+    bgg: RunningServer, clock: time_machine.Coordinates
+) -> None:
+    async with probe_for(bgg, store=_RivalTakesTheTrialFirst()) as probe:
+        await probe.bgg.breaker.reset("open")
+        clock.shift(RESET)
+        assert await probe.probe_once() is False, "BGG did not answer this probe"
+        assert probe_requests(bgg) == 0, "the breaker turned it away: nothing sent"
+        assert (await probe.bgg.breaker.snapshot()).state == HALF_OPEN
+
+
+async def test_a_failed_probe_is_logged_with_why(
+    bgg: RunningServer, clock: time_machine.Coordinates, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake(bgg).engine.set_rules([FaultRule(status=503, path="/thing")])
+    async with probe_for(bgg) as probe:
+        await probe.bgg.breaker.reset("open")
+        clock.shift(RESET)
+        with caplog.at_level(logging.INFO, logger="system.resilience.probe"):
+            assert await probe.probe_once() is False
+    (record,) = [r for r in caplog.records if r.name == "system.resilience.probe"]
+    assert record.levelno == logging.INFO
+    message = record.getMessage()
+    assert message.startswith("BGG recovery probe failed (") and "503" in message
+    assert message.endswith("): the breaker stays open")
+
+
+async def test_a_probe_that_closes_the_breaker_says_so(
+    bgg: RunningServer, clock: time_machine.Coordinates, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with probe_for(bgg) as probe:
+        await probe.bgg.breaker.reset("open")
+        clock.shift(RESET)
+        with caplog.at_level(logging.INFO, logger="system.resilience.probe"):
+            assert await probe.probe_once() is True
+    messages = [r.getMessage() for r in caplog.records if r.name == "system.resilience.probe"]
+    assert messages == ["BGG recovery probe: BGG answered, the breaker is closed"]
