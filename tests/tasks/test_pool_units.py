@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from system.db import jobs
 from system.db.database import Database
@@ -490,5 +490,214 @@ async def test_join_needs_a_started_pool(database_url: str, tmp_path: Path) -> N
         pool = build(database, tmp_path)
         with pytest.raises(RuntimeError, match="the job pool is not started"):
             await pool.join()
+    finally:
+        await database.close()
+
+
+async def finished_long_ago(database: Database, count: int) -> None:
+    """`count` jobs that ended (done) two days ago, as the retention loop finds them."""
+    async with database.session() as session:
+        await jobs.enqueue_many(
+            session,
+            task_type="t",
+            jobs=[({"i": i}, f"old-{i}") for i in range(count)],
+            max_attempts=3,
+        )
+    past = jobs.db_now(database.engine.dialect.name, -2 * 86400)
+    async with database.engine.begin() as conn:
+        await conn.execute(update(BackgroundJob).values(status="done", finished_at=past))
+
+
+async def test_retention_deletes_every_old_job_a_thousand_at_a_time_and_says_how_many(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path)
+        caplog.set_level(logging.INFO, logger="system.tasks.pool")
+        assert await pool.delete_finished(1.5) == 0
+        assert caplog.messages == []  # nothing deleted: nothing said
+        await finished_long_ago(database, 1001)
+        assert await pool.delete_finished(3) == 0  # not old enough
+        assert await pool.delete_finished(1.5) == 1001
+        assert caplog.messages == ["deleted 1001 background jobs finished over 1.5 days ago"]
+        assert await rows(database, BackgroundJob) == []
+    finally:
+        await database.close()
+
+
+async def test_a_pool_hands_back_without_a_callback_and_drains_unstarted(
+    database_url: str, tmp_path: Path
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path)
+        await put(database, "t", {})
+        (job,) = await jobs.claim(database.engine, owner="here", limit=1, lease_seconds=LEASE)
+        assert await pool.hand_back(job, delay_seconds=0, reason="breaker-open")
+        (row,) = await rows(database, BackgroundJob)
+        assert (row.status, row.last_error_type) == ("queued", "breaker-open")
+        assert await pool.drain(0) == 0  # a pool that never started has nothing to stop
+    finally:
+        await database.close()
+
+
+async def test_limited_task_types_share_the_free_slots_and_the_rest_take_what_is_left(
+    database_url: str, tmp_path: Path
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path, slots=4)
+        gate = asyncio.Event()
+
+        async def waits(job: ClaimedJob) -> None:
+            await gate.wait()
+
+        for task_type in ("a", "c", "b"):
+            pool.register(task_type, waits)
+        # The limited types come first in the queue: the rest's claim must not take them.
+        for task_type in ("a", "a", "a", "c", "c", "c", "b", "b"):
+            await put(database, task_type, {})
+        pool.limit_claims("a", lambda: 2)
+        pool.limit_claims("c", lambda: 5)  # more than is left free after a's two
+        claimed = await pool._claim()
+        assert sorted(job.task_type for job in claimed) == ["a", "a", "c", "c"]
+        gate.set()
+        await asyncio.gather(*(entry.task for entry in pool._running.values()))
+        pool2 = build(database, tmp_path, slots=1)
+        pool2.register("b", waits)
+        pool2.register("a", waits)
+        pool2.register("c", waits)
+        assert len(await pool2._claim()) == 1  # one free slot still claims
+        await asyncio.gather(*(entry.task for entry in pool2._running.values()))
+    finally:
+        await database.close()
+
+
+async def test_a_job_on_its_last_attempt_still_runs(database_url: str, tmp_path: Path) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path)
+        ran: list[ClaimedJob] = []
+
+        async def handler(job: ClaimedJob) -> None:
+            ran.append(job)
+            await pool.fail(job, "Done", "recorded")
+
+        pool.register("t", handler)
+        async with database.session() as session:
+            await jobs.enqueue(session, task_type="t", payload={"k": 1}, max_attempts=1)
+        pool.start()
+        try:
+            await pool.join()
+        finally:
+            await pool.drain(1.0)
+        assert [(job.attempt, job.max_attempts, job.payload) for job in ran] == [(1, 1, {"k": 1})]
+    finally:
+        await database.close()
+
+
+async def test_a_retried_job_that_cannot_run_adds_to_its_failure_row(
+    database_url: str, tmp_path: Path
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path)
+        await put(database, "nobody", {})
+        (first,) = await jobs.claim(database.engine, owner="here", limit=1, lease_seconds=LEASE)
+        await pool.fail(first, "UnknownTaskType", "no handler")
+        (failure,) = await rows(database, BackgroundTaskFailure)
+        before = failure.retry_count or 0
+        await put(database, "nobody", {}, trigger="retry", failure_id=failure.id)
+        (retry,) = await jobs.claim(database.engine, owner="here", limit=1, lease_seconds=LEASE)
+        await pool.fail(retry, "UnknownTaskType", "no handler")
+        (failure,) = await rows(database, BackgroundTaskFailure)
+        assert (failure.retry_count or 0) > before  # the same row, one more retry on it
+        assert [(j.status, j.failure_id) for j in await rows(database, BackgroundJob)] == [
+            ("failed", failure.id), ("failed", failure.id),
+        ]  # fmt: skip
+    finally:
+        await database.close()
+
+
+async def test_a_job_whose_lease_is_never_renewed_stops_at_its_claim_deadline(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = Database(database_url)
+    try:
+        clock = Clock()
+        pool = build(database, tmp_path, monotonic=clock)
+
+        async def hangs(job: ClaimedJob) -> None:
+            await asyncio.Event().wait()
+
+        pool.register("t", hangs)
+        job_id = await put(database, "t", {})
+        await pool._claim()  # at 1000: must be renewed by 1025
+        caplog.set_level(logging.WARNING, logger="system.tasks.pool")
+        clock.now = 1000 + LEASE - MARGIN - 0.01
+        await _refused_renew(pool)
+        assert not pool._running[job_id].stopped
+        assert caplog.messages == [
+            "cannot renew job leases: no connection (ConnectionRefusedError)"
+        ]
+        clock.now = 1000 + LEASE - MARGIN
+        await _refused_renew(pool)
+        assert pool._running[job_id].stopped
+        # A stopped job is not renewed again, nor stopped twice.
+        await asyncio.sleep(0)
+        caplog.clear()
+        await pool.renew_once()
+        assert caplog.messages == []
+    finally:
+        await database.close()
+
+
+async def test_the_pool_s_tasks_are_named_for_debugging_dumps(
+    database_url: str, tmp_path: Path
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path)
+        gate = asyncio.Event()
+
+        async def waits(job: ClaimedJob) -> None:
+            await gate.wait()
+
+        pool.register("t", waits)
+        job_id = await put(database, "t", {})
+        pool.start()
+        try:
+            while pool.running == 0:
+                await asyncio.sleep(0)
+            names = {task.get_name() for task in asyncio.all_tasks()}
+            assert {"job-claims", "job-leases", f"job-{job_id}"} <= names
+            gate.set()
+            await pool.join()
+        finally:
+            await pool.drain(1.0)
+    finally:
+        await database.close()
+
+
+async def test_a_job_queued_by_another_process_is_claimed_at_the_next_poll(
+    database_url: str, tmp_path: Path
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path, poll_seconds=0.01)
+        ran = asyncio.Event()
+
+        async def handler(job: ClaimedJob) -> None:
+            ran.set()
+
+        pool.register("t", handler)
+        pool.start()
+        try:
+            await pool.join()
+            await put(database, "t", {})  # no wake(): only polling finds it
+            await asyncio.wait_for(ran.wait(), 30)
+        finally:
+            await pool.drain(1.0)
     finally:
         await database.close()
