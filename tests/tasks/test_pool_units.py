@@ -701,3 +701,140 @@ async def test_a_job_queued_by_another_process_is_claimed_at_the_next_poll(
             await pool.drain(1.0)
     finally:
         await database.close()
+
+
+async def test_drain_skips_jobs_it_already_stopped_and_hands_back_the_rest(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path, monotonic=Clock())
+        told: list[tuple[int, str]] = []
+        pool.on_hand_back = lambda job, reason: told.append((job.id, reason))
+
+        async def stubborn(job: ClaimedJob) -> None:
+            # Slow to stop: its first cancellation finds it in a cleanup step.
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                await asyncio.Event().wait()
+
+        async def hangs(job: ClaimedJob) -> None:
+            await asyncio.Event().wait()
+
+        pool.register("stubborn", stubborn)
+        pool.register("hangs", hangs)
+        lost = await put(database, "stubborn", {})
+        kept = [await put(database, "hangs", {}) for _ in range(2)]
+        await pool._claim()
+        await _expire(database, lost)
+        await jobs.claim(database.engine, owner="other", limit=1, lease_seconds=LEASE)
+        await pool.renew_once()  # the stubborn job's lease is gone: stopped, still running
+        await asyncio.sleep(0)
+        assert pool.running == 3
+        caplog.set_level(logging.WARNING, logger="system.tasks.pool")
+        assert await pool.drain(0) == 3
+        assert told == [(job_id, "drain") for job_id in kept]
+        assert caplog.messages[-1] == (
+            "shutdown: 3 background jobs unfinished, 2 handed back to the queue"
+        )
+        owners = {j.id: (j.status, j.lease_owner) for j in await rows(database, BackgroundJob)}
+        assert owners == {
+            lost: ("running", "other"), kept[0]: ("queued", None), kept[1]: ("queued", None),
+        }  # fmt: skip
+    finally:
+        await database.close()
+
+
+async def test_drain_says_which_job_it_could_not_hand_back(
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path)
+        told: list[int] = []
+        pool.on_hand_back = lambda job, reason: told.append(job.id)
+
+        async def hangs(job: ClaimedJob) -> None:
+            await asyncio.Event().wait()
+
+        pool.register("t", hangs)
+        job_id = await put(database, "t", {})
+        await pool._claim()
+
+        async def refused(*_args: object, **_kwargs: object) -> bool:
+            raise ConnectionRefusedError("database down")
+
+        monkeypatch.setattr(jobs, "hand_back", refused)
+        caplog.set_level(logging.WARNING, logger="system.tasks.pool")
+        assert await pool.drain(0) == 1
+        assert told == []
+        assert caplog.messages == [
+            f"could not hand job {job_id} back: no connection (ConnectionRefusedError)",
+            "shutdown: 1 background jobs unfinished, 0 handed back to the queue",
+        ]
+    finally:
+        await database.close()
+
+
+async def test_a_claim_in_flight_at_shutdown_ends_and_its_job_runs_before_drain_returns(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path)
+        real_claim = jobs.claim
+        claimed, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_claim(*args: Any, **kwargs: Any) -> list[ClaimedJob]:
+            got = await real_claim(*args, **kwargs)
+            if got:  # the rows are leased; the answer is slow to come back
+                claimed.set()
+                await release.wait()
+            return got
+
+        async def handler(job: ClaimedJob) -> None:
+            await pool.fail(job, "Done", "ran")
+
+        pool.register("t", handler)
+        monkeypatch.setattr(jobs, "claim", slow_claim)
+        await put(database, "t", {})
+        pool.start()
+        await claimed.wait()
+        draining = asyncio.create_task(pool.drain(30))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not draining.done()  # it waits for the claim to end
+        release.set()
+        assert await draining == 0
+        ((status, owner),) = [
+            (j.status, j.lease_owner) for j in await rows(database, BackgroundJob)
+        ]
+        assert (status, owner) == ("failed", None)  # run and recorded, not left leased
+    finally:
+        await database.close()
+
+
+async def test_a_claim_that_hangs_at_shutdown_is_cancelled_after_poll_and_lease_time(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path, lease_seconds=0.2, lease_margin=0.05, poll_seconds=0.01)
+        entered = asyncio.Event()
+
+        async def hung_claim(*_args: object, **_kwargs: object) -> list[ClaimedJob]:
+            entered.set()
+            await asyncio.Event().wait()
+            return []
+
+        monkeypatch.setattr(jobs, "claim", hung_claim)
+        pool.start()
+        await entered.wait()
+        assert await asyncio.wait_for(pool.drain(0), 10) == 0
+        assert not pool.started
+    finally:
+        await database.close()
