@@ -838,3 +838,89 @@ async def test_a_claim_that_hangs_at_shutdown_is_cancelled_after_poll_and_lease_
         assert not pool.started
     finally:
         await database.close()
+
+
+async def test_join_waits_for_a_claim_round_that_started_after_it(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path)
+        real_claim = jobs.claim
+        looked, release = asyncio.Event(), asyncio.Event()
+        calls = 0
+
+        async def slow_claim(*args: Any, **kwargs: Any) -> list[ClaimedJob]:
+            nonlocal calls
+            got = await real_claim(*args, **kwargs)
+            calls += 1
+            if calls == 2:  # the second round has looked (found nothing) and is slow to end
+                looked.set()
+                await release.wait()
+            return got
+
+        ran: list[int] = []
+
+        async def handler(job: ClaimedJob) -> None:
+            ran.append(job.id)
+            await pool.fail(job, "Done", "ran")
+
+        pool.register("t", handler)
+        monkeypatch.setattr(jobs, "claim", slow_claim)
+        pool.start()
+        await pool.join()
+        pool.wake()
+        await looked.wait()
+        # Committed while that round is under way: it cannot have seen this job.
+        job_id = await put(database, "t", {})
+        joining = asyncio.create_task(pool.join())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        release.set()
+        await joining
+        assert ran == [job_id]
+        await pool.drain(1.0)
+    finally:
+        await database.close()
+
+
+async def test_a_worker_keeps_a_job_through_one_failed_renewal(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = Database(database_url)
+    try:
+        # Real time (asyncio's timeouts): renewals every 0.5 s, the deadline 1.2 s after a claim.
+        pool = build(database, tmp_path, lease_seconds=1.5, lease_margin=0.3)
+        real_renew = jobs.renew
+        attempts: list[bool] = []
+        renewed = asyncio.Event()
+
+        async def blip(*args: Any, **kwargs: Any) -> set[int]:
+            if not attempts:
+                attempts.append(False)
+                raise ConnectionRefusedError("database down for a moment")
+            kept = await real_renew(*args, **kwargs)
+            attempts.append(True)
+            renewed.set()
+            return kept
+
+        async def handler(job: ClaimedJob) -> None:
+            await renewed.wait()
+            await pool.fail(job, "Done", "outlived a failed renewal")
+
+        pool.register("t", handler)
+        monkeypatch.setattr(jobs, "renew", blip)
+        await put(database, "t", {})
+        pool.start()
+        try:
+            await asyncio.wait_for(renewed.wait(), 20)
+            await pool.join()
+        finally:
+            await pool.drain(1.0)
+        assert attempts[:2] == [False, True]
+        ((status, error),) = [
+            (j.status, j.last_error_type) for j in await rows(database, BackgroundJob)
+        ]
+        assert (status, error) == ("failed", "Done")  # it ran to its end, not stopped
+    finally:
+        await database.close()
