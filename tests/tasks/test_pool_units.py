@@ -889,19 +889,20 @@ async def test_a_worker_keeps_a_job_through_one_failed_renewal(
 ) -> None:
     database = Database(database_url)
     try:
-        # Real time (asyncio's timeouts): renewals every 0.5 s, the deadline 1.2 s after a claim.
+        # Real time (asyncio's timeouts): renewals every 0.5 s, each giving 1.2 s to the next.
         pool = build(database, tmp_path, lease_seconds=1.5, lease_margin=0.3)
         real_renew = jobs.renew
         attempts: list[bool] = []
         renewed = asyncio.Event()
 
         async def blip(*args: Any, **kwargs: Any) -> set[int]:
-            if not attempts:
+            if attempts == [True]:  # the renewal after a good one fails
                 attempts.append(False)
                 raise ConnectionRefusedError("database down for a moment")
             kept = await real_renew(*args, **kwargs)
             attempts.append(True)
-            renewed.set()
+            if attempts[-2:] == [False, True]:
+                renewed.set()
             return kept
 
         async def handler(job: ClaimedJob) -> None:
@@ -917,7 +918,7 @@ async def test_a_worker_keeps_a_job_through_one_failed_renewal(
             await pool.join()
         finally:
             await pool.drain(1.0)
-        assert attempts[:2] == [False, True]
+        assert attempts[:3] == [True, False, True]
         ((status, error),) = [
             (j.status, j.last_error_type) for j in await rows(database, BackgroundJob)
         ]
