@@ -570,6 +570,15 @@ async def test_limited_task_types_share_the_free_slots_and_the_rest_take_what_is
         pool2.register("c", waits)
         assert len(await pool2._claim()) == 1  # one free slot still claims
         await asyncio.gather(*(entry.task for entry in pool2._running.values()))
+        # Left now: c, b, b (the one-slot pool took the last a). With c limited to none now
+        # (its breaker open), the rest's claim must not take it.
+        pool3 = build(database, tmp_path, slots=4)
+        for task_type in ("a", "b", "c"):
+            pool3.register(task_type, waits)
+        pool3.limit_claims("a", lambda: 1)
+        pool3.limit_claims("c", lambda: 0)
+        assert sorted(job.task_type for job in await pool3._claim()) == ["b", "b"]
+        await asyncio.gather(*(entry.task for entry in pool3._running.values()))
     finally:
         await database.close()
 
@@ -785,7 +794,8 @@ async def test_a_claim_in_flight_at_shutdown_ends_and_its_job_runs_before_drain_
 ) -> None:
     database = Database(database_url)
     try:
-        pool = build(database, tmp_path)
+        # Polling faster than a lease lasts: drain waits poll + lease seconds for the claim.
+        pool = build(database, tmp_path, poll_seconds=0.01)
         real_claim = jobs.claim
         claimed, release = asyncio.Event(), asyncio.Event()
 
