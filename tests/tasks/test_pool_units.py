@@ -935,3 +935,36 @@ async def test_a_worker_keeps_a_job_through_one_failed_renewal(
         assert (status, error) == ("failed", "Done")  # it ran to its end, not stopped
     finally:
         await database.close()
+
+
+async def test_renewal_extends_only_this_worker_s_own_lease_by_the_lease_time(
+    database_url: str, tmp_path: Path
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path, monotonic=Clock())
+
+        async def hangs(job: ClaimedJob) -> None:
+            await asyncio.Event().wait()
+
+        pool.register("t", hangs)
+        mine = await put(database, "t", {})
+        theirs = await put(database, "t", {})
+        claimed = await pool._claim()
+        # Theirs: handed back by its handler, then claimed by another worker as the same
+        # attempt number (a hand-back gives the attempt back) while the handler still ends.
+        assert await pool.hand_back(claimed[1], delay_seconds=0, reason="breaker-open")
+        [other] = await jobs.claim(database.engine, owner="other", limit=1, lease_seconds=LEASE)
+        assert (other.id, other.attempt) == (theirs, claimed[1].attempt)
+        # Mine: its lease ran down, and a renewal must give it the whole lease time again.
+        await _expire(database, mine)
+        await pool.renew_once()
+        assert not pool._running[mine].stopped
+        assert pool._running[theirs].stopped  # not this worker's lease any more
+        # Another worker finds nothing to take over: the renewed lease is not expired.
+        assert await jobs.claim(database.engine, owner="x", limit=2, lease_seconds=LEASE) == []
+        for entry in pool._running.values():
+            entry.task.cancel()
+        await asyncio.gather(*(e.task for e in pool._running.values()), return_exceptions=True)
+    finally:
+        await database.close()
