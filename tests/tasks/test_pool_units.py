@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import re
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,7 @@ async def test_a_job_failed_by_the_pool_leaves_a_failure_row_with_what_it_knows(
         try:
             raise ValueError("boom")
         except ValueError as exc:
+            raised = exc
             await pool.fail(claimed[0], "Broken", "it broke", exc)
         await pool.fail(claimed[1], "Other", "no trace")
         await pool.fail(claimed[2], "Odd", "a list")
@@ -110,6 +112,8 @@ async def test_a_job_failed_by_the_pool_leaves_a_failure_row_with_what_it_knows(
         assert (first.error_type, first.error_message) == ("Broken", "it broke")
         assert first.stack_trace is not None
         assert "Traceback" in first.stack_trace and "ValueError: boom" in first.stack_trace
+        assert first.stack_trace == "".join(traceback.format_exception(raised))
+        assert first.retry_count == 1  # a new failure row counts this one run
         assert (second.game_id, second.url, second.stack_trace) == (None, None, None)
         assert (second.error_type, second.error_message) == ("Other", "no trace")
         assert (third.game_id, third.url, third.error_type) == (None, None, "Odd")
@@ -966,5 +970,24 @@ async def test_renewal_extends_only_this_worker_s_own_lease_by_the_lease_time(
         for entry in pool._running.values():
             entry.task.cancel()
         await asyncio.gather(*(e.task for e in pool._running.values()), return_exceptions=True)
+    finally:
+        await database.close()
+
+
+async def test_a_pool_cannot_hand_back_a_job_another_worker_now_holds(
+    database_url: str, tmp_path: Path
+) -> None:
+    database = Database(database_url)
+    try:
+        pool = build(database, tmp_path)
+        await put(database, "t", {})
+        (job,) = await jobs.claim(database.engine, owner="here", limit=1, lease_seconds=LEASE)
+        assert await pool.hand_back(job, delay_seconds=0, reason="breaker-open")
+        # Another worker claims it as the same attempt number (a hand-back gives it back).
+        (other,) = await jobs.claim(database.engine, owner="other", limit=1, lease_seconds=LEASE)
+        assert other.attempt == job.attempt
+        assert not await pool.hand_back(job, delay_seconds=0, reason="again")
+        (row,) = await rows(database, BackgroundJob)
+        assert (row.status, row.lease_owner) == ("running", "other")
     finally:
         await database.close()
