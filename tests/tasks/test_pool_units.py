@@ -492,7 +492,7 @@ async def test_join_needs_a_started_pool(database_url: str, tmp_path: Path) -> N
     database = Database(database_url)
     try:
         pool = build(database, tmp_path)
-        with pytest.raises(RuntimeError, match="^the job pool is not started$"):
+        with pytest.raises(RuntimeError, match=r"^the job pool is not started$"):
             await pool.join()
     finally:
         await database.close()
