@@ -19,8 +19,6 @@ import pytest
 import sentry_sdk
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import StreamingResponse
-from sentry_sdk.envelope import Envelope
-from sentry_sdk.transport import Transport
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -43,6 +41,7 @@ from system.db.errors import CommitFailed
 from system.observability.metrics import MetricsMiddleware
 from system.observability.sentry import close_sentry, init_sentry
 from tests.conftest import make_settings
+from tests.observability.test_sentry import CapturingTransport
 
 
 def _raising(exc: BaseException) -> Callable[[], Any]:
@@ -483,21 +482,10 @@ async def test_a_crash_outside_the_routes_still_answers_the_shared_shape(tmp_pat
 # --- Sentry -------------------------------------------------------------------------------
 
 
-class _Capturing(Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[dict[str, Any]] = []
-
-    def capture_envelope(self, envelope: Envelope) -> None:
-        for item in envelope.items:
-            if item.type == "event" and item.payload.json is not None:
-                self.events.append(item.payload.json)
-
-
 @pytest.fixture
 def sentry_events(tmp_path: Path) -> Iterator[list[dict[str, Any]]]:
     """Sentry on, sending to a list."""
-    transport = _Capturing()
+    transport = CapturingTransport()
     settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}")
     assert init_sentry(settings, breaker_state=lambda: "closed", transport=transport)
     try:
