@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import time
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError, InvalidatePoolError
@@ -50,6 +53,7 @@ def create_engine(
     engine = create_async_engine(url, connect_args=connect_args, **engine_args)
     event.listen(engine.sync_engine, "handle_error", _mark_disconnects)
     if url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "do_connect", _sqlite_do_connect)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     else:
         _ping_if_idle(engine, PING_IDLE_AFTER if ping_idle_after is None else ping_idle_after)
@@ -109,6 +113,32 @@ def _mark_disconnects(context: ExceptionContext) -> None:
     connecting = context.connection is None
     if connecting or is_disconnect_code(sqlstate(context.original_exception)):
         context.is_disconnect = True
+
+
+def _sqlite_do_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """SQLAlchemy's own aiosqlite connect, through `open_sqlite` (same arguments)."""
+    opener = functools.partial(open_sqlite, *cargs, **cparams)
+    return dialect.loaded_dbapi.connect(async_creator_fn=opener)
+
+
+async def open_sqlite(*args: Any, **kwargs: Any) -> aiosqlite.Connection:
+    """An aiosqlite connection whose worker thread has ended if opening it failed.
+
+    A failed open makes aiosqlite stop its worker thread without waiting for it
+    (omnilib/aiosqlite#241): the thread's last act is a callback into this event loop,
+    and where the loop closes first (a shutdown right after readiness found the file
+    unusable) the thread dies with "Event loop is closed". Waiting for it here means a
+    failure is reported once, by whoever connected.
+    """
+    connection = aiosqlite.connect(*args, **kwargs)
+    # As SQLAlchemy's dialect does: a connection leaked by a crash never blocks exit.
+    connection._thread.daemon = True
+    try:
+        return await connection
+    except BaseException:
+        # The stop is queued behind the open, which has already returned: a short wait.
+        await asyncio.shield(asyncio.to_thread(connection._thread.join, 5.0))
+        raise
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
