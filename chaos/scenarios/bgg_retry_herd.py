@@ -7,13 +7,17 @@ wait is uniform on [0, W), W = `BGG_RETRY_INITIAL_WAIT`, set to `INITIAL_WAIT` h
 wait dwarfs loopback overheads. Without jitter every first wait is exactly W and the herd
 comes back in step.
 
-Judged in the fake BGG's request log (arrival time and time to answer of each request): an
-import's retry gap is from the moment its failed answer was sent to its retry's arrival,
-so the service's wait plus its own overhead, never less than the wait. Promise: at least one
-of at least `MIN_RETRIED` gaps is under W. A retry without jitter is never under W (the mutant
-cannot pass). A service with jitter has every gap >= W only if each U_i >= 1 - o_i / W
-(o_i its overhead); with every o_i under W / 2 that is at most 0.5^MIN_RETRIED < 1e-6
-(`false_alarm`). Bursts are `SPEC.breaker_fail_max - 1` imports, so the failures in step
+Judged in the fake BGG's request log: an import's retry gap is from its failed request's
+arrival to its retry's arrival, both stamped by the fake on one clock as each request
+arrives. The fake answers only after stamping the arrival and the service waits only after
+reading the answer, so the gap is the fake's answer time plus the service's overhead plus
+its wait: never less than the wait, however late the fake's event loop runs. (Measured from
+the answer's end instead, a stall in the fake after it wrote the 503 stamped the end late and
+let an un-jittered retry look early.) Promise: at least one of at least `MIN_RETRIED` gaps is
+under W. A retry without jitter is never under W (the mutant cannot pass). A service with
+jitter has every gap >= W only if each U_i >= 1 - o_i / W (o_i the answer time plus
+overhead); with every o_i under W / 2 that is at most 0.5^MIN_RETRIED < 1e-6 (`false_alarm`).
+Bursts are `SPEC.breaker_fail_max - 1` imports, so the failures in step
 never open the breaker; the retry budget (full in a fresh service) pays for every retry.
 """
 
@@ -38,8 +42,8 @@ BURSTS = 6
 INITIAL_WAIT = 0.5
 #: Gaps needed for a verdict (a retry the budget refused has none).
 MIN_RETRIED = 20
-#: The service's own overhead (answer received -> retry arrives at BGG) the false-alarm
-#: bound assumes at most: loopback takes milliseconds.
+#: The fake's answer time plus the service's own overhead (answer read -> retry arrives at
+#: BGG) the false-alarm bound assumes at most: loopback takes milliseconds.
 MAX_OVERHEAD = INITIAL_WAIT / 2
 
 
@@ -70,7 +74,7 @@ class Spread:
 
 def retry_gaps(records: list[RequestRecord], ids: set[int]) -> list[float]:
     """For each of `ids` whose first request failed and that was asked again: seconds from
-    the failed answer being sent to the next request's arrival."""
+    that request's arrival to the next one's (both stamped on arrival, before any answer)."""
     by_id: dict[int, list[RequestRecord]] = {}
     for record in records:
         value = parse_qs(record.query).get("id", [""])[-1]
@@ -79,9 +83,9 @@ def retry_gaps(records: list[RequestRecord], ids: set[int]) -> list[float]:
     gaps = []
     for found in by_id.values():
         found.sort(key=lambda r: r.seq)
-        if len(found) < 2 or found[0].status == 200 or found[0].duration is None:
+        if len(found) < 2 or found[0].status == 200:
             continue
-        gaps.append(found[1].monotonic - (found[0].monotonic + found[0].duration))
+        gaps.append(found[1].monotonic - found[0].monotonic)
     return gaps
 
 

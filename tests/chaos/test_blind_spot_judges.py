@@ -123,18 +123,26 @@ def _record(seq: int, bgg_id: int, arrived: float, status: int, duration: float)
                          status=status, duration=duration, outcome="served")  # fmt: skip
 
 
-def test_a_retry_gap_runs_from_the_failed_answer_to_the_next_arrival() -> None:
+def test_a_retry_gap_runs_from_the_failed_request_s_arrival_to_the_next_arrival() -> None:
     records = [
         _record(1, 7, 10.0, 503, 0.01),
         _record(2, 8, 10.0, 503, 0.02),
-        _record(3, 8, 10.3, 200, 0.01),  # id 8: 0.28 s after its 503 was sent
-        _record(4, 7, 10.51, 200, 0.01),  # id 7: 0.5 s
+        _record(3, 8, 10.3, 200, 0.01),  # id 8: 0.3 s after its failed request arrived
+        _record(4, 7, 10.51, 200, 0.01),  # id 7: 0.51 s
         _record(5, 9, 10.6, 200, 0.01),  # no failure: no gap
         _record(6, 5, 10.7, 503, 0.01),  # not one of ours
         _record(7, 5, 10.8, 200, 0.01),
     ]
     gaps = sorted(retry_gaps(records, {7, 8, 9}))
-    assert gaps == pytest.approx([0.28, 0.5])
+    assert gaps == pytest.approx([0.3, 0.51])
+
+
+def test_a_late_stamp_of_the_503_s_end_cannot_make_a_fixed_wait_look_early() -> None:
+    # The fake stalled 0.2 s after writing the 503 (its end stamped late); the service read
+    # the answer at once and retried exactly 0.5 s later: the gap is still not under 0.5 s.
+    records = [_record(1, 7, 10.0, 503, 0.21), _record(2, 7, 10.51, 200, 0.01)]
+    (gap,) = retry_gaps(records, {7})
+    assert not judge([gap] * MIN_RETRIED).spread_out
 
 
 def test_retries_are_spread_out_only_with_a_gap_under_the_fixed_wait() -> None:
