@@ -11,6 +11,7 @@ from typing import Any
 
 import aiosqlite
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_
 
 from system.db.errors import is_disconnect_code, sqlstate
 
@@ -46,6 +48,10 @@ def create_engine(
             with contextlib.suppress(OSError):
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         connect_args["timeout"] = connect_timeout
+        # As many kept connections as PostgreSQL's: an overflow connection is closed when it
+        # is returned, so a burst of concurrent reads over the pool's size opened a file and
+        # started a worker thread for each request.
+        engine_args.update(pool_size=10, max_overflow=10)
     else:
         connect_args["timeout"] = connect_timeout
         connect_args["server_settings"] = {"timezone": "UTC", "application_name": "bgg-reliability"}
@@ -118,7 +124,23 @@ def _mark_disconnects(context: ExceptionContext) -> None:
 def _sqlite_do_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
     """SQLAlchemy's own aiosqlite connect, through `open_sqlite` (same arguments)."""
     opener = functools.partial(open_sqlite, *cargs, **cparams)
-    return dialect.loaded_dbapi.connect(async_creator_fn=opener)
+    # SQLAlchemy's own protocol types the driver connection loosely: aiosqlite's is one.
+    connection: Any = await_(opener())
+    return _SQLiteConnection(dialect.loaded_dbapi, connection)
+
+
+class _SQLiteConnection(AsyncAdapt_aiosqlite_connection):
+    """SQLAlchemy's aiosqlite connection, rolling back only what is open.
+
+    A session ends with a rollback and the pool resets every returned connection with
+    another; each is a hop to the connection's worker thread. A read never began a
+    transaction (sqlite3 begins one before a write), so it has nothing to roll back.
+    `in_transaction` is SQLite's own state, however the transaction began.
+    """
+
+    def rollback(self) -> None:
+        if self._connection.in_transaction:
+            super().rollback()
 
 
 async def open_sqlite(*args: Any, **kwargs: Any) -> aiosqlite.Connection:

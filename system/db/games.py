@@ -51,11 +51,22 @@ def _ordered(query: Any, sort: GameSort) -> Any:
     return query.order_by(order.nulls_last(), BoardGame.id)
 
 
+def _page(where: Any | None, sort: GameSort) -> Any:
+    """A page of games matching `where`, each row carrying the number of matches (`total`).
+
+    The count is one more column, an uncorrelated scalar subquery both backends run once,
+    so a page costs one round trip (on SQLite one worker-thread hop), not two, and its total
+    comes from the same snapshot as its rows.
+    """
+    counting = _COUNT_ALL if where is None else _COUNT_ALL.where(where)
+    query = select(*BoardGame.__table__.columns, counting.scalar_subquery().label("total"))
+    if where is not None:
+        query = query.where(where)
+    return _ordered(query, sort).limit(bindparam("limit")).offset(bindparam("offset"))
+
+
 #: A page of the whole catalogue in each order (no search), limit and offset bound.
-_PAGES = {
-    sort: _ordered(_READ, sort).limit(bindparam("limit")).offset(bindparam("offset"))
-    for sort in GameSort
-}
+_PAGES = {sort: _page(None, sort) for sort in GameSort}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,20 +114,17 @@ class GameRepository:
     ) -> tuple[Sequence[Row[Any]], int]:
         """One page of games (plain rows, as `read`) and the number of games matching
         `search`."""
-        if search:
-            where = BoardGame.title.icontains(search, autoescape=True)
-            page = _ordered(_READ.where(where), sort).limit(limit).offset(offset)
-            result = await self.session.execute(page)
-        else:
-            result = await self.session.execute(_PAGES[sort], {"limit": limit, "offset": offset})
+        where = BoardGame.title.icontains(search, autoescape=True) if search else None
+        page = _PAGES[sort] if where is None else _page(where, sort)
+        result = await self.session.execute(page, {"limit": limit, "offset": offset})
         rows = result.all()
-        if len(rows) < limit and (rows or offset == 0):
-            # The page ends before `limit`: it holds the last match, so the total is known
-            # without counting (and agrees with the page, read in the same statement).
-            return rows, offset + len(rows)
-        counting = _COUNT_ALL if not search else _COUNT_ALL.where(where)
-        total = await self.session.scalar(counting)
-        return rows, int(total or 0)
+        if rows:
+            return rows, int(rows[0].total)
+        if offset == 0:
+            return rows, 0
+        # Past the last match: no row carries the count.
+        counting = _COUNT_ALL if where is None else _COUNT_ALL.where(where)
+        return rows, int(await self.session.scalar(counting) or 0)
 
     async def upsert_from_bgg(self, game: BggGame) -> Upserted:
         """Insert or update the game with `game.bgg_id`.
