@@ -27,7 +27,7 @@ import asyncpg
 import httpx
 
 from benchmarks._service import REPO, running_service
-from benchmarks.breaker_rejection import percentile
+from chaos.stats import percentile, rounded
 
 QUERIES: dict[str, dict[str, str]] = {
     "no filter": {},
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "rows": size,
                                 "query": label,
                                 "median_ms": round(statistics.median(timings), 2),
-                                "p95_ms": round(percentile(timings, 95), 2),
+                                "p95_ms": rounded(percentile(timings, 95)),
                             }
                         )
             # One branch of the unfiltered listing: an index range scan, not a sort of the table.

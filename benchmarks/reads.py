@@ -67,9 +67,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from benchmarks._service import REPO, Service, free_port, running_service
-from benchmarks.breaker_rejection import breaker_env, open_breaker, percentile
+from benchmarks.breaker_rejection import breaker_env, open_breaker
 from benchmarks.failures_listing import _admin
 from benchmarks.plain_app import Game
+from chaos.stats import percentile, rounded
 
 ITEM = "GET /api/public/games/{id}"
 #: The apps whose reads are measured: the service, a second service process with its read
@@ -402,8 +403,8 @@ def _stats(phases: list[Phase]) -> dict[str, Any]:
     return {
         "rps": round(statistics.median(p.rps for p in phases), 1),
         "rps_rounds": [round(p.rps, 1) for p in phases],
-        "p50_ms": round(p50, 3),
-        "p99_ms": round(p99, 3),
+        "p50_ms": rounded(p50, 3),
+        "p99_ms": rounded(p99, 3),
         "requests": sum(p.requests for p in phases),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "client_cpu": round(statistics.median(cpu), 2) if cpu else None,

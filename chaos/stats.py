@@ -11,8 +11,12 @@ from fractions import Fraction
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The `q`-th percentile (0-100) by the nearest-rank method; None for no values.
 
-    Nearest rank never interpolates below an observed value, so "p99 < 50 ms" is a claim
-    about a latency that really happened.
+    The one percentile of raw samples in the harness (chaos, benchmarks): the value at rank
+    `ceil(q/100 * n)`, which is `numpy.percentile(values, q, method="inverted_cdf")`. Nearest
+    rank never interpolates below an observed value, so "p99 < 50 ms" is a claim about a
+    latency that really happened. (Load runs use Locust's histogram percentile instead, see
+    `loadtests.windows`; the notebooks' duration quantiles interpolate like PostgreSQL's
+    `percentile_cont`.)
     """
     if not values:
         return None

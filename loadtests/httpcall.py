@@ -1,8 +1,10 @@
 """A tiny blocking HTTP client on the standard library, for set-up calls outside the statistics.
 
-Used before a run (preflight, seeding), by the outage shape (the fake's control API) and for
-breaker-state snapshots. Inside Locust the standard library is gevent-patched, so these calls
-yield to the users. Proxies from the environment are ignored: targets are addressed directly.
+Used for the service's own endpoints: before a run (preflight, seeding) and for the outage
+shape's breaker-state snapshots (the fake BGG's control API goes through
+`chaos.fakes.FakeControl`). Not `chaos.client.ServiceClient`: that one is asyncio, and the
+shape runs inside Locust's gevent-patched process, where these blocking calls simply yield to
+the users. Proxies from the environment are ignored: targets are addressed directly.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ BGG's control API answers (outage shape). Each failure is one line for the user,
 
 from __future__ import annotations
 
+import httpx
+
+from chaos.fakes.control import FakeControl, FakeControlError
 from loadtests import names
 from loadtests.httpcall import Unreachable, call
 from loadtests.settings import ADMIN_TOKEN_ENV
@@ -52,19 +55,15 @@ def check_target(
 
 def check_control(control_url: str, *, timeout: float = 5.0) -> None:
     """Raise `PreflightError` unless the fake BGG's control API answers."""
-    url = f"{origin(control_url)}/_control/health"
     try:
-        answer = call("GET", url, timeout=timeout)
-    except Unreachable as exc:
+        with FakeControl(control_url, timeout=timeout) as control:
+            control.health()
+    except FakeControlError as exc:
+        raise PreflightError(
+            f"the fake BGG's control API at {control_url} answered {exc}"
+        ) from None
+    except (httpx.HTTPError, ValueError) as exc:
         raise PreflightError(f"cannot reach the fake BGG's control API: {exc}") from None
-    if answer.status != 200:
-        raise PreflightError(f"the fake BGG's control API answered HTTP {answer.status} at {url}")
-
-
-def origin(url: str) -> str:
-    """`scheme://host:port` of a URL (the control API lives at the fake's root)."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 def available_routes(host: str, *, timeout: float = 5.0) -> frozenset[str] | None:

@@ -20,11 +20,12 @@ import os
 import time
 from typing import Any
 
+import httpx
 from locust import LoadTestShape
 
+from chaos.fakes.control import FakeControl, FakeControlError
 from loadtests import names, plans
 from loadtests.httpcall import Unreachable, call
-from loadtests.preflight import origin
 from loadtests.settings import (
     ADMIN_TOKEN_ENV,
     DEFAULT_SHAPE_SECONDS,
@@ -42,7 +43,7 @@ class BggSwitch:
     """Turns the fake BGG's `thing` endpoint off (a fault rule) and on (no rules)."""
 
     def __init__(self, control_url: str, fault: str) -> None:
-        self.url = f"{origin(control_url)}/_control/faults"
+        self.control_url = control_url
         self.fault = fault
         self.down = False
 
@@ -55,14 +56,15 @@ class BggSwitch:
     def set(self, *, down: bool) -> None:
         """Install the outage rule or remove every rule; raise `RuntimeError` on failure."""
         try:
-            if down:
-                answer = call("POST", self.url, payload=[self.rule()])
-            else:
-                answer = call("DELETE", self.url)
-        except Unreachable as exc:
+            with FakeControl(self.control_url) as control:
+                if down:
+                    control.set_faults([self.rule()])
+                else:
+                    control.clear()
+        except FakeControlError as exc:
+            raise RuntimeError(f"the fake BGG's control API answered {exc}") from None
+        except httpx.HTTPError as exc:
             raise RuntimeError(f"the fake BGG's control API is unreachable: {exc}") from None
-        if answer.status != 200:
-            raise RuntimeError(f"the fake BGG's control API answered HTTP {answer.status}")
         self.down = down
         logger.info("fake BGG switched %s", f"DOWN ({self.fault})" if down else "UP")
 

@@ -61,7 +61,13 @@ def take(stats: StatsLike, at: float) -> Snapshot:
 
 
 def percentile(response_times: Mapping[int, int], requests: int, percent: float) -> int:
-    """Locust's percentile: the smallest bucket with at most `(1-percent)` of requests above."""
+    """Locust's percentile: the smallest bucket with at most `(1-percent)` of requests above.
+
+    A copy of `locust.stats.calculate_response_time_percentile` rather than an import: importing
+    any `locust` module runs gevent's `monkey.patch_all()`, and this module is also imported
+    by the load runner's parent process (`loadtests.cli`) and the report, which must stay
+    unpatched. `tests/loadtests/test_windows.py` checks the copy against Locust's function.
+    """
     allowed_above = int(requests * percent)
     seen = 0
     for value in sorted(response_times, reverse=True):

@@ -1,4 +1,4 @@
-"""An asyncio TCP fault proxy with Toxiproxy's catalogue of toxics.
+"""An asyncio TCP fault proxy with Toxiproxy-style toxics (latency, timeout, reset_peer).
 
 Typical use from sync code::
 
@@ -16,14 +16,9 @@ or from a shell: `python -m chaos.proxy --proxy pg=127.0.0.1:5432 --control-port
 from chaos.proxy.proxy import Proxy, ToxicExists, ToxicNotFound, parse_address
 from chaos.proxy.server import ProxyExists, ProxyNotFound, ProxyServer
 from chaos.proxy.toxics import (
-    TOXIC_TYPES,
-    Bandwidth,
     Direction,
     Latency,
-    LimitData,
     ResetPeer,
-    Slicer,
-    SlowClose,
     Timeout,
     Toxic,
     parse_toxic,
@@ -31,18 +26,13 @@ from chaos.proxy.toxics import (
 )
 
 __all__ = [
-    "TOXIC_TYPES",
-    "Bandwidth",
     "Direction",
     "Latency",
-    "LimitData",
     "Proxy",
     "ProxyExists",
     "ProxyNotFound",
     "ProxyServer",
     "ResetPeer",
-    "Slicer",
-    "SlowClose",
     "Timeout",
     "Toxic",
     "ToxicExists",

@@ -35,18 +35,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Literal
 
-from chaos.proxy.toxics import (
-    Bandwidth,
-    Latency,
-    LimitData,
-    ResetPeer,
-    Slicer,
-    SlowClose,
-    Timeout,
-    Toxic,
-    parse_toxic,
-    toxic_json,
-)
+from chaos.proxy.toxics import Latency, ResetPeer, Timeout, Toxic, parse_toxic, toxic_json
 
 _LOGGER = logging.getLogger(__name__)
 _READ_SIZE = 64 * 1024
@@ -101,7 +90,6 @@ class _Connection:
         self.upstream_writer: asyncio.StreamWriter | None = None
         self.active: dict[str, Toxic] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
-        self.sent: dict[Side, int] = {"upstream": 0, "downstream": 0}
         self.last_due: dict[Side, float] = {"upstream": 0.0, "downstream": 0.0}
         self.pumps: list[asyncio.Task[None]] = []
         self.closed = False
@@ -227,12 +215,8 @@ class _Connection:
             await asyncio.gather(reading, return_exceptions=True)
 
     async def _forward_eof(self, writer: asyncio.StreamWriter, side: Side) -> None:
-        toxics = self.toxics_for(side)
-        if any(isinstance(t, Timeout) for t in toxics):
+        if any(isinstance(t, Timeout) for t in self.toxics_for(side)):
             return  # a black hole forwards nothing, not even the close
-        delay = max((t.delay for t in toxics if isinstance(t, SlowClose)), default=0.0)
-        if delay:
-            await asyncio.sleep(delay / 1000)
         if not writer.is_closing() and writer.can_write_eof():
             with contextlib.suppress(OSError, RuntimeError):
                 writer.write_eof()
@@ -254,49 +238,11 @@ class _Connection:
             due = max(arrival + delay, self.last_due[side])
             self.last_due[side] = due
             await asyncio.sleep(max(0.0, due - loop.time()))
-        slicer = next((t for t in toxics if isinstance(t, Slicer)), None)
-        pieces = [data] if slicer is None else self._slices(slicer, data)
-        rates = [t.rate for t in toxics if isinstance(t, Bandwidth)]
-        limits = [t.bytes for t in toxics if isinstance(t, LimitData)]
-        limit = min(limits) if limits else None
-        for index, piece in enumerate(pieces):
-            if limit is not None:
-                piece = piece[: max(0, limit - self.sent[side])]
-            if piece:
-                await self._write(writer, piece, min(rates) if rates else None)
-                self.sent[side] += len(piece)
-                proxy.bytes[side] += len(piece)
-            if limit is not None and self.sent[side] >= limit:
-                self.close()
-                return
-            if slicer is not None and slicer.delay and index < len(pieces) - 1:
-                await asyncio.sleep(slicer.delay / 1000)
-
-    async def _write(self, writer: asyncio.StreamWriter, data: bytes, rate: float | None) -> None:
         if writer.is_closing():
             raise ConnectionResetError("peer closed")
-        if rate is None:
-            writer.write(data)
-            await writer.drain()
-            return
-        per_second = rate * 1024
-        step = max(1, int(per_second / 20))  # slices of 50 ms
-        for start in range(0, len(data), step):
-            part = data[start : start + step]
-            writer.write(part)
-            await writer.drain()
-            await asyncio.sleep(len(part) / per_second)
-
-    def _slices(self, slicer: Slicer, data: bytes) -> list[bytes]:
-        rng = self.proxy.value_rng(slicer)
-        pieces: list[bytes] = []
-        start = 0
-        while start < len(data):
-            variation = rng.randint(-slicer.size_variation, slicer.size_variation)
-            size = max(1, slicer.average_size + variation)
-            pieces.append(data[start : start + size])
-            start += size
-        return pieces
+        writer.write(data)
+        await writer.drain()
+        proxy.bytes[side] += len(data)
 
 
 class Proxy:
@@ -458,7 +404,7 @@ class Proxy:
         return rng is not None and rng.random() < toxic.toxicity
 
     def value_rng(self, toxic: Toxic) -> random.Random:
-        """The seeded generator for jitter and slice sizes of `toxic`."""
+        """The seeded generator for the jitter of `toxic`."""
         rng = self._value_rngs.get(toxic.key)
         if rng is None:
             rng = self._value_rngs[toxic.key] = random.Random(f"{self.seed}:{toxic.key}:values")

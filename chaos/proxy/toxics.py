@@ -1,6 +1,8 @@
 """Toxics: typed, JSON-serialisable network faults for `chaos.proxy.Proxy`.
 
-The catalogue follows Shopify's Toxiproxy. All times are **milliseconds**. Every toxic has
+The toxics the scenarios use, named and shaped as in Shopify's Toxiproxy (its other toxics,
+`bandwidth`, `slicer`, `slow_close` and `limit_data`, are left out: no scenario needs them).
+All times are **milliseconds**. Every toxic has
 
 - `name` (default `"<type>_<direction>"`, unique per proxy),
 - `direction`: `"downstream"` (server -> client, the default as in Toxiproxy), `"upstream"`
@@ -12,19 +14,12 @@ The catalogue follows Shopify's Toxiproxy. All times are **milliseconds**. Every
 | type | fields | effect on the chosen direction(s) |
 |---|---|---|
 | `latency` | `latency`, `jitter` | each chunk is delivered `latency ± jitter` ms after it arrived |
-| `bandwidth` | `rate` (KB/s) | data is paced to `rate` kilobytes per second |
-| `timeout` (alias `blackhole`) | `timeout` | data is read and discarded; after `timeout` ms |
-|   |   | the connection is closed (0: never, until the toxic is removed) |
+| `timeout` | `timeout` | data is read and discarded; after `timeout` ms the connection is |
+|   |   | closed (0: never, until the toxic is removed) |
 | `reset_peer` | `timeout` | after `timeout` ms the connection is reset (TCP RST, `SO_LINGER` 0) |
-| `slow_close` | `delay` | the close (EOF) is forwarded `delay` ms late |
-| `slicer` | `average_size`, `size_variation`, `delay` | chunks are cut into slices of about |
-|   |   | `average_size ± size_variation` bytes, `delay` ms apart |
-| `limit_data` | `bytes` | after `bytes` bytes the connection is closed |
 
 The JSON shape is flat: `{"type": "latency", "name": "slow", "direction": "downstream",
-"toxicity": 1.0, "latency": 200, "jitter": 20}`. Toxiproxy's own shape is accepted too
-(`{"type": ..., "stream": ..., "toxicity": ..., "attributes": {...}}`; `slicer.delay` is
-then microseconds as in Toxiproxy and is converted).
+"toxicity": 1.0, "latency": 200, "jitter": 20}`.
 
 "Down" is not a toxic but a proxy state: see `Proxy.down()` / `Proxy.up()`.
 """
@@ -62,11 +57,6 @@ class Latency(_Toxic):
     jitter: float = Field(0.0, ge=0, le=3_600_000)
 
 
-class Bandwidth(_Toxic):
-    type: Literal["bandwidth"] = "bandwidth"
-    rate: float = Field(..., gt=0, description="KB/s")
-
-
 class Timeout(_Toxic):
     type: Literal["timeout"] = "timeout"
     timeout: float = Field(0.0, ge=0, le=3_600_000)
@@ -77,57 +67,15 @@ class ResetPeer(_Toxic):
     timeout: float = Field(0.0, ge=0, le=3_600_000)
 
 
-class SlowClose(_Toxic):
-    type: Literal["slow_close"] = "slow_close"
-    delay: float = Field(0.0, ge=0, le=3_600_000)
-
-
-class Slicer(_Toxic):
-    type: Literal["slicer"] = "slicer"
-    average_size: int = Field(1, ge=1)
-    size_variation: int = Field(0, ge=0)
-    delay: float = Field(0.0, ge=0, le=60_000)
-
-
-class LimitData(_Toxic):
-    type: Literal["limit_data"] = "limit_data"
-    bytes: int = Field(..., ge=0)
-
-
-Toxic = Annotated[
-    Latency | Bandwidth | Timeout | ResetPeer | SlowClose | Slicer | LimitData,
-    Field(discriminator="type"),
-]
-TOXIC_TYPES = (
-    "latency",
-    "bandwidth",
-    "timeout",
-    "reset_peer",
-    "slow_close",
-    "slicer",
-    "limit_data",
-)
+Toxic = Annotated[Latency | Timeout | ResetPeer, Field(discriminator="type")]
 _ADAPTER: TypeAdapter[Toxic] = TypeAdapter(Toxic)
 
 
 def parse_toxic(data: Toxic | Mapping[str, Any]) -> Toxic:
-    """Validate a toxic from its JSON form (ours or Toxiproxy's). Raises ValidationError."""
+    """Validate a toxic from its JSON form. Raises ValidationError."""
     if isinstance(data, _Toxic):
         return data
-    raw = dict(data)
-    if raw.get("type") == "blackhole":
-        raw["type"] = "timeout"
-    attributes = raw.pop("attributes", None)
-    if isinstance(attributes, Mapping):
-        attributes = dict(attributes)
-        if raw.get("type") == "slicer" and "delay" in attributes:
-            attributes["delay"] = float(attributes["delay"]) / 1000.0  # Toxiproxy: microseconds
-        raw.update(attributes)
-    elif attributes is not None:
-        raw["attributes"] = attributes  # let validation report it
-    if "stream" in raw and "direction" not in raw:
-        raw["direction"] = raw.pop("stream")
-    return _ADAPTER.validate_python(raw)
+    return _ADAPTER.validate_python(data)
 
 
 def toxic_json(toxic: Toxic) -> dict[str, Any]:

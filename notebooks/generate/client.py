@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 
 class AdminClient:
@@ -56,13 +57,12 @@ class AdminClient:
 
     def task_runs(self) -> dict[str, float]:
         """`background_task_runs_total` from /metrics, summed per trigger."""
-        text = self._client.get("/metrics").text
         totals: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith("background_task_runs_total{"):
-                labels, value = line.rsplit(" ", 1)
-                trigger = labels.split('trigger="', 1)[1].split('"', 1)[0]
-                totals[trigger] = totals.get(trigger, 0.0) + float(value)
+        for family in text_string_to_metric_families(self._client.get("/metrics").text):
+            for sample in family.samples:
+                if sample.name == "background_task_runs_total":
+                    trigger = sample.labels["trigger"]
+                    totals[trigger] = totals.get(trigger, 0.0) + sample.value
         return totals
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from loadtests import names
-from loadtests.preflight import PreflightError, available_routes, check_target, origin
+from loadtests.preflight import PreflightError, available_routes, check_target
 from tests.services import free_port
 
 TOKEN = "right-token"
@@ -81,7 +81,3 @@ def test_unreachable_control_api(target: str) -> None:
     closed = f"http://127.0.0.1:{free_port()}/xmlapi2"
     with pytest.raises(PreflightError, match="control API"):
         check_target(target, token=TOKEN, needs_token=True, control_url=closed)
-
-
-def test_origin() -> None:
-    assert origin("http://127.0.0.1:8001/xmlapi2/thing") == "http://127.0.0.1:8001"

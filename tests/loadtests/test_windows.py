@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -36,6 +39,29 @@ def test_percentile_matches_locusts_definition() -> None:
     assert [percentile(times, 100, p) for p in (0.5, 0.95, 0.99, 1.0)] == [51, 96, 100, 100]
     assert percentile({5: 3}, 3, 0.99) == 5
     assert percentile({}, 0, 0.99) == 0
+
+
+def test_percentile_is_locusts_own_function() -> None:
+    # Locust is imported in a child process: importing it monkey-patches the test process.
+    histograms = [({1: 1, 2: 3, 40: 2, 300: 1}, 7), ({5: 3}, 3), ({}, 0), ({0: 10, 9: 90}, 100)]
+    percents = (0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0)
+    program = (
+        "import json, sys\n"
+        "from locust.stats import calculate_response_time_percentile as p\n"
+        "cases = json.loads(sys.stdin.read())\n"
+        "print(json.dumps([[p({int(k): v for k, v in h.items()}, n, q) for q in cases['q']]"
+        " for h, n in cases['h']]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        input=json.dumps({"h": histograms, "q": percents}),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    ours = [[percentile(h, n, q) for q in percents] for h, n in histograms]
+    assert json.loads(done.stdout) == ours
 
 
 def test_a_window_is_the_difference_of_two_snapshots() -> None:
