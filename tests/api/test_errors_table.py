@@ -2,8 +2,8 @@
 
 Clients, the load runner and the notebooks match on these codes, so they are pinned here by
 hand, one row per error class, independently of how `system/api/errors.py` computes them.
-Every `BggError` subclass the service defines must have a row: a new error class cannot
-reach clients with a code nobody chose.
+Every `BggError` subclass the service defines must have a row, here and in the API's own
+table (`BGG_ERRORS`): a new error class cannot reach clients with a code nobody chose.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import httpx
 from fastapi import FastAPI
 
 import system
+from system.api.errors import BGG_ERRORS, bgg_answer
 from system.app import create_app
 from system.bgg.errors import (
     BggAuthError,
@@ -101,3 +102,19 @@ async def test_each_bgg_error_is_answered_with_its_pinned_status_and_code(
 
 def test_every_bgg_error_class_of_the_service_is_pinned() -> None:
     assert _service_error_classes() == set(PINNED)
+
+
+def test_every_bgg_error_class_of_the_service_is_in_the_apis_table() -> None:
+    missing = {cls.__name__ for cls in _service_error_classes() - set(BGG_ERRORS)}
+    assert not missing, f"add these to system.api.errors.BGG_ERRORS: {sorted(missing)}"
+
+
+def test_the_apis_table_holds_the_pinned_answers() -> None:
+    assert dict(BGG_ERRORS) == PINNED
+
+
+def test_an_error_class_outside_the_table_answers_as_its_nearest_listed_parent() -> None:
+    class SlowerTimeout(BggTimeout):
+        pass
+
+    assert bgg_answer(SlowerTimeout("slow", bgg_id=1)) == (504, "bgg_timeout")
