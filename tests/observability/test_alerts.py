@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,13 +191,14 @@ class Workers:
         self.database = Database(settings.database_url.get_secret_value())
         self.alerters: list[Alerter] = []
 
-    def worker(self) -> Alerter:
+    def worker(self, redis: Redis | None = None) -> Alerter:
+        """One more worker; on a Redis client of its own if given one."""
         alerter = Alerter(
             settings=self.settings,
             window=RequestWindow(300),
             breakers=[self.breaker],
             database=self.database,
-            redis=self.redis,
+            redis=redis or self.redis,
         )
         self.alerters.append(alerter)
         return alerter
@@ -454,3 +455,42 @@ async def test_without_a_reachable_redis_workers_post_anyway(
         ("breaker_open", "firing"),
         ("breaker_open", "resolved"),
     ]
+
+
+class BeforeTheClaim(Redis):
+    """A real Redis client that runs `before` once, just before its first command on `key`."""
+
+    key = ""
+    before: Callable[[], Awaitable[object]] | None = None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if self.before is not None and self.key in args:
+            before, self.before = self.before, None
+            await before()
+        return await super().execute_command(*args, **options)
+
+
+async def test_a_message_delivered_by_another_worker_just_before_the_claim_is_not_resent(
+    settings: Settings,
+    receiver: tuple[Receiver, RunningServer],
+    shared_redis: Redis,
+    redis_url: str,
+    redis_namespace: str,
+) -> None:
+    hook, server = receiver
+    _delivered, claim = _alert_keys(redis_namespace)
+    interleaved = BeforeTheClaim.from_url(redis_url)
+    try:
+        async with workers(settings, server, shared_redis, redis_namespace) as built:
+            a, b = built.worker(interleaved), built.worker()
+            built.open_breaker()
+
+            async def b_delivers() -> None:
+                assert await b.check_once() == ["breaker_open:firing"]
+
+            interleaved.key, interleaved.before = claim, b_delivers
+            assert await a.check_once() == []
+            assert interleaved.before is None  # b did deliver in between
+    finally:
+        await interleaved.aclose()
+    assert hook.statuses() == [("breaker_open", "firing")]
