@@ -80,10 +80,6 @@ class DataSet:
                 lines.append(f"  {name}: {shown}")
         return lines
 
-    def missing_tables(self) -> bool:
-        """True when there is neither a database nor a failure export."""
-        return not (self.database_url or self.failures_csv)
-
 
 def _head(path: Path, size: int = 4096) -> bytes:
     with path.open("rb") as handle:

@@ -325,8 +325,3 @@ class Settings(BaseSettings):
             # Renewals come every third of the lease: the margin must leave room for two.
             raise ValueError("JOB_LEASE_MARGIN_SECONDS must be under half of JOB_LEASE_SECONDS")
         return self
-
-    @property
-    def is_sqlite(self) -> bool:
-        """Whether the configured database is the embedded SQLite."""
-        return self.database_url.get_secret_value().startswith("sqlite")

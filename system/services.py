@@ -1,7 +1,7 @@
 """Everything the app builds at start-up and closes at shutdown, in one container.
 
 `build_services(settings)` is called by the lifespan; tests call it too, with `Overrides`
-for the transports, the sleep and the DNS resolver, so no test patches a module global.
+for the Sentry transport, the sleep and the DNS resolver, so no test patches a module global.
 """
 
 from __future__ import annotations
@@ -64,8 +64,6 @@ CDN_BREAKER = "Image CDN"
 class Overrides:
     """Test hooks: what a test injects instead of the real network, clock, DNS or Sentry."""
 
-    bgg_transport: httpx.AsyncBaseTransport | None = None
-    cdn_transport: httpx.AsyncBaseTransport | None = None
     sleep: Sleep | None = None
     resolver: Resolver | None = None
     sentry_transport: Transport | None = None
@@ -237,7 +235,6 @@ def build_services(
         connect_timeout=settings.bgg_connect_timeout,
         read_timeout=settings.bgg_read_timeout,
         api_token=settings.bgg_api_token.get_secret_value() if settings.bgg_api_token else None,
-        transport=overrides.bgg_transport,
     )
     # Each worker process builds its own (`serve --workers 2`: two pools, one child each).
     parse_processes = (
@@ -261,7 +258,6 @@ def build_services(
     cdn_http = build_http_client(
         connect_timeout=min(settings.thumbnail_timeout, 5.0),
         read_timeout=settings.thumbnail_timeout,
-        transport=overrides.cdn_transport,
     )
     downloader = ThumbnailDownloader(
         http=cdn_http,

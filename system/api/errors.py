@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import sentry_sdk
 from fastapi import FastAPI, Request
@@ -27,7 +27,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from system.bgg.errors import BggError, BggUnavailable
+from system.bgg.errors import (
+    BggAuthError,
+    BggBadResponse,
+    BggError,
+    BggRateLimited,
+    BggRequestError,
+    BggTimeout,
+    BggTransientError,
+    BggUnavailable,
+    GameNotFound,
+)
+from system.bgg.parse_process import ParseProcessLost
 from system.db.errors import CommitFailed, describe, is_conflict, is_unavailable
 from system.observability.sentry import (
     BGG_UNAVAILABLE_FINGERPRINT,
@@ -52,6 +63,35 @@ _CODES = {
     503: "service_unavailable",
     504: "gateway_timeout",
 }
+
+
+class ErrorAnswer(NamedTuple):
+    """What the API answers for one domain error class."""
+
+    status: int
+    code: str
+
+
+#: The answer to each BGG client error. Clients, the load runner and the notebooks match on
+#: these codes, so each is written out here rather than derived from a class name; a
+#: `BggError` subclass missing from this table fails `tests/api/test_errors_table.py`.
+BGG_ERRORS: dict[type[BggError], ErrorAnswer] = {
+    BggError: ErrorAnswer(502, "bgg_error"),
+    GameNotFound: ErrorAnswer(404, "game_not_found"),
+    BggRequestError: ErrorAnswer(422, "bgg_request_error"),
+    BggTransientError: ErrorAnswer(502, "bgg_transient_error"),
+    BggTimeout: ErrorAnswer(504, "bgg_timeout"),
+    BggRateLimited: ErrorAnswer(502, "bgg_rate_limited"),
+    BggAuthError: ErrorAnswer(502, "bgg_auth_error"),
+    BggBadResponse: ErrorAnswer(502, "bgg_bad_response"),
+    BggUnavailable: ErrorAnswer(503, "bgg_unavailable"),
+    ParseProcessLost: ErrorAnswer(503, "parse_process_lost"),
+}
+
+
+def bgg_answer(exc: BggError) -> ErrorAnswer:
+    """The answer to `exc`: its class's row, or its nearest listed parent's."""
+    return next(BGG_ERRORS[cls] for cls in type(exc).__mro__ if cls in BGG_ERRORS)
 
 
 class ApiError(Exception):
@@ -150,14 +190,9 @@ def _report(request: Request, exc: Exception, *, fingerprint: list[str] | None =
         sentry_sdk.capture_exception(exc)
 
 
-def _bgg_code(exc: BggError) -> str:
-    # BggUnavailable -> bgg_unavailable, GameNotFound -> game_not_found
-    name = type(exc).__name__
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
-
-
 async def _bgg_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BggError)
+    status, code = bgg_answer(exc)
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if isinstance(exc, BggUnavailable):
@@ -169,7 +204,7 @@ async def _bgg_error(request: Request, exc: Exception) -> JSONResponse:
         }
         # The designed answer during an outage: not an error for the error-rate alert.
         request.state.breaker_rejection = True
-    if exc.http_status >= 500:
+    if status >= 500:
         unavailable = isinstance(exc, BggUnavailable)
         _report(request, exc, fingerprint=BGG_UNAVAILABLE_FINGERPRINT if unavailable else None)
     retry_after = getattr(exc, "retry_after", None)
@@ -177,9 +212,7 @@ async def _bgg_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     if exc.bgg_id is not None:
         extra["bgg_id"] = exc.bgg_id
-    return error_response(
-        exc.http_status, exc.message, code=_bgg_code(exc), headers=headers or None, **extra
-    )
+    return error_response(status, exc.message, code=code, headers=headers or None, **extra)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -216,10 +216,6 @@ def _unavailable(exc: CircuitOpenError, *, attempts: int | None = None) -> BggUn
     return error
 
 
-def _is_breaker_failure(exc: BaseException) -> bool:
-    return not isinstance(exc, BggError) or exc.breaker_failure
-
-
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, BggError) and exc.retryable
 

@@ -4,7 +4,9 @@ Everything that can go wrong talking to BoardGameGeek is turned into one of thes
 boundary (the client); nothing above it sees `httpx` exceptions. Each class says whether the
 retry loop may try again (`retryable`) and whether one upstream request that ended this way
 counts as a failure for the circuit breaker (`breaker_failure`). The table in README.md is
-generated from the same facts; `tests/bgg/test_outcomes.py` checks every row.
+generated from the same facts; `tests/bgg/test_outcomes.py` checks every row. The HTTP status
+and public code the API answers for each are the API's to choose (`BGG_ERRORS` in
+`system/api/errors.py`): renaming a class here changes no answer.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ class BggError(Exception):
 
     retryable: bool = False
     breaker_failure: bool = True
-    #: HTTP status the API answers with when this error reaches a caller.
-    http_status: int = 502
 
     def __init__(self, message: str, *, bgg_id: int | None = None) -> None:
         super().__init__(message)
@@ -31,21 +31,18 @@ class GameNotFound(BggError):
     """BGG answered correctly that it has no such item (200 with an empty `<items>`)."""
 
     breaker_failure = False
-    http_status = 404
 
 
 class BggRequestError(BggError):
     """BGG answered correctly that our request was invalid (`<error message=...>`)."""
 
     breaker_failure = False
-    http_status = 422
 
 
 class BggTransientError(BggError):
     """BGG is temporarily unable to answer: 5xx, 202 queued, timeouts, network errors."""
 
     retryable = True
-    http_status = 502
 
     def __init__(
         self,
@@ -64,8 +61,6 @@ class BggTransientError(BggError):
 class BggTimeout(BggTransientError):
     """The upstream did not answer in time (connect, read or total timeout)."""
 
-    http_status = 504
-
 
 class BggRateLimited(BggTransientError):
     """429 Too Many Requests: wait what `Retry-After` says, then try again."""
@@ -74,20 +69,15 @@ class BggRateLimited(BggTransientError):
 class BggAuthError(BggError):
     """401/403: the BGG token is missing, wrong or revoked. Retrying will not help."""
 
-    http_status = 502
-
 
 class BggBadResponse(BggError):
     """BGG answered 200 but not with XML we can read (HTML page, broken XML, an XML bomb)."""
-
-    http_status = 502
 
 
 class BggUnavailable(BggError):
     """The circuit breaker is open: no request was sent. Never retried, never counted."""
 
     breaker_failure = False
-    http_status = 503
 
     def __init__(self, message: str, *, breaker: str, state: str, retry_after: float) -> None:
         super().__init__(message)

@@ -45,7 +45,6 @@ class ParseProcessLost(BggError):
     """
 
     breaker_failure = False
-    http_status = 503
     #: A new process is ready for the next import at once: the caller may try again in 1 s.
     retry_after: float | None = 1.0
 

@@ -31,13 +31,16 @@ message was never delivered is not sent (there is nothing to resolve).
 
 With Redis, the delivered status is shared (`<ns>:alert:<rule>`, absent meaning `ok`), so
 several workers send one message between them: a worker posts only after taking the claim
-`<ns>:alert:<rule>:sending` (its token; it expires after `CLAIM_SECONDS` in case the worker
-dies mid-post), checking the delivered status and claiming in one atomic step (a Lua script);
-it releases the claim whether the post worked or not, recording the new status when it did.
-A worker that finds the status already delivered, or another worker's claim, sends nothing
-and reports nothing as sent; in the second case it looks again at its next check, so a post
-the other worker fails to deliver is still sent. When Redis is unreachable a worker posts
-anyway: better a duplicate than a silent alert.
+`<ns>:alert:<rule>:sending`, a redis-py `Lock` (its token; it expires after `CLAIM_SECONDS`
+in case the worker dies mid-post). It reads the delivered status before claiming and again
+once it holds the claim, so a message another worker delivered in between is not sent twice.
+It releases the claim whether the post worked or not, recording the new status first when it
+did; the release deletes the claim only while it is still this worker's (one that expired
+mid-post and was taken by another worker is left to that one). A worker that finds the
+status already delivered, or another worker's claim, sends nothing and reports nothing as
+sent; in the second case it looks again at its next check, so a post the other worker fails
+to deliver is still sent. When Redis is unreachable a worker posts anyway: better a duplicate
+than a silent alert.
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ import enum
 import logging
 import math
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +58,8 @@ from datetime import datetime
 
 import httpx
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockNotOwnedError
 
 from system.clock import isoformat_z, utcnow
 from system.config import Settings
@@ -76,21 +80,6 @@ SEND_TIMEOUT = 5.0
 #: Seconds a worker's claim to post a message lasts if it is never released (the worker
 #: died mid-post); longer than any post can take.
 CLAIM_SECONDS = 6 * SEND_TIMEOUT
-
-# KEYS: delivered status, claim. ARGV: the status to announce, token, claim ms.
-# 0: already delivered (nothing to send); 1: claimed, post it; 2: another worker posts now.
-_CLAIM = """
-local delivered = redis.call('GET', KEYS[1]) or 'ok'
-if delivered == ARGV[1] then return 0 end
-if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', tonumber(ARGV[3])) then return 1 end
-return 2
-"""
-# KEYS: delivered status, claim. ARGV: the delivered status ('' when the post failed), token.
-_RELEASE = """
-if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1]) end
-if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
-return 1
-"""
 
 
 class Delivery(enum.Enum):
@@ -141,6 +130,11 @@ class RuleState:
     threshold: float = 0.0
     since: datetime | None = None
     notified: bool = True  # nothing to send until the first change
+
+
+def _status(state: RuleState) -> str:
+    """The rule's status as delivered messages record it."""
+    return "firing" if state.firing else "ok"
 
 
 @dataclass
@@ -292,43 +286,56 @@ class Alerter:
                 sent.append(f"{name}:{'firing' if state.firing else 'resolved'}")
         return sent
 
-    def _keys(self, state: RuleState) -> list[str]:
-        key = f"{self.settings.redis_namespace}:alert:{state.name}"
-        return [key, f"{key}:sending"]
+    def _key(self, state: RuleState) -> str:
+        """The rule's delivered status; its claim is this and `:sending`."""
+        return f"{self.settings.redis_namespace}:alert:{state.name}"
 
-    async def _claim(self, state: RuleState, token: str) -> Delivery | None:
-        """None when this worker posts the message; else why it does not (see the module
-        docstring for the protocol)."""
-        status = "firing" if state.firing else "ok"
+    async def _is_delivered(self, redis: Redis, state: RuleState) -> bool:
+        value = await redis.get(self._key(state))
+        delivered = value.decode() if isinstance(value, bytes) else (value or "ok")
+        return bool(delivered == _status(state))
+
+    async def _claim(self, state: RuleState) -> Delivery | Lock | None:
+        """The claim this worker posts under (None: it posts without one); a `Delivery`
+        when it does not post (see the module docstring for the protocol)."""
         if self.redis is None:
-            return Delivery.NOT_NEEDED if self._delivered.get(state.name, "ok") == status else None
+            delivered = self._delivered.get(state.name, "ok") == _status(state)
+            return Delivery.NOT_NEEDED if delivered else None
+        claim = self.redis.lock(f"{self._key(state)}:sending", CLAIM_SECONDS, blocking=False)
+        claimed = False
         try:
-            verdict = await self.redis.eval(
-                _CLAIM, 2, *self._keys(state), status, token, int(CLAIM_SECONDS * 1000)
-            )
+            if await self._is_delivered(self.redis, state):
+                return Delivery.NOT_NEEDED
+            claimed = bool(await claim.acquire())
+            if not claimed:
+                return Delivery.PENDING
+            if not await self._is_delivered(self.redis, state):
+                return claim
         except REDIS_DOWN:
-            return None  # better a duplicate message than a silent alert
-        if int(verdict) == 1:
-            return None
-        return Delivery.NOT_NEEDED if int(verdict) == 0 else Delivery.PENDING
+            # Better a duplicate message than a silent alert; a claim taken is released after.
+            return claim if claimed else None
+        await self._release(state, claim, delivered=False)
+        return Delivery.NOT_NEEDED
 
-    async def _release(self, state: RuleState, token: str, *, delivered: bool) -> None:
-        """Give the claim back; record the status as delivered when the post succeeded."""
-        status = ("firing" if state.firing else "ok") if delivered else ""
+    async def _release(self, state: RuleState, claim: Lock | None, *, delivered: bool) -> None:
+        """Record the status as delivered when the post succeeded; give the claim back."""
         if self.redis is None:
-            if status:
-                self._delivered[state.name] = status
+            if delivered:
+                self._delivered[state.name] = _status(state)
             return
-        with contextlib.suppress(*REDIS_DOWN):
-            await self.redis.eval(_RELEASE, 2, *self._keys(state), status, token)
+        # LockNotOwnedError: the claim expired mid-post (and may be another worker's now).
+        with contextlib.suppress(*REDIS_DOWN, LockNotOwnedError):
+            if delivered:
+                await self.redis.set(self._key(state), _status(state))
+            if claim is not None:
+                await claim.release()
 
     async def _notify(self, state: RuleState) -> Delivery:
         if not self.settings.alert_webhook_url:
             return Delivery.NOT_NEEDED
-        token = uuid.uuid4().hex
-        declined = await self._claim(state, token)
-        if declined is not None:
-            return declined
+        claim = await self._claim(state)
+        if isinstance(claim, Delivery):
+            return claim
         try:
             if self._http is None:
                 self._http = httpx.AsyncClient(timeout=SEND_TIMEOUT)
@@ -346,12 +353,12 @@ class Alerter:
                 if isinstance(exc, httpx.HTTPStatusError)
                 else type(exc).__name__,
             )
-            await self._release(state, token, delivered=False)
+            await self._release(state, claim, delivered=False)
             return Delivery.PENDING
         except BaseException:
-            await self._release(state, token, delivered=False)
+            await self._release(state, claim, delivered=False)
             raise
-        await self._release(state, token, delivered=True)
+        await self._release(state, claim, delivered=True)
         logger.warning(
             "alert %s %s: %s", state.name, "FIRING" if state.firing else "resolved", state.summary
         )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import time_machine
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -20,12 +22,13 @@ from starlette.routing import Route
 from chaos.fakes import FaultRule, RunningServer, run_in_thread
 from system.config import Settings
 from system.db.database import Database
-from system.observability.alerts import Alerter, RequestWindow
+from system.observability.alerts import CLAIM_SECONDS, Alerter, RequestWindow
 from system.resilience.breaker import AsyncCircuitBreaker
 from system.resilience.redis_store import redis_client
 from system.resilience.store import OPEN, MemoryBreakerStore, Snapshot
 from tests.conftest import ServiceFactory, ServiceUnderTest, make_settings
 from tests.fakes import Upstreams
+from tests.services import redis_server
 
 
 class Receiver:
@@ -37,8 +40,12 @@ class Receiver:
         self.refuse = False
         #: Refuse this many posts, then take them again.
         self.refuse_next = 0
+        #: Called (in the receiver's thread) with each post, before it is answered.
+        self.during_post: Callable[[], object] | None = None
 
         async def hook(request: Request) -> JSONResponse:
+            if self.during_post is not None:
+                self.during_post()
             if self.refuse or self.refuse_next:
                 self.refuse_next = max(0, self.refuse_next - 1)
                 self.refused.append(await request.json())
@@ -184,13 +191,14 @@ class Workers:
         self.database = Database(settings.database_url.get_secret_value())
         self.alerters: list[Alerter] = []
 
-    def worker(self) -> Alerter:
+    def worker(self, redis: Redis | None = None) -> Alerter:
+        """One more worker; on a Redis client of its own if given one."""
         alerter = Alerter(
             settings=self.settings,
             window=RequestWindow(300),
             breakers=[self.breaker],
             database=self.database,
-            redis=self.redis,
+            redis=redis or self.redis,
         )
         self.alerters.append(alerter)
         return alerter
@@ -351,3 +359,138 @@ async def test_no_resolution_for_a_firing_message_never_delivered_redis(
     redis_namespace: str,
 ) -> None:
     await _never_delivered_firing(settings, *receiver, shared_redis, redis_namespace)
+
+
+def _alert_keys(namespace: str) -> tuple[str, str]:
+    """The breaker_open rule's delivered status and claim keys."""
+    return f"{namespace}:alert:breaker_open", f"{namespace}:alert:breaker_open:sending"
+
+
+async def test_the_claim_is_held_with_its_timeout_while_posting_and_released_after(
+    settings: Settings,
+    receiver: tuple[Receiver, RunningServer],
+    shared_redis: Redis,
+    redis_url: str,
+    redis_namespace: str,
+) -> None:
+    hook, server = receiver
+    delivered, claim = _alert_keys(redis_namespace)
+    seen: list[tuple[bool, int]] = []
+    with redis.Redis.from_url(redis_url) as direct:
+        hook.during_post = lambda: seen.append((direct.exists(claim) == 1, direct.pttl(claim)))
+        async with workers(settings, server, shared_redis, redis_namespace) as built:
+            a = built.worker()
+            built.open_breaker()
+            assert await a.check_once() == ["breaker_open:firing"]
+    [(held, ttl_ms)] = seen
+    assert held
+    # Set to CLAIM_SECONDS as the post began (a second's slack for a slow machine).
+    assert CLAIM_SECONDS * 1000 - 1000 < ttl_ms <= CLAIM_SECONDS * 1000
+    assert await shared_redis.exists(claim) == 0
+    assert await shared_redis.get(delivered) == b"firing"
+
+
+async def test_another_workers_claim_is_waited_for_and_left_alone(
+    settings: Settings,
+    receiver: tuple[Receiver, RunningServer],
+    shared_redis: Redis,
+    redis_namespace: str,
+) -> None:
+    hook, server = receiver
+    _delivered, claim = _alert_keys(redis_namespace)
+    async with workers(settings, server, shared_redis, redis_namespace) as built:
+        a = built.worker()
+        built.open_breaker()
+        await shared_redis.set(claim, "another-worker", px=int(CLAIM_SECONDS * 1000))
+        assert await a.check_once() == []  # the other worker is posting it
+        assert hook.messages == []
+        assert await shared_redis.get(claim) == b"another-worker"
+        await shared_redis.delete(claim)  # it ended (or its claim expired) without delivering
+        assert await a.check_once() == ["breaker_open:firing"]
+    assert hook.statuses() == [("breaker_open", "firing")]
+
+
+async def test_a_claim_that_expired_mid_post_is_not_released_from_its_new_owner(
+    settings: Settings,
+    receiver: tuple[Receiver, RunningServer],
+    shared_redis: Redis,
+    redis_url: str,
+    redis_namespace: str,
+) -> None:
+    hook, server = receiver
+    delivered, claim = _alert_keys(redis_namespace)
+    with redis.Redis.from_url(redis_url) as direct:
+        # While a posts, its claim expires and another worker claims the rule.
+        hook.during_post = lambda: direct.set(claim, "another-worker", px=30_000)
+        async with workers(settings, server, shared_redis, redis_namespace) as built:
+            a = built.worker()
+            built.open_breaker()
+            assert await a.check_once() == ["breaker_open:firing"]
+    assert await shared_redis.get(claim) == b"another-worker"
+    assert await shared_redis.get(delivered) == b"firing"  # a's delivery is still recorded
+
+
+async def test_without_a_reachable_redis_workers_post_anyway(
+    settings: Settings, receiver: tuple[Receiver, RunningServer], tmp_path: Path
+) -> None:
+    """Better a duplicate message than a silent alert."""
+    hook, server = receiver
+    with redis_server(tmp_path) as private:
+        client = redis_client(private.url, timeout=0.5)
+        try:
+            async with workers(settings, server, client) as built:
+                a, b = built.worker(), built.worker()
+                built.open_breaker()
+                hook.during_post = private.stop  # Redis goes between a's claim and its release
+                assert await a.check_once() == ["breaker_open:firing"]
+                hook.during_post = None
+                assert await b.check_once() == ["breaker_open:firing"]  # no claim to see
+                assert await a.check_once() == []
+                built.close_breaker()
+                assert await a.check_once() == ["breaker_open:resolved"]
+        finally:
+            await client.aclose()
+    assert hook.statuses() == [
+        ("breaker_open", "firing"),
+        ("breaker_open", "firing"),
+        ("breaker_open", "resolved"),
+    ]
+
+
+class BeforeTheClaim(Redis):
+    """A real Redis client that runs `before` once, just before its first command on `key`."""
+
+    key = ""
+    before: Callable[[], Awaitable[object]] | None = None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if self.before is not None and self.key in args:
+            before, self.before = self.before, None
+            await before()
+        return await super().execute_command(*args, **options)
+
+
+async def test_a_message_delivered_by_another_worker_just_before_the_claim_is_not_resent(
+    settings: Settings,
+    receiver: tuple[Receiver, RunningServer],
+    shared_redis: Redis,
+    redis_url: str,
+    redis_namespace: str,
+) -> None:
+    hook, server = receiver
+    _delivered, claim = _alert_keys(redis_namespace)
+    interleaved = BeforeTheClaim.from_url(redis_url)
+    try:
+        async with workers(settings, server, shared_redis, redis_namespace) as built:
+            a, b = built.worker(interleaved), built.worker()
+            built.open_breaker()
+
+            async def b_delivers() -> None:
+                assert await b.check_once() == ["breaker_open:firing"]
+
+            interleaved.key, interleaved.before = claim, b_delivers
+            assert await a.check_once() == []
+            assert interleaved.before is None  # b did deliver in between
+    finally:
+        await interleaved.aclose()
+    assert hook.statuses() == [("breaker_open", "firing")]
