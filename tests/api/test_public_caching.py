@@ -8,6 +8,7 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+import time_machine
 from fastapi import FastAPI
 
 from system.api import caching
@@ -264,6 +265,25 @@ def test_last_modified_waits_until_the_write_has_settled() -> None:
     # The ETag does not wait: it changes with any write, whatever its second.
     later = BoardGame(id=1, bgg_id=1, title="x", updated_at=LONG_AGO + timedelta(microseconds=1))
     assert caching.for_game(later).opaque != caching.for_game(game).opaque
+
+
+def test_a_stored_game_gains_its_last_modified_once_settled() -> None:
+    """Its headers are kept once final, so the kept ones must be the settled ones."""
+    written = datetime(2026, 1, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    stored = caching.Representation(1, b"{}", "tag", written)
+    with time_machine.travel(written + timedelta(seconds=1), tick=False):
+        validators, headers = stored.headers("no-cache")
+        assert validators.last_modified is None and "Last-Modified" not in headers
+    with time_machine.travel(written + timedelta(seconds=3), tick=False):
+        validators, headers = stored.headers("no-cache")
+        assert headers["Last-Modified"] == "Thu, 01 Jan 2026 12:00:00 GMT"
+        assert headers["ETag"] == 'W/"tag"' and headers["Cache-Control"] == "no-cache"
+    # Kept, and told apart by Cache-Control (a setting's change): the date stays.
+    assert stored.headers("no-cache")[1] is headers
+    assert stored.headers("public, max-age=60")[1]["Cache-Control"] == "public, max-age=60"
+    assert stored.headers("public, max-age=60")[1]["Last-Modified"] == headers["Last-Modified"]
+    page = caching.Representation(1, b"{}", "page")
+    assert page.headers("no-cache")[1] == {"ETag": 'W/"page"', "Cache-Control": "no-cache"}
 
 
 async def test_over_real_http_304_and_head_keep_the_connection_in_step(
