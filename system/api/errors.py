@@ -39,7 +39,13 @@ from system.bgg.errors import (
     GameNotFound,
 )
 from system.bgg.parse_process import ParseProcessLost
-from system.db.errors import CommitFailed, describe, is_conflict, is_unavailable
+from system.db.errors import (
+    CommitFailed,
+    describe,
+    is_conflict,
+    is_missing_table,
+    is_unavailable,
+)
 from system.observability.sentry import (
     BGG_UNAVAILABLE_FINGERPRINT,
     DATABASE_UNAVAILABLE_FINGERPRINT,
@@ -245,6 +251,21 @@ def database_unavailable() -> ApiError:
     )
 
 
+def schema_not_ready() -> ApiError:
+    """The 503 of a database whose schema is not at head yet (the shared shape)."""
+    return ApiError(
+        503,
+        "Database not ready (its schema is being migrated), try again shortly",
+        code="database_unavailable",
+        headers={"Retry-After": DATABASE_RETRY_AFTER},
+    )
+
+
+def _schema_at_head(request: Request) -> bool:
+    services = getattr(request.app.state, "services", None)
+    return services is not None and services.database.schema_ready
+
+
 async def _commit_failed(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CommitFailed)
     return await _api_error(request, commit_failed(exc))
@@ -270,6 +291,14 @@ def commit_failed(exc: Exception) -> ApiError:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_missing_table(exc) and not _schema_at_head(request):
+        # Migrations have not run yet (AUTO_MIGRATE retrying while the database was down at
+        # start, or off): readiness says so too. Not a bug; a retry later will do.
+        logger.warning(
+            "database schema not at head on %s %s: %s", request.method, request.url.path,
+            describe(exc),
+        )  # fmt: skip
+        return await _api_error(request, schema_not_ready())
     if not is_unavailable(exc):
         return await _unexpected_error(request, exc)
     # A storage outage is a 503 the caller may retry, not a bug: log one line, no stack, and

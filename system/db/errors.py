@@ -107,6 +107,14 @@ def is_unavailable(exc: BaseException) -> bool:
     return _sqlite_code(exc) in _SQLITE_UNAVAILABLE
 
 
+def is_missing_table(exc: BaseException) -> bool:
+    """Whether `exc` is a query naming a table the database does not have (yet)."""
+    if sqlstate(exc) == "42P01":  # undefined_table
+        return True
+    original = _driver_error(exc)
+    return _sqlite_code(exc) == 1 and str(original).startswith("no such table")
+
+
 def is_read_only(exc: BaseException) -> bool:
     """Whether `exc` is the database refusing a write because it is read-only."""
     return sqlstate(exc) == "25006" or _sqlite_code(exc) == _SQLITE_READONLY

@@ -20,7 +20,13 @@ from system.db.models import BackgroundJob, BackgroundTaskRun, BoardGame
 from system.tasks.imports import TASK_TYPE, import_key
 from system.tasks.thumbnails import TASK_TYPE as THUMBNAIL_TASK
 from tests.api.served import asyncpg_dsn, refuse_commits, served
-from tests.conftest import ADMIN_TOKEN, ServiceFactory, ServiceUnderTest, make_settings
+from tests.conftest import (
+    ADMIN_TOKEN,
+    ServiceFactory,
+    ServiceUnderTest,
+    make_settings,
+    migrate_database,
+)
 from tests.fakes import Upstreams
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -234,6 +240,9 @@ async def test_a_commit_that_fails_keeps_none_of_the_jobs(
 
 async def test_a_locked_sqlite_database_is_503_and_nothing_is_queued(tmp_path: Path) -> None:
     path = tmp_path / "locked.db"
+    # Migrated beforehand: under load the app's own migration could outlast the short busy
+    # timeout below, and the 503 would be the schema's, not the lock's.
+    await migrate_database(f"sqlite+aiosqlite:///{path}")
     settings = make_settings(
         database_url=f"sqlite+aiosqlite:///{path}",
         database_connect_timeout=0.2,  # SQLite's busy timeout: give up on the lock quickly

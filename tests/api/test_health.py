@@ -100,3 +100,29 @@ async def test_readiness_fails_while_another_process_holds_the_sqlite_write_lock
             holder.execute("ROLLBACK")
             holder.close()
         assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_reads_before_the_migrations_answer_503_not_500(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A missing table while the schema is not at head (migrations pending: AUTO_MIGRATE off,
+    or retrying while the database was down at start) is the known state readiness reports,
+    and a retry will do; once the schema was seen at head, a missing table is a bug."""
+    settings = make_settings(database_url=empty_database_url, auto_migrate=False)
+    async with running_client(settings) as client:
+        for path in ("/api/public/games", "/api/public/games/1"):
+            response = await client.get(path)
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["Retry-After"] == "5"
+            error = response.json()["error"]
+            assert error["code"] == "database_unavailable" and "schema" in error["message"]
+    await migrate_database(empty_database_url)
+    app = create_app(settings.model_copy(update={"read_cache_entries": 0}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/health/ready")).status_code == 200  # seen at head
+            assert (await client.get("/api/public/games")).status_code == 200
+            async with app.state.services.database.engine.begin() as conn:
+                await conn.exec_driver_sql("ALTER TABLE boardgames RENAME TO boardgames_moved")
+            assert (await client.get("/api/public/games")).status_code == 500
