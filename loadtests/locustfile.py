@@ -9,16 +9,10 @@ lists every option; docs/load.md explains them.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Locust imports this file by path; make `loadtests` importable from any working directory.
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from loadtests import hooks  # noqa: E402  (registers the event listeners)
-from loadtests.shapes import LoadShape  # noqa: E402
-from loadtests.users import Admin, HealthProbe, Importer, PublicVisitor  # noqa: E402
+# Locust imports this file by path; `loadtests` is an installed package (pyproject.toml), so
+# these imports work from any working directory.
+from loadtests import hooks  # (registers the event listeners)
+from loadtests.shapes import LoadShape
+from loadtests.users import Admin, HealthProbe, Importer, PublicVisitor
 
 __all__ = ["Admin", "HealthProbe", "Importer", "LoadShape", "PublicVisitor", "hooks"]

@@ -21,11 +21,6 @@
 
 # %%
 import json
-import sys
-from pathlib import Path
-
-# `jupyter lab notebooks/` starts the kernel in notebooks/: put the repository on the path.
-sys.path.insert(0, str(Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()))
 
 from notebooks import dataset
 from notebooks.reliability import chaos, loadrun, metrics, plots, show, sources
