@@ -14,11 +14,11 @@ from system.api.caching import RepresentationCache
 from system.api.docs import PAGE_ROUTES, install_docs
 from system.api.errors import UnexpectedErrors, install_error_handlers
 from system.config import Settings
+from system.container import Overrides, build_services
 from system.observability.alerts import RequestWindow
 from system.observability.metrics import Metrics, MetricsMiddleware
 from system.observability.sentry import RateLimiter, close_sentry, init_sentry
 from system.resilience.breaker import API_STATE
-from system.services import Overrides, build_services
 from system.supervision import follow_supervisor
 from system.tokens import AdminTokens
 

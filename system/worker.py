@@ -13,9 +13,9 @@ import logging
 import signal
 
 from system.config import Settings
+from system.container import build_services
 from system.observability.sentry import close_sentry, init_sentry
 from system.resilience.breaker import API_STATE
-from system.services import build_services
 
 logger = logging.getLogger(__name__)
 

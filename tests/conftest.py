@@ -29,9 +29,9 @@ from sqlalchemy.engine import make_url
 
 from system.app import create_app
 from system.config import Settings
+from system.container import Overrides, Services
 from system.db import migrate
 from system.db.engine import create_engine
-from system.services import Overrides, Services
 from tests.services import TEST_REDIS_URL, missing, port_open
 
 if TYPE_CHECKING:

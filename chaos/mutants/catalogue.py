@@ -88,7 +88,7 @@ CODE = (
         ("imports-end-within-deadline",),
         (
             Replacement(
-                "system/services.py",
+                "system/container.py",
                 "        deadline=settings.bgg_deadline_seconds,\n",
                 "        deadline=None,\n",
             ),

@@ -17,10 +17,10 @@ from system.api.deps import ServicesDep, SessionDep
 from system.api.errors import ApiError, handler_for
 from system.api.public import MAX_DB_ID
 from system.api.schemas import BulkImportAccepted, BulkImportJob, BulkImportRequest, Game
+from system.container import Services
 from system.db.games import GameRepository
 from system.db.models import BackgroundJob
 from system.resilience.store import OPEN
-from system.services import Services
 from system.tasks.files import remove_thumbnail
 from system.tasks.imports import enqueue_imports
 

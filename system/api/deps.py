@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from system.config import Settings
+from system.container import Services
 from system.db.database import Database
-from system.services import Services
 
 
 async def get_settings(request: Request) -> Settings:

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends
 from system.api.auth import require_admin
 from system.api.deps import ServicesDep
 from system.api.schemas import BreakerList, BreakerStatus, BreakerTransition
+from system.container import BGG_BREAKER, Services
 from system.resilience.breaker import API_STATE, AsyncCircuitBreaker
-from system.services import BGG_BREAKER, Services
 
 router = APIRouter(
     prefix="/api/admin/monitoring",

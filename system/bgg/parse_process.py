@@ -69,7 +69,7 @@ def _child_started(niceness: int, worker: int) -> None:
 
 class ProcessParser:
     """At most `processes` parses at a time, each in a child process; built and closed by
-    `system/services.py`. The pool and its children start at the first parse."""
+    `system/container.py`. The pool and its children start at the first parse."""
 
     def __init__(
         self,

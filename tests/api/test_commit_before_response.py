@@ -21,9 +21,9 @@ from sqlalchemy import select as sql_select
 from chaos.fakes import FaultRule
 from system.app import create_app
 from system.config import Settings
+from system.container import Overrides, Services
 from system.db.database import Database
 from system.db.models import BackgroundTaskFailure, BoardGame
-from system.services import Overrides, Services
 from tests.api.served import (
     add_row,
     asyncpg_dsn,

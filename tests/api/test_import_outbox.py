@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from system.app import create_app
-from system.services import Overrides
+from system.container import Overrides
 from tests.api.served import served
 from tests.conftest import ADMIN_TOKEN, NoSleep, make_settings
 from tests.fakes import Upstreams

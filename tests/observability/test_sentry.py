@@ -16,9 +16,9 @@ from sentry_sdk.transport import Transport
 from chaos.fakes import FaultRule
 from system.api.deps import get_database
 from system.app import create_app
+from system.container import Overrides
 from system.db.database import Database
 from system.observability.sentry import EventFilter, traces_sampler
-from system.services import Overrides
 from tests.conftest import ADMIN_TOKEN, NoSleep, make_settings
 from tests.fakes import Upstreams
 

@@ -27,8 +27,8 @@ from sqlalchemy.engine import make_url
 from chaos.service import free_port
 from system.app import create_app
 from system.config import Settings
+from system.container import Overrides
 from system.observability.sentry import FILTERED, EventFilter, RateLimiter
-from system.services import Overrides
 from tests.api.served import asyncpg_dsn
 from tests.conftest import TEST_DATABASE_URL, NoSleep, make_settings
 from tests.observability.test_sentry import CapturingTransport

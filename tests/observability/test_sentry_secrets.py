@@ -22,8 +22,8 @@ from chaos.fakes import FaultRule
 from chaos.service import free_port
 from system.app import create_app
 from system.config import Settings
+from system.container import Overrides
 from system.observability.sentry import EventFilter
-from system.services import Overrides
 from tests.conftest import ADMIN_TOKEN, FIXTURES, NoSleep, make_settings
 from tests.fakes import Upstreams
 from tests.observability.test_sentry import CapturingTransport

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from chaos.fakes import FaultRule
 from system.bgg.client import build_http_client
+from system.container import Overrides, build_services
 from system.db.models import BackgroundTaskFailure, BackgroundTaskRun, BoardGame
 from system.resilience.breaker import AsyncCircuitBreaker
 from system.resilience.retry import RetryPolicy
-from system.services import Overrides, build_services
 from system.tasks.thumbnails import (
     Resolver,
     ThumbnailDownloader,

@@ -1,4 +1,4 @@
-"""Everything the app builds at start-up and closes at shutdown, in one container.
+"""The composition root: everything the app builds at start-up and closes at shutdown.
 
 `build_services(settings)` is called by the lifespan; tests call it too, with `Overrides`
 for the Sentry transport, the sleep and the DNS resolver, so no test patches a module global.
