@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 
 class Parser(argparse.ArgumentParser):
@@ -34,6 +35,26 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}{self.error_hint}\n")
 
 
+def _bounded(
+    convert: Callable[[str], N], low: N, high: N, include_low: bool, invalid: str, bounds: str
+) -> Callable[[str], N]:
+    def parse(text: str) -> N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                invalid.format(text=text, low=low, high=high)
+            ) from None
+        # Written so that NaN fails it: every comparison with NaN is false.
+        if not ((low <= value if include_low else low < value) and value <= high):
+            raise argparse.ArgumentTypeError(
+                bounds.format(text=text, value=value, low=low, high=high)
+            )
+        return value
+
+    return parse
+
+
 def bounded_int(
     low: int,
     high: int,
@@ -42,21 +63,7 @@ def bounded_int(
     out_of_range: str = "must be {low}-{high}, got {value}",
 ) -> Callable[[str], int]:
     """A check of a whole number from `low` to `high` (both included)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                invalid.format(text=text, low=low, high=high)
-            ) from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(
-                out_of_range.format(text=text, value=value, low=low, high=high)
-            )
-        return value
-
-    return parse
+    return _bounded(int, low, high, True, invalid, out_of_range)
 
 
 def port(
@@ -66,7 +73,7 @@ def port(
     out_of_range: str = "port out of range: {value}",
 ) -> Callable[[str], int]:
     """A check of a TCP port from `low` (0: the command binds any free port) to 65535."""
-    return bounded_int(low, 65535, invalid=invalid, out_of_range=out_of_range)
+    return _bounded(int, low, 65535, True, invalid, out_of_range)
 
 
 def bounded_float(
@@ -77,26 +84,8 @@ def bounded_float(
     invalid: str = "not a number: {text!r}",
     out_of_range: str = "must be in ({low:g}, {high:g}], got {text}",
 ) -> Callable[[str], float]:
-    """A check of a number above `low` (or from it, with `include_low`) up to `high`.
-
-    NaN and infinities are out of range, whatever the bounds.
-    """
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                invalid.format(text=text, low=low, high=high)
-            ) from None
-        above = low <= value if include_low else low < value
-        if not (above and value <= high):
-            raise argparse.ArgumentTypeError(
-                out_of_range.format(text=text, value=value, low=low, high=high)
-            )
-        return value
-
-    return parse
+    """A check of a number above `low` (or from it, with `include_low`) up to `high`."""
+    return _bounded(float, low, high, include_low, invalid, out_of_range)
 
 
 def http_url(text: str) -> str:
