@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import sys
 import time
@@ -28,11 +27,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 
 from chaos import scenarios
+from chaos.arguments import Parser, bounded_int, http_url, port
 from chaos.ctk_verdict import verdict_command
 from chaos.demo import add_parser as add_demo_parser
 from chaos.demo import demo_command
@@ -58,46 +58,11 @@ from chaos.stack_cli import add_parser as add_stack_parser
 from chaos.stack_cli import stack_command
 from chaos.ui import Terminal, stderr
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _seed(value: str) -> int:
-    try:
-        seed = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if not 0 <= seed <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}: {seed}")
-    return seed
-
-
-def _workers(value: str) -> int:
-    try:
-        workers = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if not 1 <= workers <= 8:
-        raise argparse.ArgumentTypeError(f"must be 1-8: {workers}")
-    return workers
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range 1-65535: {port}")
-    return port
-
-
-def _url(value: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
-    return value.rstrip("/")
+_seed = bounded_int(0, MAX_SEED, out_of_range="must be between {low} and {high}: {value}")
+_workers = bounded_int(1, 8, out_of_range="must be {low}-{high}: {value}")
+_port = port(
+    1, invalid="not a port number: {text!r}", out_of_range="port out of range 1-65535: {value}"
+)
 
 
 def _report_dir(value: str) -> Path:
@@ -125,7 +90,7 @@ def _service_source(value: str) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `python -m chaos` argument parser."""
-    parser = _Parser(prog="python -m chaos", description="Fault-injection scenarios.")
+    parser = Parser(prog="python -m chaos", description="Fault-injection scenarios.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("list", help="list the scenarios")
     run = commands.add_parser("run", help="run scenarios (all by default)")
@@ -165,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--target",
-        type=_url,
+        type=http_url,
         default=None,
         help="run against a service someone else started (see docs/chaos.md)",
     )
@@ -215,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     types = {
         "database_url": _database_url,
         "env_pair": env_pair,
-        "url": _url,
+        "url": http_url,
         "port": _port,
         "report_dir": _report_dir,
         "seed": _seed,

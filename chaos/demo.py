@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chaos.arguments import bounded_float
 from chaos.client import ServiceClient
 from chaos.service import HarnessError
 from chaos.stack import Options, Stack
@@ -57,14 +58,12 @@ BROWSE = (
 )
 
 
-def _positive_seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if not 0 < seconds <= 86_400:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 86400: {value}")
-    return seconds
+_positive_seconds = bounded_float(
+    0,
+    86_400,
+    invalid="not a number of seconds: {text!r}",
+    out_of_range="must be more than 0 and at most 86400: {text}",
+)
 
 
 def add_parser(commands: Any, types: dict[str, Any]) -> None:

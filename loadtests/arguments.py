@@ -9,39 +9,16 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 from urllib.parse import urlsplit
 
+from chaos.arguments import Parser, bounded_float, bounded_int
 from chaos.service import env_pair
 from loadtests import settings
 from loadtests.stack import REPO
 
 PROG = "python -m loadtests"
 DEFAULT_REPORT_DIR = REPO / "reports" / "load"
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argparse parser whose errors are one line and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def bounded_int(low: int, high: int) -> Callable[[str], int]:
-    """A whole number from `low` to `high`."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low}-{high}, got {value}")
-        return value
-
-    return parse
 
 
 def duration(text: str) -> int:
@@ -55,15 +32,8 @@ def duration(text: str) -> int:
     return total
 
 
-def spawn_rate(text: str) -> float:
-    """Users started per second, (0, 1000]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 1000:
-        raise argparse.ArgumentTypeError(f"spawn rate must be in (0, 1000], got {text}")
-    return value
+#: Users started per second, (0, 1000].
+spawn_rate = bounded_float(0, 1000, out_of_range="spawn rate must be in (0, 1000], got {text}")
 
 
 def loopback_url(text: str) -> str:
@@ -84,7 +54,7 @@ def loopback_url(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="A bounded headless Locust run with pass/fail thresholds, against a "
         "service (and fake BGG) started on loopback.",
@@ -158,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_report_parser() -> argparse.ArgumentParser:
     """The parser of `python -m loadtests report [DIR]`."""
-    parser = _Parser(
+    parser = Parser(
         prog=f"{PROG} report",
         description="Write report.html again from the files an earlier run left in DIR.",
     )

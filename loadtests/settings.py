@@ -17,7 +17,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+
+from chaos.arguments import bounded_int, http_url
 
 ADMIN_TOKEN_ENV = "LOADTEST_ADMIN_TOKEN"  # noqa: S105 - a variable name
 SHAPES = ("steady", "ramp", "outage")
@@ -93,15 +94,8 @@ def fraction_window(text: str) -> str:
     return f"{low:g}-{high:g}"
 
 
-def weight(text: str) -> int:
-    """A user-class weight or count: a whole number 0..1000."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be 0-1000, got {value}")
-    return value
+#: A user-class weight or count: a whole number 0..1000.
+weight = bounded_int(0, 1000)
 
 
 def steps(text: str) -> int:
@@ -125,10 +119,7 @@ def http_url_or_empty(text: str) -> str:
     text = text.strip()
     if not text:
         return ""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise argparse.ArgumentTypeError(f"not an http(s) URL: {text!r}")
-    return text.rstrip("/")
+    return http_url(text)
 
 
 def search_terms(text: str) -> str:

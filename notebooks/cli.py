@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
 
+from chaos.arguments import Parser
 from notebooks import dataset
 from notebooks.execute import NOTEBOOKS, REPO, CellError, run
 from notebooks.generate.service import ServiceError
@@ -42,17 +42,11 @@ from notebooks.reliability.tables import Window
 from notebooks.reliability.timeutil import bucket_seconds
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (and exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"python -m notebooks: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    parser = _Parser(
+    parser = Parser(
         prog="python -m notebooks",
+        error_hint=" (see --help)",
         description="Execute the notebook reports headless into reports/notebooks/.",
     )
     parser.add_argument(

@@ -11,50 +11,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
-from urllib.parse import urlsplit
 
+from chaos.arguments import Parser, checked, http_url, port
 from chaos.fakes.bgg import bgg_base_url, create_bgg_app
 from chaos.fakes.cdn import create_cdn_app
 from chaos.fakes.server import bind_socket, check_loopback, run_foreground
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range: {port}")
-    return port
-
-
-def _host(value: str) -> str:
-    try:
-        return check_loopback(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
-    return value.rstrip("/")
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m chaos.fakes", description="Run a fake upstream.")
+    p = Parser(prog="python -m chaos.fakes", description="Run a fake upstream.")
     p.add_argument("kind", choices=("bgg", "cdn"), help="which fake to run")
-    p.add_argument("--host", type=_host, default="127.0.0.1", help="loopback address")
-    p.add_argument("--port", type=_port, default=0, help="TCP port (0: any free port)")
+    p.add_argument(
+        "--host", type=checked(check_loopback), default="127.0.0.1", help="loopback address"
+    )
+    p.add_argument("--port", type=port(), default=0, help="TCP port (0: any free port)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fault engine")
-    p.add_argument("--cdn-url", type=_url, default=None, help="bgg only: fake CDN base URL")
+    p.add_argument("--cdn-url", type=http_url, default=None, help="bgg only: fake CDN base URL")
     return p
 
 

@@ -15,10 +15,10 @@ import argparse
 import shlex
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from chaos import scenarios
+from chaos.arguments import bounded_float
 from chaos.events import utc_now
 from chaos.meta import git_commit
 from chaos.mutants import matrix
@@ -39,14 +39,7 @@ STYLE = {"caught": "green", "SURVIVED": "bold red", "ERROR": "magenta"}
 OUTCOME_STYLE = {"caught": "green", "not caught": "red", "error": "magenta"}
 
 
-def _timeout(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not 10 <= seconds <= 3600:
-        raise argparse.ArgumentTypeError(f"must be 10-3600 seconds: {value}")
-    return seconds
+_timeout = bounded_float(10, 3600, include_low=True, out_of_range="must be 10-3600 seconds: {text}")
 
 
 def add_parser(commands: Any, types: dict[str, Any]) -> None:

@@ -12,16 +12,11 @@ import argparse
 import signal
 import sys
 import threading
-from typing import NoReturn
 
+from chaos.arguments import Parser, checked, port
 from chaos.fakes.server import check_loopback
 from chaos.proxy.proxy import parse_address
 from chaos.proxy.server import ProxyServer
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _proxy_spec(value: str) -> tuple[str, str, int]:
@@ -31,31 +26,25 @@ def _proxy_spec(value: str) -> tuple[str, str, int]:
     upstream, _, listen = rest.partition("@")
     try:
         parse_address(upstream)
-        port = int(listen) if listen else 0
+        listen_port = int(listen) if listen else 0
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"bad proxy {value!r}: {exc}") from None
-    if not 0 <= port <= 65535:
+    if not 0 <= listen_port <= 65535:
         raise argparse.ArgumentTypeError(f"port out of range in {value!r}")
-    return name, upstream, port
-
-
-def _host(value: str) -> str:
-    try:
-        return check_loopback(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _port(value: str) -> int:
-    if not value.isdigit() or not 0 <= int(value) <= 65535:
-        raise argparse.ArgumentTypeError(f"invalid port {value!r}")
-    return int(value)
+    return name, upstream, listen_port
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="python -m chaos.proxy", description="Run TCP fault proxies.")
-    p.add_argument("--host", type=_host, default="127.0.0.1", help="loopback address")
-    p.add_argument("--control-port", type=_port, default=0, help="control API port (0: free)")
+    p = Parser(prog="python -m chaos.proxy", description="Run TCP fault proxies.")
+    p.add_argument(
+        "--host", type=checked(check_loopback), default="127.0.0.1", help="loopback address"
+    )
+    p.add_argument(
+        "--control-port",
+        type=port(out_of_range="invalid port {text!r}"),
+        default=0,
+        help="control API port (0: free)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for toxicity draws")
     p.add_argument("--proxy", type=_proxy_spec, action="append", default=[], metavar="SPEC")
     args = p.parse_args(argv)
@@ -68,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m chaos.proxy: {exc}", file=sys.stderr)
         return 1
     try:
-        for name, upstream, port in args.proxy:
-            info = server.create(name, upstream, (args.host, port))
+        for name, upstream, listen_port in args.proxy:
+            info = server.create(name, upstream, (args.host, listen_port))
             print(f"proxy {name} listening on {info['listen']} -> {upstream}", flush=True)
         print(f"control API on {server.control_url}", flush=True)
         stop.wait()
