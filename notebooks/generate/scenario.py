@@ -28,17 +28,19 @@ alerts, imports, phases) goes to `events.jsonl` in the chaos harness's layout.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chaos.fakes import FakeControl, bgg_base_url, create_bgg_app, create_cdn_app, run_in_thread
+from chaos.service import ServiceProcess
 from notebooks.generate.client import AdminClient
 from notebooks.generate.recorder import AlertReceiver, BreakerWatcher, EventLog
-from notebooks.generate.service import ServiceProcess
 
 TOKEN = "notebooks-generator-token"  # noqa: S105 - a throw-away token for a loopback service
 RELEASES = ("4f0c2a1", "9b7e3d5")
@@ -61,6 +63,19 @@ FAST = {
     "RECOVERY_CHECK_SECONDS": "0.5",
     "BACKGROUND_DRAIN_SECONDS": "2",
 }
+
+
+@contextlib.contextmanager
+def running_service(env: dict[str, str], number: int, logs: Path) -> Iterator[ServiceProcess]:
+    """Service `number` (`python -m system serve` with only `env`), ready, always stopped;
+    its output in `logs/service-<number>.log`. `HarnessError` when it does not start."""
+    service = ServiceProcess(f"service-{number}", env, log_path=logs / f"service-{number}.log")
+    try:
+        service.start()
+        service.wait_ready(timeout=60)
+        yield service
+    finally:
+        service.stop()
 
 
 @dataclass(frozen=True)
@@ -215,6 +230,9 @@ class Story:
             AlertReceiver(self.log) as alerts,
         ):
             base_env = {
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": os.environ.get("HOME", str(self.data_dir)),
+                "LOG_LEVEL": "WARNING",
                 **FAST,
                 "DATABASE_URL": f"sqlite+aiosqlite:///{self.data_dir / 'bgg.db'}",
                 "SENTRY_EXPORT_PATH": str(self.data_dir / "sentry.jsonl"),
@@ -230,10 +248,11 @@ class Story:
             self.release_two(base_env, cdn_ctl, bgg_ctl)
         return self.outcome
 
-    def _service(self, env: dict[str, str], number: int) -> ServiceProcess:
-        log = self.data_dir / "logs" / f"service-{number}.log"
+    @contextlib.contextmanager
+    def _service(self, env: dict[str, str], number: int) -> Iterator[ServiceProcess]:
         self.log.emit("deployment", release=env["GIT_COMMIT_SHA"], service=number)
-        return ServiceProcess(env, log_path=log)
+        with running_service(env, number, self.data_dir / "logs") as service:
+            yield service
 
     def release_one(
         self,
