@@ -12,7 +12,6 @@ import json
 import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -125,55 +124,3 @@ class BreakerWatcher:
         self._stop.set()
         self._thread.join(5)
         self.poll()
-
-
-class AlertReceiver:
-    """A Slack-compatible webhook on loopback: each alert message becomes an `alert` event."""
-
-    def __init__(self, log: EventLog) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                receiver.received(self.rfile.read(length))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.log = log
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/alerts"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def received(self, body: bytes) -> None:
-        """Log one webhook message (its machine-readable `alert` object)."""
-        try:
-            alert = json.loads(body).get("alert") or {}
-        except (ValueError, AttributeError):
-            return
-        self.log.emit(
-            "alert",
-            rule=alert.get("rule"),
-            status=alert.get("status"),
-            at=alert.get("at"),
-            summary=alert.get("summary"),
-        )
-
-    def __enter__(self) -> AlertReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)

@@ -39,8 +39,9 @@ from typing import Any
 
 from chaos.fakes import FakeControl, bgg_base_url, create_bgg_app, create_cdn_app, run_in_thread
 from chaos.service import ServiceProcess
+from chaos.webhook import Alert, WebhookReceiver
 from notebooks.generate.client import AdminClient
-from notebooks.generate.recorder import AlertReceiver, BreakerWatcher, EventLog
+from notebooks.generate.recorder import BreakerWatcher, EventLog
 
 TOKEN = "notebooks-generator-token"  # noqa: S105 - a throw-away token for a loopback service
 RELEASES = ("4f0c2a1", "9b7e3d5")
@@ -163,6 +164,19 @@ class Story:
         self.outcome.phases.append({"phase": name, "t": time.time()})
         self.progress(name)
 
+    def alert(self, message: Alert) -> None:
+        """Log one webhook message (its machine-readable `alert` object) as an `alert` event."""
+        alert = message.body.get("alert") if isinstance(message.body, dict) else None
+        if not isinstance(alert, dict):
+            alert = {}
+        self.log.emit(
+            "alert",
+            rule=alert.get("rule"),
+            status=alert.get("status"),
+            at=alert.get("at"),
+            summary=alert.get("summary"),
+        )
+
     def fault(self, control: FakeControl, name: str, *, on: bool, **rule: Any) -> None:
         """Switch a fault on (a rule named `name` on the fake) or off (the rules named `name`
         or `name-...` removed, the others kept)."""
@@ -223,12 +237,14 @@ class Story:
         wrong_type = self.ids(1)
         cdn_app = create_cdn_app(missing=[f"pic{i}_t.jpg" for i in missing])
         with (
+            contextlib.ExitStack() as stack,
             run_in_thread(cdn_app) as cdn,
             run_in_thread(create_bgg_app(cdn_base_url=cdn.url)) as bgg,
             FakeControl(cdn.url) as cdn_ctl,
             FakeControl(bgg.url) as bgg_ctl,
-            AlertReceiver(self.log) as alerts,
         ):
+            alerts = WebhookReceiver(on_alert=self.alert).start()
+            stack.callback(alerts.stop)
             base_env = {
                 "PATH": os.environ.get("PATH", ""),
                 "HOME": os.environ.get("HOME", str(self.data_dir)),
