@@ -13,12 +13,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
-
-import httpx
-
-from notebooks.generate.client import AdminClient
 
 
 class EventLog:
@@ -44,83 +39,3 @@ class EventLog:
         line = json.dumps(event, default=str, separators=(",", ":"))
         with self._lock, self.path.open("a", encoding="utf-8") as out:
             out.write(line + "\n")
-
-
-class BreakerWatcher:
-    """Polls every breaker's status and logs state changes and transitions until stopped."""
-
-    def __init__(self, client: AdminClient, log: EventLog, *, service: int, interval: float = 0.1):
-        self.client = client
-        self.log = log
-        self.service = service
-        self.interval = interval
-        self.states: dict[str, str] = {}
-        self._seen: set[tuple[str, str, str]] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="breaker-watch", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.poll()
-            self._stop.wait(self.interval)
-
-    def poll(self) -> None:
-        """One look at the breakers (also called once more when stopping)."""
-        try:
-            breakers = self.client.breakers()
-        except (httpx.HTTPError, KeyError, ValueError):
-            return
-        for breaker in breakers:
-            name = str(breaker["circuit_breaker"])
-            state = str(breaker["state"])
-            if self.states.get(name) != state:
-                self.log.emit(
-                    "breaker_state",
-                    breaker=name,
-                    service=self.service,
-                    state=state,
-                    previous=self.states.get(name),
-                    failure_count=breaker.get("failure_count"),
-                )
-                self.states[name] = state
-            for transition in breaker.get("recent_transitions") or []:
-                key = (name, str(transition.get("at")), str(transition.get("to_state")))
-                if key in self._seen:
-                    continue
-                self._seen.add(key)
-                self.log.emit(
-                    "breaker_transition",
-                    breaker=name,
-                    service=self.service,
-                    from_state=transition.get("from_state"),
-                    to_state=transition.get("to_state"),
-                    at=transition.get("at"),
-                )
-
-    def state(self, breaker: str) -> str | None:
-        """The last state seen of `breaker`."""
-        return self.states.get(breaker)
-
-    def wait_for(self, breaker: str, state: str, *, timeout: float) -> bool:
-        """Wait until `breaker` is seen in `state`; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.states.get(breaker) == state:
-                return True
-            time.sleep(self.interval)
-        return self.states.get(breaker) == state
-
-    def __enter__(self) -> BreakerWatcher:
-        self.poll()
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.poll()
