@@ -44,11 +44,12 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.client import BGG_BREAKER, CDN_BREAKER, Call, ServiceClient
+from chaos.events import EventLog
 from chaos.fakes import FakeControl, bgg_base_url, create_bgg_app, create_cdn_app, run_in_thread
 from chaos.service import HarnessError, ServiceProcess
 from chaos.watch import BreakerWatcher
 from chaos.webhook import Alert, WebhookReceiver
-from notebooks.generate.recorder import EventLog
+from notebooks.reliability.metrics import GENERATED
 
 TOKEN = "notebooks-generator-token"  # noqa: S105 - a throw-away token for a loopback service
 RELEASES = ("4f0c2a1", "9b7e3d5")
@@ -118,7 +119,7 @@ async def task_runs(client: ServiceClient) -> dict[str, float]:
 
 
 @contextlib.asynccontextmanager
-async def watching(client: ServiceClient, log: Any) -> AsyncIterator[BreakerWatcher]:
+async def watching(client: ServiceClient, log: EventLog) -> AsyncIterator[BreakerWatcher]:
     """chaos's breaker watcher on `client` (`service` 0 in its events) until the block ends,
     with a look before it starts and after it stops."""
     watcher = BreakerWatcher([client], log)
@@ -204,6 +205,7 @@ class Story:
         self.random = random.Random(seed)
         self.progress = progress
         self.log = EventLog(data_dir / "events.jsonl")
+        self.log.scenario = GENERATED
         self.outcome = Outcome(statuses={}, phases=[])
         self._used: set[int] = set()
 
@@ -292,8 +294,12 @@ class Story:
     # -- the story --------------------------------------------------------------------------
 
     def run(self) -> Outcome:
-        """Play both releases; everything started here is stopped before returning."""
-        return asyncio.run(self._run())
+        """Play both releases; everything started here is stopped before returning (and
+        `events.jsonl` closed)."""
+        try:
+            return asyncio.run(self._run())
+        finally:
+            self.log.close()
 
     async def _run(self) -> Outcome:
         plan = self.plan
