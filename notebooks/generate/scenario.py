@@ -53,8 +53,6 @@ from notebooks.reliability.metrics import GENERATED
 
 TOKEN = "notebooks-generator-token"  # noqa: S105 - a throw-away token for a loopback service
 RELEASES = ("4f0c2a1", "9b7e3d5")
-BGG = BGG_BREAKER
-CDN = CDN_BREAKER
 FAILURES = "/api/admin/monitoring/background-failures"
 
 #: The harness's timings (docs/chaos.md), so outages and recoveries take seconds, not minutes.
@@ -373,23 +371,23 @@ class Story:
             self.phase("CDN outage")
             self.fault(cdn_ctl, "cdn-503", on=True, path="/images/*", status=503)
             outage = await self.imports(admin, self.ids(plan.cdn_outage), pause=0.05)
-            await wait_for(watcher, CDN, "open", bound=10)
+            await wait_for(watcher, CDN_BREAKER, "open", bound=10)
             await self.settle(admin, expected_initial=sum(s == 201 for s in created + outage))
             self.fault(cdn_ctl, "cdn-503", on=False)
             self.phase("CDN back: recovery probe and automatic retries")
-            await wait_for(watcher, CDN, "closed", bound=15)
+            await wait_for(watcher, CDN_BREAKER, "closed", bound=15)
             await self.settle(admin, expected_initial=0, bound=10)
 
             self.phase("BGG outage")
             self.fault(bgg_ctl, "bgg-503", on=True, path="/thing", status=503)
             await self.imports(admin, self.ids(plan.bgg_outage), pause=0.05)
-            await wait_for(watcher, BGG, "open", bound=10)
+            await wait_for(watcher, BGG_BREAKER, "open", bound=10)
             await asyncio.sleep(1.5)  # long enough for the breaker_open alert (1 s) to fire
             self.fault(bgg_ctl, "bgg-503", on=False)
             self.phase("BGG back: the half-open trial closes the breaker")
             await asyncio.sleep(2.2)  # BGG_BREAKER_RESET_TIMEOUT
             recovered = await self.imports(admin, self.ids(plan.after_recovery), pause=0.05)
-            await wait_for(watcher, BGG, "closed", bound=10)
+            await wait_for(watcher, BGG_BREAKER, "closed", bound=10)
             await self.settle(admin, expected_initial=0)
 
             self.phase("operator: resolve missing images, retry the wrong type")
