@@ -190,6 +190,7 @@ class ServiceProcess:
                 if self.process is None or self.process.poll() is not None:
                     raise HarnessError(
                         f"service {self.name!r} exited during start-up: {self.last_log_line()}"
+                        f" (log: {self.log_path})"
                     )
                 with contextlib.suppress(httpx.HTTPError):
                     if client.get(f"{self.url}/health/ready").status_code == 200:
@@ -198,7 +199,7 @@ class ServiceProcess:
                 if time.monotonic() > deadline:
                     raise HarnessError(
                         f"service {self.name!r} not ready within {timeout:g} s: "
-                        f"{self.last_log_line()}"
+                        f"{self.last_log_line()} (log: {self.log_path})"
                     )
                 time.sleep(0.05)
 

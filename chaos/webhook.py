@@ -1,7 +1,8 @@
 """A Slack-compatible webhook receiver on loopback: the service's alerts land here.
 
 It accepts `POST /hooks/alerts` with any JSON body and keeps each message with its arrival
-time, so a scenario can measure the time to an alert and count fire/resolve messages.
+time, so a scenario can measure the time to an alert and count fire/resolve messages; an
+`on_alert` listener sees each message as it arrives (the notebooks' data generator logs them).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +47,12 @@ class WebhookReceiver:
 
     `port` 0 (the default) listens on a free port; a fixed port lets someone configure a
     service's `ALERT_WEBHOOK_URL` before the harness runs (`--target --webhook-port N`).
+    `on_alert` is called with each message as it arrives (on the receiver's thread).
     """
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, on_alert: Callable[[Alert], None] | None = None) -> None:
         self.port = port
+        self.on_alert = on_alert
         self._lock = threading.Lock()
         self._alerts: list[Alert] = []
         self._server: RunningServer | None = None
@@ -71,8 +75,11 @@ class WebhookReceiver:
             body: Any = json.loads(raw)
         except ValueError:
             body = raw.decode(errors="replace")
+        alert = Alert(time.monotonic(), time.time(), body)
         with self._lock:
-            self._alerts.append(Alert(time.monotonic(), time.time(), body))
+            self._alerts.append(alert)
+        if self.on_alert is not None:
+            self.on_alert(alert)
         return JSONResponse({"ok": True})
 
     def alerts(self, since: float = 0.0) -> list[Alert]:

@@ -31,9 +31,9 @@ from pathlib import Path
 from types import FrameType
 
 from chaos.arguments import Parser
+from chaos.service import HarnessError
 from notebooks import dataset
 from notebooks.execute import NOTEBOOKS, REPO, CellError, run
-from notebooks.generate.service import ServiceError
 from notebooks.reliability import sources
 from notebooks.reliability.chaos import load_chaos_events, load_chaos_journal, load_chaos_summary
 from notebooks.reliability.errors import InputError
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "output_dir": str(args.output),
         }
         run_all(args.only or list(NOTEBOOKS), values, args.output, timeout=args.timeout)
-    except (InputError, ServiceError) as exc:
+    except (InputError, HarnessError) as exc:
         print(f"python -m notebooks: error: {exc}", file=sys.stderr)
         return 2
     except CellError as exc:

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chaos.service import REPO_ROOT
 from notebooks.generate.scenario import PLANS, RELEASES, Story
-from notebooks.generate.service import REPO
 from notebooks.generate.tests import Collection
 from notebooks.reliability.errors import InputError
 
@@ -53,7 +53,7 @@ def generate(
         raise InputError(f"size {size!r}: expected one of {', '.join(PLANS)}")
     prepare(folder)
     started = time.monotonic()
-    collection = Collection(REPO, folder / "logs" / "pytest-collect.txt", enabled=count_tests)
+    collection = Collection(REPO_ROOT, folder / "logs" / "pytest-collect.txt", enabled=count_tests)
     try:
         story = Story(folder, PLANS[size], seed=seed, progress=progress)
         outcome = story.run()

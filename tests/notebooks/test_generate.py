@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from chaos.service import HarnessError
 from notebooks.generate import prepare
-from notebooks.generate.service import ServiceError, ServiceProcess
+from notebooks.generate.scenario import running_service
 from notebooks.reliability.chaos import breaker_transitions, load_chaos_events
 from notebooks.reliability.errors import InputError
 from notebooks.reliability.sentry_load import load_sentry
@@ -71,13 +73,13 @@ def test_prepare_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_service_that_does_not_start_is_a_one_line_error(tmp_path: Path) -> None:
-    service = ServiceProcess(
-        {"DATABASE_URL": "mysql://nowhere/db"}, log_path=tmp_path / "s.log", ready_timeout=30
-    )
-    with pytest.raises(ServiceError, match=r"exited during start-up .* see .*s\.log"):
-        service.start()
-    assert service.process is None or service.process.poll() is not None
+def test_a_service_that_does_not_start_is_a_one_line_error_naming_its_log(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "DATABASE_URL": "mysql://nowhere/db"}
+    with (
+        pytest.raises(HarnessError, match=r"exited during start-up: .+ \(log: .*service-1\.log\)"),
+        running_service(env, 1, tmp_path),
+    ):
+        pass
 
 
 def test_the_test_collection(tmp_path: Path) -> None:
