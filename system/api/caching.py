@@ -223,8 +223,6 @@ class Representation:
 
     def validators(self, *, now: datetime | None = None) -> Validators:
         """The validators to send now (a game's Last-Modified appears once settled)."""
-        if self._final is not None and now is None:
-            return self._final[0]
         if self.updated_at is None:
             return Validators(self.opaque)
         return Validators(self.opaque, _settled(self.updated_at, now))

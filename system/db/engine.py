@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -123,9 +122,8 @@ def _mark_disconnects(context: ExceptionContext) -> None:
 
 def _sqlite_do_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
     """SQLAlchemy's own aiosqlite connect, through `open_sqlite` (same arguments)."""
-    opener = functools.partial(open_sqlite, *cargs, **cparams)
     # SQLAlchemy's own protocol types the driver connection loosely: aiosqlite's is one.
-    connection: Any = await_(opener())
+    connection: Any = await_(open_sqlite(*cargs, **cparams))
     return _SQLiteConnection(dialect.loaded_dbapi, connection)
 
 

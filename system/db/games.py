@@ -51,6 +51,11 @@ def _ordered(query: Any, sort: GameSort) -> Any:
     return query.order_by(order.nulls_last(), BoardGame.id)
 
 
+def _count(where: Any | None) -> Any:
+    """The number of games matching `where` (all of them for None)."""
+    return _COUNT_ALL if where is None else _COUNT_ALL.where(where)
+
+
 def _page(where: Any | None, sort: GameSort) -> Any:
     """A page of games matching `where`, each row carrying the number of matches (`total`).
 
@@ -58,8 +63,7 @@ def _page(where: Any | None, sort: GameSort) -> Any:
     so a page costs one round trip (on SQLite one worker-thread hop), not two, and its total
     comes from the same snapshot as its rows.
     """
-    counting = _COUNT_ALL if where is None else _COUNT_ALL.where(where)
-    query = select(*BoardGame.__table__.columns, counting.scalar_subquery().label("total"))
+    query = _READ.add_columns(_count(where).scalar_subquery().label("total"))
     if where is not None:
         query = query.where(where)
     return _ordered(query, sort).limit(bindparam("limit")).offset(bindparam("offset"))
@@ -123,8 +127,7 @@ class GameRepository:
         if offset == 0:
             return rows, 0
         # Past the last match: no row carries the count.
-        counting = _COUNT_ALL if where is None else _COUNT_ALL.where(where)
-        return rows, int(await self.session.scalar(counting) or 0)
+        return rows, int(await self.session.scalar(_count(where)) or 0)
 
     async def upsert_from_bgg(self, game: BggGame) -> Upserted:
         """Insert or update the game with `game.bgg_id`.
