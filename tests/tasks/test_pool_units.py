@@ -63,6 +63,11 @@ def build(database: Database, tmp_path: Path, **options: Any) -> JobPool:
     return JobPool(database, recorder, **values)
 
 
+async def hangs(job: ClaimedJob) -> None:
+    """A task that never ends on its own."""
+    await asyncio.Event().wait()
+
+
 async def put(database: Database, task_type: str, payload: Any, **options: Any) -> int:
     async with database.session() as session:
         queued = await jobs.enqueue(
@@ -313,9 +318,6 @@ async def test_a_lease_renewed_in_time_keeps_the_job_until_its_new_deadline(
     clock = Clock()
     pool = build(database, tmp_path, monotonic=clock)
 
-    async def hangs(job: ClaimedJob) -> None:
-        await asyncio.Event().wait()
-
     pool.register("t", hangs)
     job_id = await put(database, "t", {})
     assert len(await pool._claim()) == 1
@@ -377,9 +379,6 @@ async def test_a_job_taken_over_by_another_worker_is_stopped_and_logged(
     database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     pool = build(database, tmp_path, monotonic=Clock())
-
-    async def hangs(job: ClaimedJob) -> None:
-        await asyncio.Event().wait()
 
     pool.register("t", hangs)
     job_id = await put(database, "t", {})
@@ -564,9 +563,6 @@ async def test_a_job_whose_lease_is_never_renewed_stops_at_its_claim_deadline(
     clock = Clock()
     pool = build(database, tmp_path, monotonic=clock)
 
-    async def hangs(job: ClaimedJob) -> None:
-        await asyncio.Event().wait()
-
     pool.register("t", hangs)
     job_id = await put(database, "t", {})
     await pool._claim()  # at 1000: must be renewed by 1025
@@ -641,9 +637,6 @@ async def test_drain_skips_jobs_it_already_stopped_and_hands_back_the_rest(
         except asyncio.CancelledError:
             await asyncio.Event().wait()
 
-    async def hangs(job: ClaimedJob) -> None:
-        await asyncio.Event().wait()
-
     pool.register("stubborn", stubborn)
     pool.register("hangs", hangs)
     lost = await put(database, "stubborn", {})
@@ -675,9 +668,6 @@ async def test_drain_says_which_job_it_could_not_hand_back(
     pool = build(database, tmp_path)
     told: list[int] = []
     pool.on_hand_back = lambda job, reason: told.append(job.id)
-
-    async def hangs(job: ClaimedJob) -> None:
-        await asyncio.Event().wait()
 
     pool.register("t", hangs)
     job_id = await put(database, "t", {})
@@ -830,9 +820,6 @@ async def test_renewal_extends_only_this_worker_s_own_lease_by_the_lease_time(
     database: Database, tmp_path: Path
 ) -> None:
     pool = build(database, tmp_path, monotonic=Clock())
-
-    async def hangs(job: ClaimedJob) -> None:
-        await asyncio.Event().wait()
 
     pool.register("t", hangs)
     mine = await put(database, "t", {})
