@@ -323,11 +323,13 @@ class Alerter:
             if delivered:
                 self._delivered[state.name] = _status(state)
             return
-        # LockNotOwnedError: the claim expired mid-post (and may be another worker's now).
-        with contextlib.suppress(*REDIS_DOWN, LockNotOwnedError):
-            if delivered:
+        if delivered:
+            with contextlib.suppress(*REDIS_DOWN):
                 await self.redis.set(self._key(state), _status(state))
-            if claim is not None:
+        # Given back even when recording failed, so no worker waits out CLAIM_SECONDS.
+        # LockNotOwnedError: the claim expired mid-post (and may be another worker's now).
+        if claim is not None:
+            with contextlib.suppress(*REDIS_DOWN, LockNotOwnedError):
                 await claim.release()
 
     async def _notify(self, state: RuleState) -> Delivery:
