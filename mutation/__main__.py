@@ -3,12 +3,14 @@
 TARGETs are source files or folders (`system/resilience/breaker.py`) or mutmut name globs
 (`system.resilience.breaker.xǁAsyncCircuitBreakerǁ_notify*`); none means every mutant, and
 then mutmut re-tests only what changed since the last run (its state lives in `mutants/`).
-Named targets are always re-tested.
+Named targets are always re-tested. Each mutant runs only against the tests that own its file
+(`mutation/owners.toml`); `--all-tests` runs it against every test that reaches it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import subprocess
@@ -16,19 +18,27 @@ import sys
 import tomllib
 from pathlib import Path
 
-from mutation import report
+from mutation import owners, report
 from mutation.selection import BadTarget, mutant_globs, mutated_patterns
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / "mutants"
 
 
-def _mutmut(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+def _mutmut(
+    *args: str, capture: bool = False, tests: str = "owners"
+) -> subprocess.CompletedProcess[str]:
     # The mutmut of this interpreter's environment (the nox session's), run from the root
-    # where pyproject.toml holds its configuration.
+    # where pyproject.toml holds its configuration. `tests` reaches mutation.owners, the
+    # plugin that narrows each mutant's tests, through the environment mutmut's workers inherit.
     command = [str(Path(sys.executable).parent / "mutmut"), *args]
     return subprocess.run(  # noqa: S603 (our own arguments to our own venv's mutmut)
-        command, cwd=ROOT, text=True, capture_output=capture, check=False
+        command,
+        cwd=ROOT,
+        text=True,
+        capture_output=capture,
+        check=False,
+        env={**os.environ, owners.SWITCH: tests},
     )
 
 
@@ -54,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         help="mutants tested at a time (default 1)",
     )
     parser.add_argument(
+        "--all-tests",
+        action="store_true",
+        help="run each mutant against every test that reaches it, not only its file's owners "
+        "(mutation/owners.toml): slower, to confirm survivors",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="rewrite the report from the last run's state"
     )
     parser.add_argument("--report-dir", type=Path, default=ROOT / "reports" / "mutants")
@@ -68,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     last_command = STATE / "last-command.txt"
     if not args.report_only:
         STATE.mkdir(exist_ok=True)
+        flags = ["--all-tests"] if args.all_tests else []
+        posargs = [*flags, *args.targets]
         last_command.write_text(
-            shlex.join(["nox", "-s", "mutants", *(["--", *args.targets] if args.targets else [])]),
+            shlex.join(["nox", "-s", "mutants", *(["--", *posargs] if posargs else [])]),
             encoding="utf-8",
         )
         # mutmut refreshes its copies of tests/ and `also_copy` but never prunes them: a test
@@ -77,7 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
         for name in ("tests", *config["tool"]["mutmut"]["also_copy"]):
             shutil.rmtree(STATE / name, ignore_errors=True)
-        run = _mutmut("run", "--max-children", str(args.max_children), *globs)
+        run = _mutmut(
+            "run",
+            "--max-children",
+            str(args.max_children),
+            *globs,
+            tests="all" if args.all_tests else "owners",
+        )
         if run.returncode:
             print(f"mutmut run exited {run.returncode}; no report written", file=sys.stderr)
             return run.returncode

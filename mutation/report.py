@@ -161,6 +161,13 @@ def markdown(report: Report, command: str) -> str:
         "(no tests, not checked, equivalent and `other` left out). `other`: suspicious, "
         "skipped, segfault (mutmut's names).",
         "",
+        (
+            "Each mutant ran against every test that reaches its function."
+            if "--all-tests" in command.split()
+            else "Each mutant ran against the tests that reach its function and own its file "
+            "(`mutation/owners.toml`); `--all-tests` runs all of them."
+        ),
+        "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
         *("| " + " | ".join(row) + " |" for row in _rows(report)),

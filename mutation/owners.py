@@ -1,0 +1,74 @@
+"""Run each mutant only against the tests that own its file (`mutation/owners.toml`).
+
+A pytest plugin, loaded in every pytest run mutmut starts (`pytest_add_cli_args` in
+pyproject.toml). It acts only inside a mutant's worker: mutmut names the mutant in
+`MUTANT_UNDER_TEST` there, while its clean, forced-fail and coverage runs use other values
+("", "fail", "stats"), which name no module and so keep every test. `python -m mutation`
+switches it on with `MUTATION_TESTS=owners`; `--all-tests` sets `all`, and outside a mutation
+run the variable is unset, so a plain pytest run is never narrowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+OWNERS_FILE = Path(__file__).with_name("owners.toml")
+#: The switch `python -m mutation` sets: "owners" narrows, anything else runs every test.
+SWITCH = "MUTATION_TESTS"
+
+
+def load_owners(path: Path = OWNERS_FILE) -> dict[str, list[str]]:
+    """Source file -> the test files and folders that judge its mutants."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    owners = data.get("owners", {})
+    bad = [
+        source
+        for source, tests in owners.items()
+        if not isinstance(tests, list) or not tests or not all(isinstance(t, str) for t in tests)
+    ]
+    if bad:
+        raise ValueError(f"{path}: each [owners] entry needs a list of test paths: {bad}")
+    return {source: list(tests) for source, tests in owners.items()}
+
+
+def source_of(mutant: str) -> str | None:
+    """`system/db/jobs.py` for `system.db.jobs.x_claim__mutmut_3`; None for mutmut's own runs."""
+    parts = mutant.split(".")
+    for i, part in enumerate(parts):
+        # mutmut names a mangled function x_NAME, a mangled method xǁCLASSǁNAME
+        if i and part.startswith(("x_", "xǁ")) and "__mutmut_" in part:
+            return "/".join(parts[:i]) + ".py"
+    return None
+
+
+def owned(nodeid: str, tests: Sequence[str]) -> bool:
+    """Whether a test (pytest node id, relative to the root) lies in one of `tests`."""
+    path = PurePosixPath(nodeid.split("::", 1)[0])
+    return any(path == PurePosixPath(t) or PurePosixPath(t) in path.parents for t in tests)
+
+
+def owner_tests(environ: Mapping[str, str], owners: Mapping[str, list[str]]) -> list[str] | None:
+    """The owner tests to keep in this pytest run, or None to keep every test."""
+    if environ.get(SWITCH) != "owners":
+        return None
+    source = source_of(environ.get("MUTANT_UNDER_TEST", ""))
+    if source is None:
+        return None
+    return owners.get(source)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the tests that do not own the mutant's file (a mutant's worker only)."""
+    tests = owner_tests(os.environ, load_owners())
+    if tests is None:
+        return
+    keep = [item for item in items if owned(item.nodeid, tests)]
+    dropped = [item for item in items if not owned(item.nodeid, tests)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
