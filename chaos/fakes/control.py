@@ -9,12 +9,12 @@ Errors from the fake (422 and others) raise `FakeControlError` with its `detail`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from chaos.closing import AsyncClosing, Closing
 from chaos.fakes.faults import FaultRule
 from chaos.fakes.log import RequestRecord
 
@@ -71,7 +71,7 @@ def _rules(payload: Any) -> list[FaultRule]:
     return [FaultRule.model_validate(item) for item in payload["rules"]]
 
 
-class FakeControl:
+class FakeControl(Closing):
     """Synchronous control client (for the harness, Locust and sync tests)."""
 
     def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
@@ -146,19 +146,8 @@ class FakeControl:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> FakeControl:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class AsyncFakeControl:
+class AsyncFakeControl(AsyncClosing):
     """Asynchronous control client (for async tests); same methods as `FakeControl`."""
 
     def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
@@ -224,14 +213,3 @@ class AsyncFakeControl:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    async def __aenter__(self) -> AsyncFakeControl:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

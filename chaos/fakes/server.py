@@ -16,10 +16,11 @@ import logging
 import socket
 import threading
 import time
-from types import TracebackType
 from typing import Any
 
 import uvicorn
+
+from chaos.closing import Closing
 
 _GRACE = 0.2
 _LOGGER = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def uvicorn_config(app: Any, **overrides: Any) -> uvicorn.Config:
     return uvicorn.Config(app, **options)
 
 
-class RunningServer:
+class RunningServer(Closing):
     """A uvicorn server running in a daemon thread. Use as a context manager or `stop()`."""
 
     def __init__(self, app: Any, sock: socket.socket, *, name: str = "fake") -> None:
@@ -143,16 +144,7 @@ class RunningServer:
             if cycle is not None and transport is not None and not cycle.response_complete:
                 transport.close()
 
-    def __enter__(self) -> RunningServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    close = stop  # what the `with` block's end calls
 
     def __repr__(self) -> str:
         return f"<RunningServer {self.name} {self.url}>"

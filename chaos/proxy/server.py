@@ -30,7 +30,6 @@ import asyncio
 import json
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from types import TracebackType
 from typing import Any, TypeVar
 
 import uvicorn
@@ -39,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 
+from chaos.closing import Closing
 from chaos.fakes.server import bind_socket, check_loopback, uvicorn_config
 from chaos.proxy.proxy import Proxy, ToxicExists, ToxicNotFound, parse_address
 from chaos.proxy.toxics import Toxic, toxic_json
@@ -54,7 +54,7 @@ class ProxyExists(ValueError):
     """A proxy with that name already exists."""
 
 
-class ProxyServer:
+class ProxyServer(Closing):
     """Holds named `Proxy` objects on a private event loop thread."""
 
     def __init__(
@@ -131,13 +131,7 @@ class ProxyServer:
     def __enter__(self) -> ProxyServer:
         return self.start() if not self._thread.is_alive() else self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    close = stop  # what the `with` block's end calls
 
     def _call(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         loop = self._loop

@@ -21,13 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
+from chaos.closing import Closing
 from notebooks.reliability.db import (
     FAILURES_TABLE,
     GAMES_TABLE,
@@ -109,7 +109,7 @@ def _epochs(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values.astype("float64"), unit="s", utc=True).astype(UTC_DTYPE)
 
 
-class TaskTables:
+class TaskTables(Closing):
     """Aggregates over `background_task_failures` and `background_task_runs` in one window.
 
     `now` is the reference for ages (default: the time of opening); rows created after it
@@ -143,17 +143,6 @@ class TaskTables:
         """Release the connections (and the engine, when this object made it)."""
         if self._owns_engine:
             self.engine.dispose()
-
-    def __enter__(self) -> TaskTables:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
