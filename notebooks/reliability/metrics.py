@@ -45,9 +45,13 @@ class Targets:
     breaker_p99_ms: float = 50.0
 
 
+#: One row of the Success Metrics table.
+Row = dict[str, Any]
+
+
 def _row(
     metric: str, target: str, measured: str, value: float | None, passed: bool | None, source: str
-) -> dict[str, Any]:
+) -> Row:
     return {
         "metric": metric,
         "target": target,
@@ -56,6 +60,11 @@ def _row(
         "passed": passed,
         "source": source,
     }
+
+
+def _missing(metric: str, target: str, why: str, source: str) -> Row:
+    """A metric without data: neither passes nor fails, and says how to measure it."""
+    return _row(metric, target, f"not available: {why}", None, None, source)
 
 
 def _finite(value: float | None) -> bool:
@@ -86,6 +95,97 @@ def _basis(frame: pd.DataFrame | None, column: str) -> str:
     return "; by probe end, an upper bound" if worst == "probe end" else ""
 
 
+def _error_rate(load: LoadRun | None, load_figures: Mapping[str, float | None], t: Targets) -> Row:
+    target = f"< {t.error_rate:.0%}"
+    rate = load_figures.get("error_rate")
+    if not _finite(rate):
+        return _missing("error rate", target, "run nox -s load", "load run")
+    assert rate is not None
+    source = f"load run ({load.folder if load else ''})"
+    return _row("error rate", target, f"{rate:.2%}", rate, rate < t.error_rate, source)
+
+
+def _task_success(success: SuccessSummary | None, t: Targets) -> Row:
+    metric, target = "background task success", f"> {t.task_success:.0%}"
+    if success is None or success.success_rate is None:
+        return _missing(metric, target, "no background task runs", "background_task_runs")
+    rate = success.success_rate
+    measured = f"{rate:.2%} of {success.tasks:,} tasks"
+    source = "background_task_runs (first runs)"
+    return _row(metric, target, measured, rate, rate > t.task_success, source)
+
+
+def _mttd(
+    label: str,
+    column: str,
+    chaos_summary: pd.DataFrame | None,
+    detection: pd.DataFrame | None,
+    journal_detection: pd.DataFrame | None,
+    t: Targets,
+) -> Row:
+    """The worst detection time, from the first source that has one (summary, events, journal)."""
+    target = f"< {describe_seconds(t.mttd_s)}"
+    value, scenario = _worst(chaos_summary, column)
+    source = f"chaos summary (worst: {scenario})"
+    if value is None:
+        value, scenario = _worst(detection, column)
+        if scenario == GENERATED and detection is not None and "fault" in detection:
+            # The generator's events are all one scenario: its faults tell them apart.
+            by_fault = detection.assign(scenario=detection["fault"])
+            source = f"data set events (worst: fault {_worst(by_fault, column)[1]})"
+        else:
+            source = f"chaos events (worst: {scenario or 'generated'})"
+    if value is None:
+        value, scenario = _worst(journal_detection, column)
+        source = f"chaos journal (worst: {scenario}{_basis(journal_detection, column)})"
+    if value is None:
+        return _missing(label, target, "run nox -s chaos", "chaos run")
+    return _row(label, target, describe_seconds(value), value, value < t.mttd_s, source)
+
+
+def _breaker_p99(
+    load_figures: Mapping[str, float | None], chaos_summary: pd.DataFrame | None, t: Targets
+) -> Row:
+    metric, target = "circuit breaker response p99", f"< {t.breaker_p99_ms:g} ms"
+    p99: float | None = load_figures.get("breaker_rejection_p99_ms")
+    source = "load run: import (breaker open)"
+    if not _finite(p99):
+        p99, scenario = _worst(chaos_summary, "rejection_p99_ms")
+        source = f"chaos run, not under load (worst: {scenario})"
+    if not _finite(p99):
+        return _missing(metric, target, "run nox -s load", "load run")
+    assert p99 is not None
+    ratio = load_figures.get("breaker_to_health_p99_ratio")
+    extra = f" ({ratio:.2f}x GET /health)" if _finite(ratio) else ""
+    return _row(metric, target, f"{p99:.1f} ms{extra}", p99, p99 < t.breaker_p99_ms, source)
+
+
+def _tests(tests: TestCount | None) -> Row:
+    if tests is None:
+        return _missing("tests", "all pass", "no test report", "pytest")
+    if tests.all_passed is None:
+        measured = f"{tests.collected:,} collected (no run: pass/fail unknown)"
+    else:
+        measured = (
+            f"{tests.collected:,}: {tests.passed} passed, {tests.failed} failed, "
+            f"{tests.errors} errors, {tests.skipped} skipped"
+        )
+    source = f"pytest ({tests.source})"
+    return _row("tests", "all pass", measured, float(tests.collected), tests.all_passed, source)
+
+
+def _hypotheses(chaos_summary: pd.DataFrame | None) -> Row:
+    if chaos_summary is None or not {"held", "total"} <= set(chaos_summary.columns):
+        return _missing("chaos hypotheses", "all hold", "run nox -s chaos", "chaos summary")
+    held = int(pd.to_numeric(chaos_summary["held"], errors="coerce").fillna(0).sum())
+    total = int(pd.to_numeric(chaos_summary["total"], errors="coerce").fillna(0).sum())
+    deviated = chaos_summary.loc[chaos_summary["verdict"] != "passed", "scenario"].astype(str)
+    note = f" (not passed: {', '.join(deviated)})" if len(deviated) else ""
+    measured = f"{held}/{total} held{note}"
+    passed = total > 0 and held == total
+    return _row("chaos hypotheses", "all hold", measured, float(held), passed, "chaos summary")
+
+
 def success_metrics(
     *,
     load: LoadRun | None = None,
@@ -104,179 +204,25 @@ def success_metrics(
     probe's end is when the harness had seen the breaker open, so that value is an upper
     bound, and the source says so)."""
     t = targets or Targets()
-    rows = []
     load_figures = figures(load) if load is not None else {}
-
-    rate = load_figures.get("error_rate")
-    if _finite(rate):
-        assert rate is not None
-        rows.append(
-            _row(
-                "error rate",
-                f"< {t.error_rate:.0%}",
-                f"{rate:.2%}",
-                rate,
-                rate < t.error_rate,
-                f"load run ({load.folder if load else ''})",
-            )
-        )
-    else:
-        rows.append(
-            _row(
-                "error rate",
-                f"< {t.error_rate:.0%}",
-                "not available: run nox -s load",
-                None,
-                None,
-                "load run",
-            )
-        )
-
-    task_rate = success.success_rate if success is not None else None
-    if task_rate is not None:
-        rows.append(
-            _row(
-                "background task success",
-                f"> {t.task_success:.0%}",
-                f"{task_rate:.2%} of {success.tasks:,} tasks" if success else "",
-                task_rate,
-                task_rate > t.task_success,
-                "background_task_runs (first runs)",
-            )
-        )
-    else:
-        rows.append(
-            _row(
-                "background task success",
-                f"> {t.task_success:.0%}",
-                "not available: no background task runs",
-                None,
-                None,
-                "background_task_runs",
-            )
-        )
-
-    for label, summary_column, events_column in (
-        ("MTTD: fault to breaker open", "mttd_open_s", "mttd_open_s"),
-        ("MTTD: fault to alert", "mttd_alert_s", "mttd_alert_s"),
-    ):
-        value, scenario = _worst(chaos_summary, summary_column)
-        source = f"chaos summary (worst: {scenario})" if value is not None else ""
-        if value is None:
-            value, scenario = _worst(detection, events_column)
-            if scenario == GENERATED and detection is not None and "fault" in detection:
-                # The generator's events are all one scenario: its faults tell them apart.
-                by_fault = detection.assign(scenario=detection["fault"])
-                source = f"data set events (worst: fault {_worst(by_fault, events_column)[1]})"
-            else:
-                source = f"chaos events (worst: {scenario or 'generated'})"
-            source = source if value is not None else ""
-        if value is None:
-            value, scenario = _worst(journal_detection, events_column)
-            source = f"chaos journal (worst: {scenario}{_basis(journal_detection, events_column)})"
-        if value is not None:
-            rows.append(
-                _row(
-                    label,
-                    f"< {describe_seconds(t.mttd_s)}",
-                    describe_seconds(value),
-                    value,
-                    value < t.mttd_s,
-                    source,
-                )
-            )
-        else:
-            rows.append(
-                _row(
-                    label,
-                    f"< {describe_seconds(t.mttd_s)}",
-                    "not available: run nox -s chaos",
-                    None,
-                    None,
-                    "chaos run",
-                )
-            )
-
-    p99 = load_figures.get("breaker_rejection_p99_ms")
-    source = "load run: import (breaker open)"
-    if not _finite(p99):
-        p99, scenario = _worst(chaos_summary, "rejection_p99_ms")
-        source = f"chaos run, not under load (worst: {scenario})"
-    if _finite(p99):
-        assert p99 is not None
-        ratio = load_figures.get("breaker_to_health_p99_ratio")
-        extra = f" ({ratio:.2f}x GET /health)" if _finite(ratio) else ""
-        rows.append(
-            _row(
-                "circuit breaker response p99",
-                f"< {t.breaker_p99_ms:g} ms",
-                f"{p99:.1f} ms{extra}",
-                p99,
-                p99 < t.breaker_p99_ms,
-                source,
-            )
-        )
-    else:
-        rows.append(
-            _row(
-                "circuit breaker response p99",
-                f"< {t.breaker_p99_ms:g} ms",
-                "not available: run nox -s load",
-                None,
-                None,
-                "load run",
-            )
-        )
-
-    if tests is not None:
-        if tests.all_passed is None:
-            measured = f"{tests.collected:,} collected (no run: pass/fail unknown)"
-        else:
-            measured = (
-                f"{tests.collected:,}: {tests.passed} passed, {tests.failed} failed, "
-                f"{tests.errors} errors, {tests.skipped} skipped"
-            )
-        rows.append(
-            _row(
-                "tests",
-                "all pass",
-                measured,
-                float(tests.collected),
-                tests.all_passed,
-                f"pytest ({tests.source})",
-            )
-        )
-    else:
-        rows.append(
-            _row("tests", "all pass", "not available: no test report", None, None, "pytest")
-        )
-
-    if chaos_summary is not None and {"held", "total"} <= set(chaos_summary.columns):
-        held = int(pd.to_numeric(chaos_summary["held"], errors="coerce").fillna(0).sum())
-        total = int(pd.to_numeric(chaos_summary["total"], errors="coerce").fillna(0).sum())
-        deviated = chaos_summary.loc[chaos_summary["verdict"] != "passed", "scenario"].astype(str)
-        note = f" (not passed: {', '.join(deviated)})" if len(deviated) else ""
-        rows.append(
-            _row(
-                "chaos hypotheses",
-                "all hold",
-                f"{held}/{total} held{note}",
-                float(held),
-                total > 0 and held == total,
-                "chaos summary",
-            )
-        )
-    else:
-        rows.append(
-            _row(
-                "chaos hypotheses",
-                "all hold",
-                "not available: run nox -s chaos",
-                None,
-                None,
-                "chaos summary",
-            )
-        )
+    rows = [
+        _error_rate(load, load_figures, t),
+        _task_success(success, t),
+        _mttd(
+            "MTTD: fault to breaker open",
+            "mttd_open_s",
+            chaos_summary,
+            detection,
+            journal_detection,
+            t,
+        ),
+        _mttd(
+            "MTTD: fault to alert", "mttd_alert_s", chaos_summary, detection, journal_detection, t
+        ),
+        _breaker_p99(load_figures, chaos_summary, t),
+        _tests(tests),
+        _hypotheses(chaos_summary),
+    ]
     frame = pd.DataFrame(rows)
     return frame.astype({"value": "float64", "passed": "boolean"})
 
