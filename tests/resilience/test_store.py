@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
@@ -106,11 +106,15 @@ def test_a_reset_forces_the_state_in_a_new_generation() -> None:
         step_reset(half, "half_open", T0)
 
 
-# Operations as data, so the same sequence runs against memory and Redis.
+# Operations as data, so the same sequence runs against memory and Redis. A generation of
+# None stands for the store's current one: a random number would rarely match it, and only a
+# matching generation counts a failure or a success.
+GENERATION = st.one_of(st.none(), st.integers(0, 3))
 OPS = st.lists(
     st.one_of(
-        st.tuples(st.just("failure"), st.integers(0, 3)),
-        st.tuples(st.just("success"), st.integers(0, 3)),
+        st.tuples(st.just("failure"), GENERATION),
+        st.tuples(st.just("success"), GENERATION),
+        st.tuples(st.just("reset"), st.sampled_from([CLOSED, OPEN, HALF_OPEN])),
         st.tuples(st.just("begin"), st.sampled_from(["a", "b"])),
         st.tuples(st.just("end_ok"), st.sampled_from(["a", "b"])),
         st.tuples(st.just("end_fail"), st.sampled_from(["a", "b"])),
@@ -127,13 +131,16 @@ async def _apply(
     now = T0
     seen = []
     for op, arg in ops:
+        generation = (await store.load()).generation if arg is None else arg
         if op == "wait":
             now += float(arg)  # type: ignore[arg-type]
             seen.append(await store.load())
         elif op == "failure":
-            seen.append(await store.record_failure(int(arg), 3, now))  # type: ignore[call-overload]
+            seen.append(await store.record_failure(int(generation), 3, now))  # type: ignore[call-overload]
         elif op == "success":
-            seen.append(await store.record_success(int(arg)))  # type: ignore[call-overload]
+            seen.append(await store.record_success(int(generation)))  # type: ignore[call-overload]
+        elif op == "reset":
+            seen.append(await store.reset(str(arg), now))
         elif op == "begin":
             seen.append((await store.try_begin_trial(str(arg), 20, now, 10))[1])
         elif op in ("end_ok", "end_fail"):
@@ -154,6 +161,35 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(ops=OPS)
+# Every step from every state, whatever the random examples happen to be.
+@example(
+    ops=[
+        ("failure", None),
+        ("success", None),
+        ("failure", None),
+        ("failure", 9),
+        ("failure", None),
+        ("failure", None),
+        ("begin", "a"),
+        ("wait", 20),
+        ("begin", "a"),
+        ("begin", "b"),
+        ("release", "b"),
+        ("release", "a"),
+        ("begin", "b"),
+        ("end_fail", "a"),
+        ("end_fail", "b"),
+        ("wait", 20),
+        ("begin", "a"),
+        ("end_ok", "a"),
+        ("failure", None),
+        ("reset", OPEN),
+        ("reset", HALF_OPEN),
+        ("begin", "a"),
+        ("end_ok", "a"),
+        ("reset", CLOSED),
+    ]
+)
 async def test_redis_script_agrees_with_the_python_steps(
     redis: Redis, redis_namespace: str, ops: list[tuple[str, object]]
 ) -> None:
