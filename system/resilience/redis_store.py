@@ -273,7 +273,13 @@ class FailoverBreakerStore:
                 local = self.local.snapshot
                 if local.state != CLOSED and remote.state == CLOSED:
                     remote = await self.shared.put(local)
-            except REDIS_DOWN:
+            except REDIS_DOWN as exc:
+                logger.debug(
+                    "Redis still unreachable (%s): breaker %r tries again in %g s",
+                    type(exc).__name__,
+                    self.breaker,
+                    self.probe_interval,
+                )
                 continue
             self.local.adopt(remote)
             self.connected = True

@@ -77,24 +77,30 @@ async def _half_open_with_trial_a(setup: Setup) -> Snapshot:
 
 async def test_while_redis_answers_every_step_is_redis_s_and_remembered(setup: Setup) -> None:
     store = setup.store
-    assert (await store.record_failure(0, 3, T0)).failures == 1
-    assert (await store.record_success(0)).failures == 0, "a success of this generation resets"
-    assert (await setup.redis.load()).failures == 0
-    await store.reset(OPEN, T0)
+
+    async def agreed(snap: Snapshot) -> Snapshot:
+        # What Redis answered is this worker's fallback too, should Redis go next.
+        assert snap == await setup.redis.load() == store.local.snapshot
+        return snap
+
+    assert (await agreed(await store.record_failure(0, 3, T0))).failures == 1
+    success = await agreed(await store.record_success(0))
+    assert success.failures == 0, "a success of this generation resets the count"
+    await agreed(await store.reset(OPEN, T0))
     claimed, snap = await store.try_begin_trial("a", 60.0, T0 + 30, 30.0)
     assert not claimed, "the reset timeout has not passed"
     claimed, snap = await store.try_begin_trial("a", 60.0, T0 + 61, 30.0)
     assert claimed
     assert (snap.state, snap.trial_token, snap.trial_until) == (HALF_OPEN, "a", T0 + 91)
-    released = await store.release_trial("a")
+    released = await agreed(await store.release_trial("a"))
     assert (released.state, released.trial_token, released.trial_until) == (HALF_OPEN, None, None)
     await store.try_begin_trial("b", 60.0, T0 + 62, 30.0)
-    ended = await store.end_trial("b", False, T0 + 63)
+    ended = await agreed(await store.end_trial("b", False, T0 + 63))
     assert (ended.state, ended.opened_at, ended.last_failure_at) == (OPEN, T0 + 63, T0 + 63)
+    await store.try_begin_trial("c", 60.0, T0 + 124, 30.0)
+    closed = await agreed(await store.end_trial("c", True, T0 + 125))
+    assert (closed.state, closed.failures, closed.opened_at) == (CLOSED, 0, None)
     assert store.mode == "redis"
-    assert await setup.redis.load() == ended
-    # what Redis answered is also this worker's fallback, should Redis go next
-    assert store.local.snapshot == ended
 
 
 async def test_while_redis_is_cut_off_every_step_is_this_worker_s(setup: Setup) -> None:
@@ -177,3 +183,33 @@ async def test_put_writes_every_field_back_in_a_new_generation(setup: Setup) -> 
     )
     # the times a closed breaker lacks stay absent, in the next generation after Redis's own
     assert await setup.redis.put(Snapshot(generation=2)) == Snapshot(generation=9)
+
+
+async def test_it_keeps_probing_until_redis_is_back_and_says_so(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    await setup.store.reset(OPEN, T0)
+    setup.cut()
+    with caplog.at_level(logging.DEBUG, logger="system.resilience.redis_store"):
+        await setup.store.load()
+        await eventually(
+            lambda: [
+                r.getMessage() for r in caplog.records if "still unreachable" in r.getMessage()
+            ],
+            "a failed reconnection attempt",
+        )
+        await setup.restore()
+    messages = [r.getMessage() for r in caplog.records]
+    assert re.fullmatch(
+        r"Redis still unreachable \((ConnectionError|TimeoutError)\): breaker 'BGG API' tries "
+        r"again in 0.02 s",
+        next(m for m in messages if "still unreachable" in m),
+    )
+    assert messages[-1] == "Redis reachable again: breaker 'BGG API' shares its state (open)"
+
+
+def test_a_worker_probes_for_redis_every_second_by_default() -> None:
+    """README: a worker on its own state looks for Redis again every second."""
+    client = redis_client("redis://127.0.0.1:1/0", timeout=TIMEOUT)  # never connects
+    store = FailoverBreakerStore(RedisBreakerStore(client, "k", timeout=TIMEOUT), breaker="x")
+    assert store.probe_interval == 1.0

@@ -206,3 +206,5 @@ async def test_redis_script_agrees_with_the_python_steps(
 def test_breaker_keys_are_namespaced() -> None:
     assert breaker_key("bgg-reliability", "BGG API") == "bgg-reliability:breaker:bgg-api"
     assert breaker_key("x", "Image CDN") == "x:breaker:image-cdn"
+    # whatever surrounds the name, the slug neither starts nor ends with a dash
+    assert breaker_key("x", "  (Image CDN)! ") == "x:breaker:image-cdn"
