@@ -1,6 +1,6 @@
-"""`sql.Dialect`: each SQL fragment run on its own against SQLite (times stored as text in the
-shapes the service and exports write) and PostgreSQL (`TIMESTAMP` columns), with the same
-answers from both; and `dialect_for`."""
+"""`sql.Dialect`: each SQLAlchemy Core expression run on its own against SQLite (times stored as
+text in the shapes the service and exports write) and PostgreSQL (`TIMESTAMP` columns), with
+the same answers from both; `count_if` and `dialect_for`."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import ColumnElement, Engine, column, create_engine, func, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from notebooks.reliability.sql import POSTGRESQL, SQLITE, Dialect, dialect_for
+from notebooks.reliability.sql import POSTGRESQL, SQLITE, Dialect, count_if, dialect_for
 from tests.notebooks.support import PostgresServer
 
 #: (id, created_at, resolved_at, resolved); times as SQLite keeps them, in every shape it may
@@ -25,6 +25,11 @@ ROWS: tuple[tuple[int, str, str | None, bool | None], ...] = (
     (4, "2026-11-30 12:30:00.250", "2026-11-30 13:30:00.250", None),
     (5, "2026-11-30 11:59:59.999", None, None),
 )
+
+
+#: The rows' table, as the expressions see it.
+T = table("t", column("id"), column("created_at"), column("resolved_at"), column("resolved"))
+c = T.c
 
 
 def utc(value: str) -> datetime:
@@ -75,11 +80,18 @@ def db(request: pytest.FixtureRequest) -> tuple[Dialect, Engine]:
     return dialect_for(engine.dialect.name), engine
 
 
-def ids(db: tuple[Dialect, Engine], where: str, **params: Any) -> list[int]:
+def ids(db: tuple[Dialect, Engine], where: ColumnElement[bool]) -> list[int]:
     _, engine = db
     with engine.connect() as conn:
-        rows = conn.execute(text(f"SELECT id FROM t WHERE {where} ORDER BY id"), params)  # noqa: S608
-        return [int(r[0]) for r in rows]
+        return [int(r[0]) for r in conn.execute(select(c.id).where(where).order_by(c.id))]
+
+
+def sql(d: Dialect, expression: ColumnElement[Any]) -> str:
+    """The expression's SQL on `d`'s database, values inline."""
+    compiled = expression.compile(
+        dialect=create_engine(f"{d.name}://").dialect, compile_kwargs={"literal_binds": True}
+    )
+    return str(compiled)
 
 
 def test_dialect_for() -> None:
@@ -98,46 +110,45 @@ def test_param_time_is_naive_utc() -> None:
 
 def test_postgresql_compares_the_columns_themselves() -> None:
     """So PostgreSQL can use its indexes; SQLite goes through `julianday()`."""
-    assert POSTGRESQL.time_at_least("created_at", "since") == "created_at >= :since"
-    assert POSTGRESQL.time_before("created_at", "until") == "created_at < :until"
-    assert POSTGRESQL.time_after("created_at", "now") == "created_at > :now"
-    assert POSTGRESQL.column_before("a", "b") == "a < b"
-    assert SQLITE.time_at_least("c", "p") == "julianday(c) >= julianday(:p)"
-    assert SQLITE.column_before("a", "b") == "julianday(a) < julianday(b)"
+    noon = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    pg = sql(POSTGRESQL, POSTGRESQL.time(c.created_at) >= POSTGRESQL.time(noon))
+    assert pg == "t.created_at >= '2026-11-30 12:00:00'"
+    assert sql(POSTGRESQL, POSTGRESQL.time(c.resolved_at) < POSTGRESQL.time(c.created_at)) == (
+        "t.resolved_at < t.created_at"
+    )
+    lite = sql(SQLITE, SQLITE.time(c.created_at) >= SQLITE.time(noon))
+    assert lite == "julianday(t.created_at) >= julianday('2026-11-30 12:00:00')"
+    assert sql(SQLITE, SQLITE.time(c.resolved_at) < SQLITE.time(c.created_at)) == (
+        "julianday(t.resolved_at) < julianday(t.created_at)"
+    )
 
 
 def test_time_filters(db: tuple[Dialect, Engine]) -> None:
     d, _ = db
-    noon = d.param_time(datetime(2026, 11, 30, 12, 0, tzinfo=UTC))
+    noon = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
     # Row 4's own instant, given in another zone: at least it, not after it.
-    half = d.param_time(
-        datetime(2026, 11, 30, 13, 30, 0, 250_000, tzinfo=timezone(timedelta(hours=1)))
-    )
-    assert ids(db, d.time_at_least("created_at", "p"), p=noon) == [1, 2, 3, 4]
-    assert ids(db, d.time_before("created_at", "p"), p=noon) == [5]
-    assert ids(db, d.time_after("created_at", "p"), p=noon) == [2, 4]
-    assert ids(db, d.time_after("created_at", "p"), p=half) == []
-    assert ids(db, d.time_at_least("created_at", "p"), p=half) == [4]
+    half = datetime(2026, 11, 30, 13, 30, 0, 250_000, tzinfo=timezone(timedelta(hours=1)))
+    created = d.time(c.created_at)
+    assert ids(db, created >= d.time(noon)) == [1, 2, 3, 4]
+    assert ids(db, created < d.time(noon)) == [5]
+    assert ids(db, created > d.time(noon)) == [2, 4]
+    assert ids(db, created > d.time(half)) == []
+    assert ids(db, created >= d.time(half)) == [4]
 
 
 def test_column_before(db: tuple[Dialect, Engine]) -> None:
     d, _ = db
     # Row 2's resolved_at (13:00:59.999+01:00) is the same instant as its created_at.
-    assert ids(db, d.column_before("created_at", "resolved_at")) == [1, 4]
+    assert ids(db, d.time(c.created_at) < d.time(c.resolved_at)) == [1, 4]
 
 
 @pytest.mark.parametrize("bucket", [1, 60, 3600])
 def test_buckets_start_on_their_edge(db: tuple[Dialect, Engine], bucket: int) -> None:
     d, engine = db
-    param: int | float = float(bucket) if d.name == "postgresql" else bucket
+    key = d.bucket(c.created_at, bucket).label("b")
+    s = select(key, func.count().label("n")).group_by("b").subquery("s").c
     with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                f"SELECT {d.bucket_epoch('b')}, n FROM (SELECT {d.bucket_key('created_at')} AS b,"  # noqa: S608
-                " COUNT(*) AS n FROM t GROUP BY b) AS s ORDER BY 1"
-            ),
-            {"bucket": param},
-        ).all()
+        rows = conn.execute(select(d.epoch(s.b), s.n).order_by(s.b)).all()
     epoch = datetime(2026, 11, 30, 12, tzinfo=UTC).timestamp()
     got = {float(start) - epoch: int(n) for start, n in rows}
     expected = {
@@ -150,36 +161,42 @@ def test_buckets_start_on_their_edge(db: tuple[Dialect, Engine], bucket: int) ->
 
 def test_seconds_between_and_shorter_than(db: tuple[Dialect, Engine]) -> None:
     d, engine = db
+    between = d.seconds_between(c.created_at, c.resolved_at)
     with engine.connect() as conn:
-        seconds = dict(
-            conn.execute(
-                text(
-                    f"SELECT id, {d.seconds_between('created_at', 'resolved_at')} FROM t"  # noqa: S608
-                    " WHERE resolved_at IS NOT NULL"
-                )
-            ).all()
-        )
+        query = select(c.id, between).where(c.resolved_at.is_not(None))
+        seconds = {int(i): float(s) for i, s in conn.execute(query)}
     assert seconds == {1: pytest.approx(9.5), 2: pytest.approx(0.0), 4: pytest.approx(3600.0)}
-    assert ids(db, d.shorter_than("created_at", "resolved_at", 10)) == [1, 2]
-    assert ids(db, d.shorter_than("created_at", "resolved_at", 9)) == [2]
-    assert ids(db, d.shorter_than("created_at", "resolved_at", 3601)) == [1, 2, 4]
+    assert ids(db, d.shorter_than(c.created_at, c.resolved_at, 10)) == [1, 2]
+    assert ids(db, d.shorter_than(c.created_at, c.resolved_at, 9)) == [2]
+    assert ids(db, d.shorter_than(c.created_at, c.resolved_at, 3601)) == [1, 2, 4]
+    # Up to a bound instant (an age): rows 1, 3 and 5 are 30 min (and 1 ms) old at 12:30.
+    half_past = datetime(2026, 11, 30, 12, 30, tzinfo=UTC)
+    assert ids(db, d.shorter_than(c.created_at, half_past, 1800)) == [2, 4]
+    assert ids(db, d.seconds_between(c.created_at, half_past) > 1800) == [5]
 
 
 def test_resolved_and_unresolved(db: tuple[Dialect, Engine]) -> None:
     d, _ = db
-    assert ids(db, d.resolved()) == [1, 2]
+    assert ids(db, d.resolved(T)) == [1, 2]
     # NULL `resolved` counts as unresolved.
-    assert ids(db, d.unresolved()) == [3, 4, 5]
-    assert ids(db, d.unresolved("t")) == [3, 4, 5]
-    assert d.unresolved("f").count("f.resolved") >= 1
+    assert ids(db, d.unresolved(T)) == [3, 4, 5]
+    assert "f.resolved" in sql(d, d.unresolved(T.alias("f")))
+
+
+def test_count_if(db: tuple[Dialect, Engine]) -> None:
+    d, engine = db
+    with engine.connect() as conn:
+        counted = conn.execute(select(count_if(d.unresolved(T)), count_if(d.resolved(T)))).one()
+    assert tuple(counted) == (3, 2)
 
 
 def test_sample(db: tuple[Dialect, Engine]) -> None:
     d, engine = db
+    everything, some = d.sample(100.0, T), d.sample(30.0, T)
     with engine.connect() as conn:
-        everything = conn.execute(text(f"SELECT id FROM {d.sample('t', 100.0)}")).all()  # noqa: S608
-        some = conn.execute(text(f"SELECT id FROM {d.sample('t', 30.0)}")).all()  # noqa: S608
-    assert sorted(r[0] for r in everything) == [1, 2, 3, 4, 5]
-    assert {r[0] for r in some} <= {1, 2, 3, 4, 5}
-    assert "REPEATABLE" in POSTGRESQL.sample("t", 1.0)
-    assert "% 3 = 0" in SQLITE.sample("t", 30.0)  # about one row in three
+        all_ids = conn.execute(select(everything.c.id)).all()
+        some_ids = conn.execute(select(some.c.id)).all()
+    assert sorted(r[0] for r in all_ids) == [1, 2, 3, 4, 5]
+    assert {r[0] for r in some_ids} <= {1, 2, 3, 4, 5}
+    assert "REPEATABLE (7)" in sql(POSTGRESQL, select(POSTGRESQL.sample(1.0, T).c.id))
+    assert "% 3 = 0" in sql(SQLITE, select(SQLITE.sample(30.0, T).c.id))  # one row in three

@@ -449,7 +449,7 @@ def test_message_groups_count_each_distinct_message(sqlite_db: Callable[[], Sqli
 def test_message_groups_sample_a_large_table(
     sqlite_db: Callable[[], SqliteDb], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from notebooks.reliability import tables as tables_module
+    from notebooks.reliability.queries import counts as tables_module
 
     monkeypatch.setattr(tables_module, "EXACT_MESSAGE_ROWS", 40)
     monkeypatch.setattr(tables_module, "MESSAGE_SAMPLE_ROWS", 25)
@@ -469,7 +469,7 @@ def test_message_groups_sample_a_large_table(
 def test_message_groups_on_postgresql(
     postgres_tables_db: tuple[PostgresServer, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from notebooks.reliability import tables as tables_module
+    from notebooks.reliability.queries import counts as tables_module
 
     server, url = postgres_tables_db
     server.truncate(url)

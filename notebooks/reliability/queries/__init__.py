@@ -1,0 +1,1 @@
+"""The questions `tables.TaskTables` answers, one class each (see `tables`)."""
