@@ -115,7 +115,8 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.code = code or _CODES.get(status, "error")
+        # None: error_response picks the status's own code
+        self.code = code
         self.headers = headers
         self.extra = extra
 
@@ -233,10 +234,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     fields = []
     for err in exc.errors():
-        loc = [str(part) for part in err.get("loc", ())]
+        # pydantic's ErrorDetails always holds loc and msg; FastAPI puts the source first
+        loc = [str(part) for part in err["loc"]]
         location = loc[0] if loc else "request"
         name = ".".join(loc[1:]) or location
-        fields.append({"field": name, "location": location, "message": err.get("msg", "")})
+        fields.append({"field": name, "location": location, "message": err["msg"]})
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     return error_response(422, f"Invalid request: {summary}", fields=fields)
 

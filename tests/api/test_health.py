@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from system.app import create_app
 from system.config import Settings
@@ -103,7 +106,7 @@ async def test_readiness_fails_while_another_process_holds_the_sqlite_write_lock
 
 
 async def test_reads_before_the_migrations_answer_503_not_500(
-    empty_database_url: str, tmp_path: Path
+    empty_database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A missing table while the schema is not at head (migrations pending: AUTO_MIGRATE off,
     or retrying while the database was down at start) is the known state readiness reports,
@@ -111,11 +114,23 @@ async def test_reads_before_the_migrations_answer_503_not_500(
     settings = make_settings(database_url=empty_database_url, auto_migrate=False)
     async with running_client(settings) as client:
         for path in ("/api/public/games", "/api/public/games/1"):
-            response = await client.get(path)
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="system.api.errors"):
+                response = await client.get(path)
             assert response.status_code == 503, (path, response.text)
             assert response.headers["Retry-After"] == "5"
-            error = response.json()["error"]
-            assert error["code"] == "database_unavailable" and "schema" in error["message"]
+            assert response.json()["error"] == {
+                "status": 503,
+                "code": "database_unavailable",
+                "message": "Database not ready (its schema is being migrated), try again shortly",
+            }
+            # one line naming the request and the cause in the driver-free words of describe()
+            [line] = [r.getMessage() for r in caplog.records if r.name == "system.api.errors"]
+            assert re.fullmatch(
+                f"database schema not at head on GET {re.escape(path)}: "
+                "(the server answered SQLSTATE 42P01|SQLite error 1)",
+                line,
+            ), line
     await migrate_database(empty_database_url)
     app = create_app(settings.model_copy(update={"read_cache_entries": 0}))
     async with app.router.lifespan_context(app):
