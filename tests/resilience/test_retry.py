@@ -78,6 +78,46 @@ async def test_waits_what_retry_after_says() -> None:
     assert sleeps.waits == [7]
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "waits"),
+    [(0, [0.0]), (0.5, [0.5]), (-1, [2.0]), (None, [2.0]), ("soon", [2.0])],
+)
+async def test_retry_after_counts_from_zero_and_anything_else_means_the_backoff(
+    retry_after: object, waits: list[float]
+) -> None:
+    """Zero and fractions are waited as asked; a negative, missing or non-numeric value
+    falls back to the policy's own wait (here a fixed 2 s)."""
+    policy = RetryPolicy(attempts=2, initial_wait=1, min_wait=2, max_wait=2, jitter=False)
+    _, sleeps = await run(policy, [Transient(retry_after=retry_after)])  # type: ignore[arg-type]
+    assert sleeps.waits == waits
+
+
+async def test_an_error_without_retry_after_waits_the_backoff() -> None:
+    policy = RetryPolicy(attempts=2, initial_wait=1, min_wait=2, max_wait=2, jitter=False)
+    sleeps = Sleeps()
+    retrying = build_retrying(
+        policy, retryable=lambda e: isinstance(e, OSError), logger=LOG, what="call", sleep=sleeps
+    )
+    errors = [OSError("reset")]  # carries no retry_after at all
+    async for attempt in retrying:
+        with attempt:
+            if errors:
+                raise errors.pop(0)
+    assert sleeps.waits == [2.0]
+
+
+def test_a_policy_describes_itself_for_the_status_endpoint() -> None:
+    policy = RetryPolicy(attempts=3, initial_wait=0.5, max_wait=8, deadline=30)
+    assert policy.describe() == {
+        "attempts": 3,
+        "initial_wait": 0.5,
+        "max_wait": 8,
+        "deadline": 30,
+        "min_wait": 0.0,
+        "jitter": True,
+    }
+
+
 async def test_never_sleeps_past_the_deadline() -> None:
     policy = RetryPolicy(attempts=3, initial_wait=1, max_wait=10, deadline=15)
     with pytest.raises(Transient):

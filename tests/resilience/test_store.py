@@ -208,3 +208,13 @@ def test_breaker_keys_are_namespaced() -> None:
     assert breaker_key("x", "Image CDN") == "x:breaker:image-cdn"
     # whatever surrounds the name, the slug neither starts nor ends with a dash
     assert breaker_key("x", "  (Image CDN)! ") == "x:breaker:image-cdn"
+
+
+def test_the_client_fails_fast() -> None:
+    """REDIS_TIMEOUT bounds connecting and every read, a failed command is never retried (it
+    may have run), and no health check adds a round trip: the breaker falls back instead."""
+    client = redis_client("redis://127.0.0.1:1/0", timeout=0.25)  # never connects
+    options = client.connection_pool.connection_kwargs
+    assert (options["socket_timeout"], options["socket_connect_timeout"]) == (0.25, 0.25)
+    assert options["health_check_interval"] == 0
+    assert options["retry"].get_retries() == 0
