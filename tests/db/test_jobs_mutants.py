@@ -7,6 +7,7 @@ Times are set by writing rows on the database's own clock (`db_now`), never by s
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -164,13 +165,19 @@ async def test_list_jobs_pages_through_jobs_created_in_one_statement(engine: Asy
 
 
 @pytest.fixture
-def local_zone_not_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def local_zone_not_utc() -> Iterator[None]:
     """The process's local time zone is five hours behind UTC (a server not set to UTC)."""
-    monkeypatch.setenv("TZ", "EST+05")
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "EST+05"
     time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
 
 
 @pytest.mark.usefixtures("local_zone_not_utc")
