@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -32,9 +33,9 @@ async def put(engine: AsyncEngine, n: int = 1, **kwargs: object) -> list[jobs.En
     out = []
     async with sessions() as session:
         for i in range(n):
-            options: dict = {"task_type": "t", "payload": {"i": i}, "max_attempts": 3}
+            options: dict[str, Any] = {"task_type": "t", "payload": {"i": i}, "max_attempts": 3}
             options.update(kwargs)
-            out.append(await jobs.enqueue(session, **options))  # type: ignore[arg-type]
+            out.append(await jobs.enqueue(session, **options))
         await session.commit()
     return out
 
