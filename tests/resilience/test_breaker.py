@@ -63,6 +63,8 @@ async def test_an_async_failure_is_counted_and_opens_after_exactly_fail_max() ->
             await call(b, up)
         assert rejected.value.retry_after == 60
     assert str(rejected.value) == "circuit breaker 'BGG API' is open"
+    # what the API's 503 body names: the breaker and its state in the API's spelling
+    assert (rejected.value.breaker, rejected.value.state) == ("BGG API", "open")
     assert up.calls == 5
 
 

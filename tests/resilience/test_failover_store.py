@@ -8,6 +8,7 @@ Redis holds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -213,3 +214,30 @@ def test_a_worker_probes_for_redis_every_second_by_default() -> None:
     client = redis_client("redis://127.0.0.1:1/0", timeout=TIMEOUT)  # never connects
     store = FailoverBreakerStore(RedisBreakerStore(client, "k", timeout=TIMEOUT), breaker="x")
     assert store.probe_interval == 1.0
+
+
+async def test_the_store_s_own_timeout_bounds_a_call_on_any_client() -> None:
+    """Even on a client without socket timeouts, a Redis that never answers costs TIMEOUT."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    hung = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = hung.sockets[0].getsockname()[1]
+    client = Redis(host="127.0.0.1", port=port)  # redis-py's defaults: no socket timeouts
+    store = RedisBreakerStore(client, "k", timeout=0.2)
+    try:
+        call = asyncio.create_task(store.load())
+        # a guard for the test itself, far above the store's 0.2 s
+        done, _ = await asyncio.wait({call}, timeout=30)
+        assert done, "the call never ended"
+        with pytest.raises(TimeoutError):
+            call.result()
+    finally:
+        call.cancel()
+        await client.aclose()
+        for writer in accepted:
+            writer.close()
+        hung.close()
+        await hung.wait_closed()
