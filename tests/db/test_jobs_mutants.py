@@ -323,3 +323,21 @@ async def test_retention_never_deletes_a_live_job(engine: AsyncEngine) -> None: 
     await set_columns(engine, queued.id, finished_at=jobs.db_now(engine.dialect.name, -8 * DAY))
     assert await jobs.delete_finished(engine, older_than_days=7) == 0
     assert await remaining(engine) == {queued.id}
+
+
+# claim
+
+
+async def test_a_claim_takes_the_longest_due_first_then_the_lowest_id(
+    engine: AsyncEngine,  # noqa: F811
+) -> None:
+    first, second, third = (job.id for job in await put(engine, 3))
+    # the newest job has waited longest; the other two are due at the same instant
+    same = await db_clock(engine) - timedelta(seconds=60)
+    await set_columns(engine, third, run_after=same - timedelta(seconds=60))
+    for job_id in (second, first):
+        await set_columns(engine, job_id, run_after=same)
+    taken = [job.id for job in await jobs.claim(engine, owner="w", limit=1, lease_seconds=LEASE)]
+    assert taken == [third]
+    taken = [job.id for job in await jobs.claim(engine, owner="w", limit=1, lease_seconds=LEASE)]
+    assert taken == [first]
