@@ -113,14 +113,18 @@ async def test_a_probe_to_a_healthy_bgg_closes_it_and_an_unknown_id_is_an_answer
 
 
 async def test_probe_id_0_sends_nothing(
-    bgg: RunningServer, clock: time_machine.Coordinates
+    bgg: RunningServer, clock: time_machine.Coordinates, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with probe_for(bgg, probe_id=0) as probe:
         await probe.bgg.breaker.reset("open")
         clock.shift(10 * RESET)
         assert await probe.probe_once() is False
-        probe.start()  # off: no loop is started either
+        with caplog.at_level(logging.INFO, logger="system.resilience.probe"):
+            probe.start()  # off: no loop is started either
         await probe.aclose()
+    assert [r.getMessage() for r in caplog.records if r.name == "system.resilience.probe"] == [
+        "BGG recovery probe off: the BGG breaker closes with the next import"
+    ]
     assert fake(bgg).log.count(path="/thing") == 0
     assert (await probe.bgg.breaker.snapshot()).state == "open"
 
@@ -294,3 +298,13 @@ async def test_a_probe_that_closes_the_breaker_says_so(
             assert await probe.probe_once() is True
     messages = [r.getMessage() for r in caplog.records if r.name == "system.resilience.probe"]
     assert messages == ["BGG recovery probe: BGG answered, the breaker is closed"]
+
+
+async def test_the_probe_s_task_is_named_for_debugging_dumps(bgg: RunningServer) -> None:
+    async with probe_for(bgg) as probe:
+        probe.start()
+        try:
+            names = {task.get_name() for task in asyncio.all_tasks()}
+            assert "bgg recovery probe" in names
+        finally:
+            await probe.aclose()

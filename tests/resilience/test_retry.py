@@ -106,6 +106,22 @@ async def test_an_error_without_retry_after_waits_the_backoff() -> None:
     assert sleeps.waits == [2.0]
 
 
+async def test_the_backoff_scales_with_the_initial_wait_and_stops_at_the_max() -> None:
+    """Full jitter waits uniformly up to min(max_wait, initial_wait * 2**n): never above it
+    (so these checks cannot fail on the real policy), while a backoff that dropped either
+    setting would wait up to 2**n s and break them all but surely over 11 waits."""
+    small = RetryPolicy(attempts=12, initial_wait=0.001, max_wait=100)
+    _, sleeps = await run(small, [Transient()] * 11)
+    assert all(w <= 0.001 * 2**n for n, w in enumerate(sleeps.waits, start=1))
+    capped = RetryPolicy(attempts=12, initial_wait=1, max_wait=0.5)
+    _, sleeps = await run(capped, [Transient()] * 11)
+    assert len(sleeps.waits) == 11 and max(sleeps.waits) <= 0.5
+    # without jitter: exactly initial_wait * 2**n, from min_wait up to max_wait
+    plain = RetryPolicy(attempts=5, initial_wait=0.25, min_wait=0, max_wait=1, jitter=False)
+    _, sleeps = await run(plain, [Transient()] * 4)
+    assert sleeps.waits == [0.25, 0.5, 1.0, 1.0]
+
+
 def test_a_policy_describes_itself_for_the_status_endpoint() -> None:
     policy = RetryPolicy(attempts=3, initial_wait=0.5, max_wait=8, deadline=30)
     assert policy.describe() == {
