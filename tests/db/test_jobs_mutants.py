@@ -21,6 +21,7 @@ from system.db import jobs
 from system.db.engine import create_sessionmaker
 from system.db.models import BackgroundJob
 from system.db.types import UTCDateTime
+from tests.db.test_enqueue_many import many
 from tests.db.test_jobs import LEASE, engine, put, row  # noqa: F401  (the fixture)
 
 DAY = 86400
@@ -34,15 +35,6 @@ async def db_clock(engine: AsyncEngine) -> datetime:  # noqa: F811
         )
     assert now is not None
     return now
-
-
-async def many(engine: AsyncEngine, keys: list[str]) -> list[jobs.Enqueued]:  # noqa: F811
-    async with create_sessionmaker(engine)() as session:
-        out = await jobs.enqueue_many(
-            session, task_type="t", jobs=[({"k": k}, k) for k in keys], max_attempts=3
-        )
-        await session.commit()
-    return out
 
 
 async def set_columns(engine: AsyncEngine, job_id: int, **values: Any) -> None:  # noqa: F811
