@@ -17,6 +17,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from mutation.report import module_of
+
 OWNERS_FILE = Path(__file__).with_name("owners.toml")
 #: The switch `python -m mutation` sets: "owners" narrows, anything else runs every test.
 SWITCH = "MUTATION_TESTS"
@@ -38,12 +40,9 @@ def load_owners(path: Path = OWNERS_FILE) -> dict[str, list[str]]:
 
 def source_of(mutant: str) -> str | None:
     """`system/db/jobs.py` for `system.db.jobs.x_claim__mutmut_3`; None for mutmut's own runs."""
-    parts = mutant.split(".")
-    for i, part in enumerate(parts):
-        # mutmut names a mangled function x_NAME, a mangled method xǁCLASSǁNAME
-        if i and part.startswith(("x_", "xǁ")) and "__mutmut_" in part:
-            return "/".join(parts[:i]) + ".py"
-    return None
+    if "__mutmut_" not in mutant:
+        return None
+    return module_of(mutant).replace(".", "/") + ".py"
 
 
 def owned(nodeid: str, tests: Sequence[str]) -> bool:
@@ -67,8 +66,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     tests = owner_tests(os.environ, load_owners())
     if tests is None:
         return
-    keep = [item for item in items if owned(item.nodeid, tests)]
-    dropped = [item for item in items if not owned(item.nodeid, tests)]
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        (keep if owned(item.nodeid, tests) else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
