@@ -6,12 +6,13 @@ it), in which case they fail: CI must never pass by skipping the real thing.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,24 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+
+
+@asynccontextmanager
+async def hung_server() -> AsyncIterator[tuple[int, list[asyncio.StreamWriter]]]:
+    """A TCP server on loopback that accepts and never answers: (its port, the connections)."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], accepted
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
 
 
 @contextmanager

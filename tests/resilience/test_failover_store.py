@@ -26,6 +26,7 @@ from system.resilience.redis_store import (
     redis_client,
 )
 from system.resilience.store import CLOSED, HALF_OPEN, OPEN, Snapshot
+from tests.services import hung_server
 from tests.support.waiting import eventually
 
 T0 = 1_800_000_000.0
@@ -218,26 +219,16 @@ def test_a_worker_probes_for_redis_every_second_by_default() -> None:
 
 async def test_the_store_s_own_timeout_bounds_a_call_on_any_client() -> None:
     """Even on a client without socket timeouts, a Redis that never answers costs TIMEOUT."""
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def never_answer(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
-
-    hung = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    port = hung.sockets[0].getsockname()[1]
-    client = Redis(host="127.0.0.1", port=port)  # redis-py's defaults: no socket timeouts
-    store = RedisBreakerStore(client, "k", timeout=0.2)
-    try:
+    async with hung_server() as (port, _):
+        client = Redis(host="127.0.0.1", port=port)  # redis-py's defaults: no socket timeouts
+        store = RedisBreakerStore(client, "k", timeout=0.2)
         call = asyncio.create_task(store.load())
-        # a guard for the test itself, far above the store's 0.2 s
-        done, _ = await asyncio.wait({call}, timeout=30)
-        assert done, "the call never ended"
-        with pytest.raises(TimeoutError):
-            call.result()
-    finally:
-        call.cancel()
-        await client.aclose()
-        for writer in accepted:
-            writer.close()
-        hung.close()
-        await hung.wait_closed()
+        try:
+            # a guard for the test itself, far above the store's 0.2 s
+            done, _ = await asyncio.wait({call}, timeout=30)
+            assert done, "the call never ended"
+            with pytest.raises(TimeoutError):
+                call.result()
+        finally:
+            call.cancel()
+            await client.aclose()

@@ -17,7 +17,7 @@ from system.resilience.redis_store import (
     breaker_key,
     redis_client,
 )
-from tests.services import RedisServer, redis_server
+from tests.services import RedisServer, hung_server, redis_server
 from tests.support.waiting import eventually
 
 
@@ -120,32 +120,22 @@ async def test_calls_in_flight_when_redis_goes_log_the_loss_once(
     assert a.store.mode == "local"
 
 
-async def test_a_hung_redis_costs_one_short_timeout(tmp_path: Path) -> None:
+async def test_a_hung_redis_costs_one_short_timeout() -> None:
     """A Redis that accepts and never answers is given up on after REDIS_TIMEOUT."""
-    accepted: list[asyncio.StreamWriter] = []
+    async with hung_server() as (port, accepted):
+        worker = Worker(f"redis://127.0.0.1:{port}/0", "k", timeout=0.05)
+        try:
 
-    async def never_answer(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
+            async def guarded() -> None:
+                async with worker.breaker.guard():
+                    pass
 
-    hang = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    port = hang.sockets[0].getsockname()[1]
-    worker = Worker(f"redis://127.0.0.1:{port}/0", "k", timeout=0.05)
-    try:
-
-        async def guarded() -> None:
-            async with worker.breaker.guard():
-                pass
-
-        # Without REDIS_TIMEOUT this would wait for the hung server for ever.
-        await asyncio.wait_for(guarded(), 10)
-        assert worker.store.mode == "local"
-        assert len(accepted) == 1, "one connection, one timeout: a hung Redis is not retried"
-    finally:
-        await worker.close()
-        for writer in accepted:
-            writer.close()
-        hang.close()
-        await hang.wait_closed()
+            # Without REDIS_TIMEOUT this would wait for the hung server for ever.
+            await asyncio.wait_for(guarded(), 10)
+            assert worker.store.mode == "local"
+            assert len(accepted) == 1, "one connection, one timeout: a hung Redis is not retried"
+        finally:
+            await worker.close()
 
 
 async def test_no_dead_connection_survives_a_network_cut(
