@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -11,7 +12,7 @@ import pytest
 import time_machine
 
 from system.resilience.breaker import AsyncCircuitBreaker, CircuitOpenError, Transition
-from system.resilience.store import MemoryBreakerStore
+from system.resilience.store import MemoryBreakerStore, Snapshot
 from tests.support.waiting import eventually
 
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -313,3 +314,102 @@ async def test_a_change_another_worker_made_is_seen_as_not_local() -> None:
     await there.reset("open")
     await here.snapshot()
     assert [(t.to_state, t.local) for t in seen] == [("open", False)]
+
+
+class CountingStore(MemoryBreakerStore):
+    """A memory store that counts its reads (the fast rejection's whole cost)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+
+    async def load(self) -> Snapshot:
+        self.loads += 1
+        return await super().load()
+
+
+async def test_the_fast_rejection_costs_nothing_while_this_process_saw_the_breaker_closed() -> None:
+    store = CountingStore()
+    b = AsyncCircuitBreaker("BGG API", fail_max=1, reset_timeout=60, store=store)
+    await b.reject_while_open()
+    assert store.loads == 0
+    # Opened by another worker: still nothing here until this process reads the store ...
+    await store.reset("open", time.time())
+    await b.reject_while_open()
+    assert store.loads == 0
+    # ... and `guard`, which reads it, rejects.
+    with pytest.raises(CircuitOpenError):
+        async with b.guard():
+            pass
+
+
+async def test_the_fast_rejection_is_guards_rejection_until_the_reset_timeout() -> None:
+    with time_machine.travel(START, tick=False) as clock:
+        store = CountingStore()
+        b = AsyncCircuitBreaker("BGG API", fail_max=1, reset_timeout=60, store=store)
+        rejected: list[CircuitOpenError] = []
+        b.on_rejection(rejected.append)
+        await b.reset("open")
+        clock.shift(45.5)
+        with pytest.raises(CircuitOpenError) as fast:
+            await b.reject_while_open()
+        assert (fast.value.breaker, fast.value.state, fast.value.retry_after) == (
+            "BGG API", "open", 15,
+        )  # fmt: skip
+        assert rejected == [fast.value]  # the callback gets the very error raised
+        assert store.loads == 1
+        # At the reset timeout to the microsecond a trial is due: left to `guard`.
+        clock.shift(14.5)
+        await b.reject_while_open()
+        assert len(rejected) == 1
+        async with b.guard():
+            assert (await store.load()).state == "half-open"
+
+
+async def test_the_fast_rejection_leaves_a_breaker_another_worker_moved_on_to_guard() -> None:
+    with time_machine.travel(START, tick=False) as clock:
+        store = MemoryBreakerStore()
+        b = AsyncCircuitBreaker("BGG API", fail_max=1, reset_timeout=60, store=store)
+        seen: list[Transition] = []
+        b.on_transition(seen.append)
+        await b.reset("open")
+        clock.shift(55)
+        # A worker whose clock runs 10 s ahead began the trial (for it the 60 s were up)
+        # and was cancelled: half-open, its slot free, opened 55 s ago by this clock.
+        ahead = START.timestamp() + 65
+        claimed, _ = await store.try_begin_trial("theirs", 60, ahead, 30)
+        assert claimed
+        await store.release_trial("theirs")
+        await b.reject_while_open()  # not open: `guard` decides, and it admits the trial
+        assert b.last_known_state == "half-open"
+        assert [(t.to_state, t.local) for t in seen] == [("open", True), ("half_open", False)]
+        async with b.guard():
+            pass
+        assert (await store.load()).state == "closed"
+
+
+async def test_a_change_this_process_makes_is_local_and_one_it_reads_is_not() -> None:
+    with time_machine.travel(START, tick=False) as clock:
+        shared = MemoryBreakerStore()
+        here = AsyncCircuitBreaker("BGG API", fail_max=1, reset_timeout=60, store=shared)
+        there = AsyncCircuitBreaker("BGG API", fail_max=1, reset_timeout=60, store=shared)
+        seen: list[Transition] = []
+        here.on_transition(seen.append)
+        up = Upstream()
+        up.fail = True
+        with pytest.raises(ConnectionError):
+            await call(here, up)  # a failure recorded here opens it
+        clock.shift(60)
+        up.fail = False
+        await call(here, up)  # the trial (claimed here) closes it
+        await there.reset("open")
+        await here.snapshot()  # read here: another worker's change
+        await here.reset("closed")  # an operator's reset through this process
+        assert [(t.from_state, t.to_state, t.local) for t in seen] == [
+            ("closed", "open", True),
+            ("open", "half_open", True),
+            ("half_open", "closed", True),
+            ("closed", "open", False),
+            ("open", "closed", True),
+        ]
+        assert all(type(t.local) is bool for t in seen)
