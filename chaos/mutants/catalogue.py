@@ -64,6 +64,26 @@ CODE = (
         ),
     ),
     Mutant(
+        "breaker-decorates-async",
+        "code",
+        "the spec's own bug: pybreaker as a decorator around the async request, so the breaker "
+        "sees a coroutine returned, never the failure it raises when awaited",
+        ("bgg_outage",),
+        ("breaker-opens-after-fail-max",),
+        (
+            Replacement(
+                _CLIENT,
+                "            async with self.breaker.guard():\n"
+                "                body = await self._get(bgg_id, within=min(self.request_timeout, "
+                "remaining))\n",
+                "            if True:\n"
+                "                decorated = self.breaker.pybreaker(self._get)\n"
+                "                body = await decorated(bgg_id, within=min(self.request_timeout, "
+                "remaining))\n",
+            ),
+        ),
+    ),
+    Mutant(
         "retries-every-error",
         "code",
         "the retry loop retries every exception (not-found and parse errors too)",
