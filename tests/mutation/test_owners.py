@@ -101,3 +101,37 @@ def test_a_mutant_worker_runs_only_the_owner_tests(tmp_path: Path) -> None:
     assert "2 passed" in _run_pytest(
         tmp_path, {**base, owners.SWITCH: "owners", "MUTANT_UNDER_TEST": "stats"}
     )
+
+
+def test_a_test_ranks_by_the_first_owner_entry_it_lies_in() -> None:
+    tests = ["tests/db/test_jobs.py", "tests/tasks", "tests/tasks/test_pool.py"]
+    assert owners.owner_rank("tests/db/test_jobs.py::test_a", tests) == 0
+    assert owners.owner_rank("tests/tasks/test_pool.py::test_b[x]", tests) == 1
+    assert owners.owner_rank("tests/api/test_games.py::test_c", tests) is None
+
+
+def test_a_mutant_worker_runs_the_owner_tests_in_the_order_owners_lists_them(
+    tmp_path: Path,
+) -> None:
+    # jobs.py's owners list tests/db/test_jobs.py before tests/tasks/test_pool.py; collected
+    # the other way round (pytest collects in the order it is given), the plugin reorders.
+    for name in ("tests/tasks/test_pool.py", "tests/db/test_jobs.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("def test_one():\n    pass\n", encoding="utf-8")
+    base = {k: v for k, v in os.environ.items() if k not in (owners.SWITCH, "MUTANT_UNDER_TEST")}
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-v", "-p", "mutation.owners"),
+            *("-p", "no:cacheprovider", "-c", "/dev/null", "--rootdir", str(tmp_path)),
+            *("tests/tasks/test_pool.py", "tests/db/test_jobs.py"),
+        ],
+        cwd=tmp_path,
+        env={**base, owners.SWITCH: "owners", "MUTANT_UNDER_TEST": JOBS_MUTANT},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran = [line.split("::")[0] for line in done.stdout.splitlines() if " PASSED" in line]
+    assert ran == ["tests/db/test_jobs.py", "tests/tasks/test_pool.py"]
