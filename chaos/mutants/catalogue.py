@@ -120,8 +120,11 @@ CODE = (
         "the retry waits have no jitter: imports that fail together retry together",
         ("bgg_retry_herd",),
         ("retries-jittered",),
-        (Replacement("system/resilience/retry.py", "        if policy.jitter:\n",
-                     "        if False:\n"),),
+        (
+            Replacement(
+                "system/resilience/retry.py", "        if policy.jitter:\n", "        if False:\n"
+            ),
+        ),
     ),
     Mutant(
         "retry-after-ignored",
@@ -262,8 +265,13 @@ CODE = (
         "Sentry events leave with the configured secrets in them (the scrubber not applied)",
         ("sentry_reports",),
         ("no-secret-in-reports-or-logs",),
-        (Replacement(_SENTRY, "        scrubbed = self._scrub_secrets(event)\n",
-                     "        scrubbed = event\n"),),
+        (
+            Replacement(
+                _SENTRY,
+                "        scrubbed = self._scrub_secrets(event)\n",
+                "        scrubbed = event\n",
+            ),
+        ),
     ),
     Mutant(
         "commit-after-response",
