@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from system.db import jobs
 from system.db.engine import create_sessionmaker
-from system.db.models import BackgroundJob
+from system.db.models import BackgroundJob, BackgroundTaskFailure
 from system.db.types import UTCDateTime
 from tests.db.test_enqueue_many import many
 from tests.db.test_jobs import LEASE, engine, put, row  # noqa: F401  (the fixture)
@@ -258,6 +258,32 @@ async def test_hand_back_clears_the_lease_and_stamps_the_database_clock(
     assert (stored.status, stored.lease_owner, stored.lease_expires_at) == ("queued", None, None)
     assert before <= stored.updated_at <= after
     assert before + timedelta(seconds=600) <= stored.run_after <= after + timedelta(seconds=600)
+
+
+async def test_finish_ends_the_job_on_the_database_clock_with_its_failure(
+    engine: AsyncEngine,  # noqa: F811
+) -> None:
+    job = await claimed_a_while_ago(engine)
+    sessions = create_sessionmaker(engine)
+    async with sessions() as session:
+        failure = BackgroundTaskFailure(task_type="t", error_message="boom")
+        session.add(failure)
+        await session.commit()
+    before = await db_clock(engine)
+    async with sessions() as session:
+        assert await jobs.finish(
+            session, job_id=job.id, attempt=1, status="failed", failure_id=failure.id,
+            error_type="Boom", error="boom",
+        )  # fmt: skip
+        await session.commit()
+    after = await db_clock(engine)
+    stored = await row(engine, job.id)
+    assert (stored.status, stored.lease_owner, stored.lease_expires_at) == ("failed", None, None)
+    assert (stored.failure_id, stored.last_error_type, stored.last_error) == (
+        failure.id, "Boom", "boom",
+    )  # fmt: skip
+    # To the millisecond on SQLite too (SQLite's CURRENT_TIMESTAMP has whole seconds only).
+    assert before <= stored.finished_at == stored.updated_at <= after
 
 
 # delete_finished
