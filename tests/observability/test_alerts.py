@@ -96,7 +96,7 @@ async def test_breaker_open_fires_once_and_resolves_once(
 
 
 async def _open_then_close_the_breaker(
-    service: ServiceUnderTest, upstreams: Upstreams, hook: Receiver, clock: time_machine.Coordinates
+    service: ServiceUnderTest, upstreams: Upstreams, hook: Receiver, clock: time_machine.Traveller
 ) -> None:
     alerter = service.services.alerter
     assert await alerter.check_once() == []
