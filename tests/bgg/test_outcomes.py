@@ -52,7 +52,7 @@ class Harness:
         )
 
     def fault(self, **fields: object) -> None:
-        self.upstreams.bgg_app.engine.set_rules([FaultRule(path="/thing", **fields)])  # type: ignore[arg-type]
+        self.upstreams.bgg_app.engine.set_rules([FaultRule(path="/thing", **fields)])
 
     async def failures(self) -> int:
         return (await self.breaker.snapshot()).failures

@@ -275,7 +275,7 @@ async def test_join_waits_for_a_claim_round_that_started_after_it(
                 return []
             return await real_claim(*args, **kwargs)
 
-        jobs.claim = claim  # type: ignore[assignment]
+        jobs.claim = claim
         try:
             pool = service.services.pool
             pool.start()
