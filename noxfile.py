@@ -82,7 +82,9 @@ def lint(session: nox.Session) -> None:
     _install(session, "lint", "test", "chaos", "load", "notebooks", "dev")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "system", "chaos", "benchmarks", "loadtests", "notebooks", "mutation")
+    session.run(
+        "mypy", "system", "chaos", "benchmarks", "loadtests", "notebooks", "mutation", "tests"
+    )
     # Compiling onto a copy of the lock keeps every pin it can: any change means pyproject.toml
     # asks for something the lock does not hold.
     with tempfile.TemporaryDirectory() as folder:

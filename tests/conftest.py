@@ -96,7 +96,7 @@ def make_settings(**overrides: Any) -> Settings:
         "bgg_base_url": "http://127.0.0.1:9/xmlapi2",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 async def _admin_sql(server_url: str, statement: str) -> None:

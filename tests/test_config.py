@@ -11,7 +11,7 @@ from system.config import Settings
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(Settings.model_fields):
         monkeypatch.delenv(name.upper(), raising=False)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.database_url.get_secret_value().startswith("sqlite+aiosqlite:///var/")
     assert settings.auto_migrate is True
     assert settings.admin_tokens == []
@@ -32,7 +32,7 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGE_ALLOWED_HOSTS", "127.0.0.1,cdn.example")
     monkeypatch.setenv("BGG_BREAKER_FAIL_MAX", "7")
     monkeypatch.setenv("BGG_BASE_URL", "http://127.0.0.1:8080/xmlapi2/")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert [t.get_secret_value() for t in settings.admin_tokens] == ["a", "b"]
     assert settings.image_allowed_hosts == ["127.0.0.1", "cdn.example"]
     assert settings.bgg_breaker_fail_max == 7
@@ -42,7 +42,7 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_secrets_do_not_leak_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADMIN_TOKENS", "hunter2")
     monkeypatch.setenv("BGG_API_TOKEN", "bgg-secret")
-    text = repr(Settings(_env_file=None))  # type: ignore[call-arg]
+    text = repr(Settings(_env_file=None))
     assert "hunter2" not in text and "bgg-secret" not in text
 
 
@@ -59,4 +59,4 @@ def test_secrets_do_not_leak_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)

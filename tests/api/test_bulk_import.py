@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -37,7 +37,11 @@ async def bulk(service: ServiceUnderTest, body: Any) -> httpx.Response:
     return await service.client.post(ROUTE, json=body, headers=AUTH)
 
 
-async def rows(service: ServiceUnderTest, model: type) -> list[Any]:
+#: The tables the tests read back; each has an integer `id`.
+Model = TypeVar("Model", BackgroundJob, BackgroundTaskRun, BoardGame)
+
+
+async def rows(service: ServiceUnderTest, model: type[Model]) -> list[Model]:
     async with service.services.database.session() as session:
         return list(await session.scalars(select(model).order_by(model.id)))
 

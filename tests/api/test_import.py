@@ -149,7 +149,7 @@ async def test_open_breaker_answers_without_touching_the_database(
         await _open_the_breaker(service, upstreams)
         # Take the database away: a rejection must not need it.
         await service.services.database.engine.dispose()
-        service.services.database.engine.pool._creator = None  # type: ignore[attr-defined]
+        service.services.database.engine.pool._creator = None  # type: ignore[assignment]
         rejected = await service.import_game(28720)
         assert rejected.status_code == 503
         assert rejected.json()["error"]["code"] == "bgg_unavailable"

@@ -111,7 +111,7 @@ async def test_a_page_has_an_etag_and_answers_304(app: FastAPI, client: httpx.As
     assert answer.status_code == 200
 
     # Another page, order or search is another body, so another tag.
-    others = [
+    others: list[dict[str, str | int]] = [
         {"limit": 2, "offset": 1},
         {"limit": 3},
         {"limit": 2, "sort": "-title"},
@@ -220,7 +220,7 @@ async def test_no_stale_answer_after_a_delete(app: FastAPI, client: httpx.AsyncC
         BoardGame(bgg_id=2, title="Brass", updated_at=LONG_AGO + timedelta(days=1)),
     )
     detail = await client.get(f"/api/public/games/{old}")
-    pages = {
+    pages: dict[str, dict[str, str | int]] = {
         "first": {"limit": 1},  # the deleted game is on it
         "second": {"limit": 1, "offset": 1},  # it is not, but the page moves
         "kept": {"limit": 1, "sort": "-title"},  # the same row before and after: the total
@@ -251,7 +251,9 @@ async def test_no_stale_answer_after_a_delete(app: FastAPI, client: httpx.AsyncC
     assert (await client.get(f"/api/public/games/{newer}")).status_code == 200
 
 
-async def _get_page(client: httpx.AsyncClient, params: dict[str, int], etag: str) -> httpx.Response:
+async def _get_page(
+    client: httpx.AsyncClient, params: dict[str, str | int], etag: str
+) -> httpx.Response:
     answer = await client.get(LIST, params=params, headers={"If-None-Match": etag})
     assert answer.status_code == 200, (params, answer.status_code)
     return answer

@@ -70,7 +70,7 @@ async def test_a_page_and_its_total_are_one_statement(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     await _seed(app, 5)
-    cases = [
+    cases: list[tuple[dict[str, str | int], int, int, int]] = [
         # (params, total, items, statements about the games)
         ({"limit": 10}, 5, 5, 1),
         ({"limit": 3, "offset": 3}, 5, 2, 1),

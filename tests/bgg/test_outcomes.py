@@ -15,6 +15,7 @@ import pytest
 
 from chaos.fakes import FaultRule
 from chaos.proxy import ProxyServer
+from chaos.service import free_port
 from system.bgg.client import OUTCOMES, BggClient, build_http_client
 from system.bgg.errors import (
     BggAuthError,
@@ -31,7 +32,6 @@ from system.resilience.breaker import AsyncCircuitBreaker
 from system.resilience.retry import RetryPolicy
 from tests.conftest import REPO_ROOT, NoSleep
 from tests.fakes import Upstreams
-from tests.services import free_port
 from tests.support.waiting import eventually
 
 
@@ -52,7 +52,7 @@ class Harness:
         )
 
     def fault(self, **fields: object) -> None:
-        self.upstreams.bgg_app.engine.set_rules([FaultRule(path="/thing", **fields)])  # type: ignore[arg-type]
+        self.upstreams.bgg_app.engine.set_rules([FaultRule(path="/thing", **fields)])
 
     async def failures(self) -> int:
         return (await self.breaker.snapshot()).failures

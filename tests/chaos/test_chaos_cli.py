@@ -16,9 +16,9 @@ import pytest
 
 from chaos.engine import skipped
 from chaos.scenarios import NAMES, load
+from chaos.service import free_port
 from tests.chaos.test_harness_core import check_with_chaoslib
 from tests.conftest import REPO_ROOT
-from tests.services import free_port
 
 
 def chaos(*args: str, report_dir: Path | None = None) -> subprocess.CompletedProcess[str]:

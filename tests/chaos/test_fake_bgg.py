@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from xml.etree.ElementTree import Element
 
 import httpx
 import pytest
@@ -20,8 +21,27 @@ def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-def thing(http: httpx.Client, server: RunningServer, **params: object) -> httpx.Response:
+def thing(http: httpx.Client, server: RunningServer, **params: str | int) -> httpx.Response:
     return http.get(bgg_base_url(server.url) + "/thing", params=params)
+
+
+def find(element: Element, path: str) -> Element:
+    """The element at `path`, which the test needs to be there."""
+    found = element.find(path)
+    assert found is not None, f"no {path}"
+    return found
+
+
+def text_of(element: Element, path: str) -> str:
+    value = find(element, path).text
+    assert value is not None, f"{path} has no text"
+    return value
+
+
+def attribute(element: Element, path: str, name: str) -> str:
+    value = find(element, path).get(name)
+    assert value is not None, f"{path} has no {name}"
+    return value
 
 
 @pytest.mark.parametrize(
@@ -61,7 +81,7 @@ def test_multi_item_fixture(http: httpx.Client, bgg: RunningServer) -> None:
     root = ElementTree.fromstring(agricola.content)
     items = root.findall("item")
     assert [i.get("id") for i in items] == ["31260"]
-    assert items[0].find("name[@type='primary']").get("value") == "Agricola"
+    assert find(items[0], "name[@type='primary']").get("value") == "Agricola"
     assert len(items[0].findall("versions/item")) > 10  # nested versions kept
 
     mixed = thing(http, bgg, id="283,28720,99999999", stats=1)
@@ -79,11 +99,11 @@ def test_synthetic_game_is_well_formed_and_deterministic(
     assert item is not None
     assert item.get("type") == "boardgame"
     assert item.get("id") == "12345"
-    assert item.find("name[@type='primary']").get("value") == synthetic_name(12345)
-    assert item.find("thumbnail").text == "https://cf.geekdo-images.com/images/pic12345_t.jpg"
+    assert find(item, "name[@type='primary']").get("value") == synthetic_name(12345)
+    assert find(item, "thumbnail").text == "https://cf.geekdo-images.com/images/pic12345_t.jpg"
     for tag in ("yearpublished", "minplayers", "maxplayers", "playingtime", "minage"):
-        assert int(item.find(tag).get("value")) >= 0
-    description = item.find("description").text
+        assert int(attribute(item, tag, "value")) >= 0
+    description = text_of(item, "description")
     assert "&#10;" in description  # BGG's double escaping survives one XML parse
     assert "&amp;#10;" in first.text
     kinds = {link.get("type") for link in item.findall("link")}
@@ -92,7 +112,7 @@ def test_synthetic_game_is_well_formed_and_deterministic(
     ratings = item.find("statistics/ratings")
     assert ratings is not None
     assert ratings.find("ranks/rank[@name='boardgame']") is not None
-    float(ratings.find("average").get("value"))
+    float(attribute(ratings, "average", "value"))
 
 
 def test_synthetic_game_without_stats_has_no_statistics(
@@ -108,7 +128,7 @@ def test_unranked_games_say_not_ranked() -> None:
     values = set()
     for bgg_id in range(2, 80):
         root = ElementTree.fromstring(catalogue.thing([bgg_id], stats=True, types=None))
-        rank = root.find("item/statistics/ratings/ranks/rank")
+        rank = find(root, "item/statistics/ratings/ranks/rank")
         values.add(rank.get("value") == "Not Ranked")
     assert values == {True, False}
 
@@ -136,7 +156,7 @@ def test_type_filter(http: httpx.Client, bgg: RunningServer) -> None:
     assert thing(http, bgg, id=1, type="rpgitem").content == empty
     assert thing(http, bgg, id=223555, type="boardgame").content == empty
     expansion = thing(http, bgg, id=223555, type="boardgameexpansion,boardgame")
-    assert ElementTree.fromstring(expansion.content).find("item").get("id") == "223555"
+    assert find(ElementTree.fromstring(expansion.content), "item").get("id") == "223555"
 
 
 def test_other_paths_and_methods(http: httpx.Client, bgg: RunningServer) -> None:
@@ -159,9 +179,9 @@ def test_known_range_and_unknown_set_are_configurable() -> None:
 def test_cdn_url_rewrites_image_urls_everywhere() -> None:
     catalogue = BggCatalogue(fixtures=Fixtures(), cdn_base_url="http://127.0.0.1:9/")
     brass = ElementTree.fromstring(catalogue.thing([28720], stats=True, types=None))
-    assert brass.find("item/thumbnail").text == "http://127.0.0.1:9/images/pic3469216.jpg"
+    assert find(brass, "item/thumbnail").text == "http://127.0.0.1:9/images/pic3469216.jpg"
     synthetic = ElementTree.fromstring(catalogue.thing([5], stats=True, types=None))
-    assert synthetic.find("item/image").text == "http://127.0.0.1:9/images/pic5.jpg"
+    assert find(synthetic, "item/image").text == "http://127.0.0.1:9/images/pic5.jpg"
     vendetta = catalogue.thing([1001], stats=True, types=None).decode()
     assert "cf.geekdo-images.com" not in vendetta
 

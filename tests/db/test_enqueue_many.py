@@ -3,6 +3,8 @@ backends: one live job per dedupe key, the existing one returned, answers in ord
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,7 +41,7 @@ async def test_new_live_and_finished_keys_in_request_order(engine: AsyncEngine) 
     assert finished.id not in {job.id for job in answer}  # a done job's key is free again
     assert len({job.id for job in answer}) == 4
     async with create_sessionmaker(engine)() as session:
-        payloads = dict(
+        payloads: dict[int, dict[str, Any]] = dict(
             (await session.execute(select(BackgroundJob.id, BackgroundJob.payload))).all()
         )
     assert [payloads[job.id] for job in answer] == [

@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from chaos.service import free_port
 from loadtests import names
 from loadtests.preflight import PreflightError, available_routes, check_target
-from tests.services import free_port
 
 TOKEN = "right-token"
 

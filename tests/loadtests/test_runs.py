@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from chaos.service import free_port
 from tests.conftest import REPO_ROOT
-from tests.services import free_port, missing
+from tests.services import missing
 from tests.support.browser import render
 
 if TYPE_CHECKING:

@@ -45,7 +45,7 @@ def test_a_failing_cell_is_named_and_the_notebook_still_written(
     assert message.startswith("tiny.ipynb: cell 4 (`value = 1`) failed: ZeroDivisionError")
     assert "\n" not in message
     assert not caught.value.input_error
-    written = nbformat.read(tmp_path / "out" / "tiny.ipynb", as_version=4)
+    written = nbformat.read(tmp_path / "out" / "tiny.ipynb", as_version=4)  # type: ignore[no-untyped-call]
     assert any(o.get("output_type") == "error" for c in written.cells for o in c.get("outputs", []))
     assert (tmp_path / "out" / "tiny.html").is_file()
     with pytest.raises(CellError) as bad:
@@ -58,7 +58,7 @@ def test_a_failing_cell_is_named_and_the_notebook_still_written(
 def test_the_committed_notebook_runs_from_the_notebooks_folder(tmp_path: Path) -> None:
     """As `jupyter lab notebooks/` runs it: the stock python3 kernel, cwd notebooks/, no
     PYTHONPATH; relative paths point into the repository."""
-    notebook = nbformat.read(SOURCE_DIR / "sentry_analysis.ipynb", as_version=4)
+    notebook = nbformat.read(SOURCE_DIR / "sentry_analysis.ipynb", as_version=4)  # type: ignore[no-untyped-call]
     notebook = inject(notebook, {"sentry_paths": ["fixtures/sentry"], "output_dir": str(tmp_path)})
     client = NotebookClient(
         notebook,

@@ -10,6 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,13 +53,13 @@ def _listening_addresses(port: int) -> set[str]:
     return found
 
 
-def _api(port: int, token: str) -> dict[str, object] | None:
+def _api(port: int, token: str) -> dict[str, Any] | None:
     request = urllib.request.Request(
         f"http://{LOOPBACK}:{port}/api/contents", headers={"Authorization": f"token {token}"}
     )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (loopback)
-            answer: dict[str, object] = json.loads(response.read())
+            answer: dict[str, Any] = json.loads(response.read())
             return answer
     except (urllib.error.URLError, ConnectionError):
         return None
@@ -87,13 +88,14 @@ def test_the_lab_serves_the_notebooks_on_loopback_only(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        contents = eventually_sync(
+        contents: dict[str, Any] | None = eventually_sync(
             lambda: _api(port, token) if process.poll() is None else {"exited": process.returncode},
             "JupyterLab answering /api/contents",
             within=90,
         )
+        assert contents is not None  # eventually_sync returns only a truthy value
         assert "exited" not in contents, (tmp_path / "lab.log").read_text()[-2000:]
-        names = {str(item["name"]) for item in contents["content"]}  # type: ignore[union-attr]
+        names = {str(item["name"]) for item in contents["content"]}
         assert {"reliability_report.ipynb", "failure_analysis.ipynb"} <= names
         assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
     finally:

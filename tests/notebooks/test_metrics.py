@@ -101,6 +101,7 @@ def test_detection_from_a_journal_alone_comes_last_and_says_how() -> None:
     }
     assert rows["MTTD: fault to breaker open"]["value"] == 9.0
     assert rows["MTTD: fault to alert"]["source"] == "chaos journal (worst: bgg_outage)"
-    nothing = journal.assign(mttd_open_s=[None, None], mttd_alert_s=[None, None])
+    # pandas-stubs take no None in a list given to assign; pandas stores it as a missing value.
+    nothing = journal.assign(mttd_open_s=[None, None], mttd_alert_s=[None, None])  # type: ignore[list-item]
     rows = {r["metric"]: r for r in to_records(success_metrics(journal_detection=nothing))}
     assert rows["MTTD: fault to breaker open"]["measured"].startswith("not available")

@@ -3,7 +3,7 @@ outputs, and has a `parameters` cell whose names the command line can set."""
 
 from __future__ import annotations
 
-import jupytext
+import jupytext  # type: ignore[import-untyped]
 import nbformat
 import pytest
 
@@ -13,7 +13,7 @@ from notebooks.execute import NOTEBOOKS, SOURCE_DIR, inject, parameter_names, re
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_the_pair_is_in_sync_and_stripped(name: str) -> None:
-    paired = nbformat.read(SOURCE_DIR / f"{name}.ipynb", as_version=4)
+    paired = nbformat.read(SOURCE_DIR / f"{name}.ipynb", as_version=4)  # type: ignore[no-untyped-call]
     source = jupytext.read(SOURCE_DIR / f"{name}.py", fmt="py:percent")
     assert [c.cell_type for c in paired.cells] == [c.cell_type for c in source.cells]
     assert [c.source for c in paired.cells] == [c.source for c in source.cells], (

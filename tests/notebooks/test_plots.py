@@ -197,6 +197,7 @@ def test_figures_can_be_saved(tmp_path: Path) -> None:
 def test_shade_windows_one_span_per_window_one_label_per_breaker() -> None:
     import matplotlib.colors as mcolors
     import matplotlib.dates as mdates
+    from matplotlib.patches import Rectangle
 
     shaded = pd.DataFrame(
         {
@@ -210,9 +211,10 @@ def test_shade_windows_one_span_per_window_one_label_per_breaker() -> None:
     spans = ax.patches
     assert len(spans) == 4
     # x extents (matplotlib dates, days) back to seconds after T0.
-    origin = mdates.date2num(T0.tz_localize(None).to_pydatetime())
+    origin = mdates.date2num(T0.tz_localize(None).to_pydatetime())  # type: ignore[no-untyped-call]
     extents = []
     for span in spans:
+        assert isinstance(span, Rectangle)  # what axvspan draws
         left, width = span.get_x(), span.get_width()
         extents.append(
             (round((left - origin) * 86400, 3), round((left + width - origin) * 86400, 3))

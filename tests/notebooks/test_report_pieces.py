@@ -224,11 +224,11 @@ def test_mttd_from_the_data_set_names_its_slowest_fault() -> None:
 
 
 def test_the_page_has_no_code_and_fetches_nothing() -> None:
-    notebook = nbformat.v4.new_notebook()
-    code = nbformat.v4.new_code_cell("import secret_module\nshow.show(frame)")
-    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="the result\n")]
+    notebook = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+    code = nbformat.v4.new_code_cell("import secret_module\nshow.show(frame)")  # type: ignore[no-untyped-call]
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="the result\n")]  # type: ignore[no-untyped-call]
     code.execution_count = 1
-    notebook.cells = [nbformat.v4.new_markdown_cell("# Title\n\n## Verdict"), code]
+    notebook.cells = [nbformat.v4.new_markdown_cell("# Title\n\n## Verdict"), code]  # type: ignore[no-untyped-call]
 
     page = html_of(notebook)
 

@@ -6,10 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
-from sqlalchemy import ColumnElement, Engine, column, create_engine, func, select, table, text
+from sqlalchemy import (
+    ClauseElement,
+    ColumnElement,
+    Engine,
+    column,
+    create_engine,
+    func,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -86,7 +95,7 @@ def ids(db: tuple[Dialect, Engine], where: ColumnElement[bool]) -> list[int]:
         return [int(r[0]) for r in conn.execute(select(c.id).where(where).order_by(c.id))]
 
 
-def sql(d: Dialect, expression: ColumnElement[Any]) -> str:
+def sql(d: Dialect, expression: ClauseElement) -> str:
     """The expression's SQL on `d`'s database, values inline."""
     compiled = expression.compile(
         dialect=create_engine(f"{d.name}://").dialect, compile_kwargs={"literal_binds": True}

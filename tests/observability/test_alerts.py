@@ -96,7 +96,7 @@ async def test_breaker_open_fires_once_and_resolves_once(
 
 
 async def _open_then_close_the_breaker(
-    service: ServiceUnderTest, upstreams: Upstreams, hook: Receiver, clock: time_machine.Coordinates
+    service: ServiceUnderTest, upstreams: Upstreams, hook: Receiver, clock: time_machine.Traveller
 ) -> None:
     alerter = service.services.alerter
     assert await alerter.check_once() == []
@@ -463,11 +463,16 @@ class BeforeTheClaim(Redis):
     key = ""
     before: Callable[[], Awaitable[object]] | None = None
 
+    def arm(self, key: str, before: Callable[[], Awaitable[object]]) -> None:
+        # Set here, not by the test: mypy would keep the test's assignment past the awaits that
+        # clear it, and take the test's check that `before` ran for dead code.
+        self.key, self.before = key, before
+
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if self.before is not None and self.key in args:
             before, self.before = self.before, None
             await before()
-        return await super().execute_command(*args, **options)
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 async def test_a_message_delivered_by_another_worker_just_before_the_claim_is_not_resent(
@@ -480,6 +485,7 @@ async def test_a_message_delivered_by_another_worker_just_before_the_claim_is_no
     hook, server = receiver
     _delivered, claim = _alert_keys(redis_namespace)
     interleaved = BeforeTheClaim.from_url(redis_url)
+    assert isinstance(interleaved, BeforeTheClaim)  # from_url is typed as returning a Redis
     try:
         async with workers(settings, server, shared_redis, redis_namespace) as built:
             a, b = built.worker(interleaved), built.worker()
@@ -488,7 +494,7 @@ async def test_a_message_delivered_by_another_worker_just_before_the_claim_is_no
             async def b_delivers() -> None:
                 assert await b.check_once() == ["breaker_open:firing"]
 
-            interleaved.key, interleaved.before = claim, b_delivers
+            interleaved.arm(claim, b_delivers)
             assert await a.check_once() == []
             assert interleaved.before is None  # b did deliver in between
     finally:

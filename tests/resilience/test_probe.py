@@ -70,13 +70,13 @@ async def probe_for(
 
 
 @pytest.fixture
-def clock() -> Iterator[time_machine.Coordinates]:
+def clock() -> Iterator[time_machine.Traveller]:
     with time_machine.travel(START, tick=False) as traveller:
         yield traveller
 
 
 async def test_a_probe_while_bgg_still_fails_keeps_it_open(
-    bgg: RunningServer, clock: time_machine.Coordinates
+    bgg: RunningServer, clock: time_machine.Traveller
 ) -> None:
     fake(bgg).engine.set_rules([FaultRule(status=503, path="/thing")])
     async with probe_for(bgg) as probe:
@@ -96,7 +96,7 @@ async def test_a_probe_while_bgg_still_fails_keeps_it_open(
 
 
 async def test_a_probe_to_a_healthy_bgg_closes_it_and_an_unknown_id_is_an_answer(
-    bgg: RunningServer, clock: time_machine.Coordinates
+    bgg: RunningServer, clock: time_machine.Traveller
 ) -> None:
     unknown = 9_000_000  # the fake answers the real empty <items>: "no such game"
     async with probe_for(bgg, probe_id=unknown) as probe:
@@ -113,7 +113,7 @@ async def test_a_probe_to_a_healthy_bgg_closes_it_and_an_unknown_id_is_an_answer
 
 
 async def test_probe_id_0_sends_nothing(
-    bgg: RunningServer, clock: time_machine.Coordinates, caplog: pytest.LogCaptureFixture
+    bgg: RunningServer, clock: time_machine.Traveller, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with probe_for(bgg, probe_id=0) as probe:
         await probe.bgg.breaker.reset("open")
@@ -130,7 +130,7 @@ async def test_probe_id_0_sends_nothing(
 
 
 async def test_a_half_open_breaker_whose_trial_holder_died_is_probed(
-    bgg: RunningServer, clock: time_machine.Coordinates
+    bgg: RunningServer, clock: time_machine.Traveller
 ) -> None:
     """A worker that took the trial and died leaves the breaker half-open; once the trial's
     slot expires the probe takes it (nobody else would without traffic)."""
@@ -148,7 +148,7 @@ async def test_a_half_open_breaker_whose_trial_holder_died_is_probed(
 
 
 async def test_two_workers_sharing_redis_send_one_probe(
-    bgg: RunningServer, clock: time_machine.Coordinates, redis_url: str, redis_namespace: str
+    bgg: RunningServer, clock: time_machine.Traveller, redis_url: str, redis_namespace: str
 ) -> None:
     # The probe's request is held 0.3 s, so both workers probe while it is in flight.
     fake(bgg).engine.set_rules([FaultRule(path="/thing", delay=0.3, first_n=1)])
@@ -262,7 +262,7 @@ class _RivalTakesTheTrialFirst(MemoryBreakerStore):
 
 
 async def test_a_probe_that_loses_the_trial_to_another_worker_leaves_the_verdict_to_it(
-    bgg: RunningServer, clock: time_machine.Coordinates
+    bgg: RunningServer, clock: time_machine.Traveller
 ) -> None:
     async with probe_for(bgg, store=_RivalTakesTheTrialFirst()) as probe:
         await probe.bgg.breaker.reset("open")
@@ -273,7 +273,7 @@ async def test_a_probe_that_loses_the_trial_to_another_worker_leaves_the_verdict
 
 
 async def test_a_failed_probe_is_logged_with_why(
-    bgg: RunningServer, clock: time_machine.Coordinates, caplog: pytest.LogCaptureFixture
+    bgg: RunningServer, clock: time_machine.Traveller, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake(bgg).engine.set_rules([FaultRule(status=503, path="/thing")])
     async with probe_for(bgg) as probe:
@@ -289,7 +289,7 @@ async def test_a_failed_probe_is_logged_with_why(
 
 
 async def test_a_probe_that_closes_the_breaker_says_so(
-    bgg: RunningServer, clock: time_machine.Coordinates, caplog: pytest.LogCaptureFixture
+    bgg: RunningServer, clock: time_machine.Traveller, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with probe_for(bgg) as probe:
         await probe.bgg.breaker.reset("open")

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -31,13 +31,33 @@ def _gave_up(what: str, timeout: float, last: object, polls: int) -> AssertionEr
     )
 
 
+@overload
 async def eventually(
-    probe: Callable[[], T | Awaitable[T]],
+    probe: Callable[[], Awaitable[T]],
     what: str,
     *,
-    until: Callable[[T], bool] = _truthy,
+    until: Callable[[T], bool] = ...,
+    within: float = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    probe: Callable[[], T],
+    what: str,
+    *,
+    until: Callable[[T], bool] = ...,
+    within: float = ...,
+) -> T: ...
+
+
+async def eventually(
+    probe: Callable[[], Any],
+    what: str,
+    *,
+    until: Callable[[Any], bool] = _truthy,
     within: float = DEFAULT_TIMEOUT,
-) -> T:
+) -> Any:
     """Call `probe` (sync or async) until `until(value)` holds; return that value.
 
     `what` completes "waiting for ..." in the failure message.
@@ -49,8 +69,8 @@ async def eventually(
         if inspect.isawaitable(value):
             value = await value
         polls += 1
-        if until(value):  # type: ignore[arg-type]
-            return value  # type: ignore[return-value]
+        if until(value):
+            return value
         if time.monotonic() >= deadline:
             raise _gave_up(what, within, value, polls)
         await asyncio.sleep(INTERVAL)

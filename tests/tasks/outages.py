@@ -21,8 +21,8 @@ class Outage:
     """A database that `down()` takes away and `up()` gives back."""
 
     database: Database
-    down: Callable[[], None]
-    up: Callable[[], None]
+    down: Callable[[], object]  # what it returns is not used
+    up: Callable[[], object]
 
 
 @asynccontextmanager

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from chaos.fakes import FaultRule
 from system.db import jobs
@@ -29,7 +29,11 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TOKEN = "bgg-s3cret-token-4f9a"
 
 
-async def rows(service: ServiceUnderTest, model: type) -> list[Any]:
+#: The tables the tests read back; each has an integer `id`.
+Model = TypeVar("Model", BackgroundJob, BackgroundTaskFailure, BackgroundTaskRun, BoardGame)
+
+
+async def rows(service: ServiceUnderTest, model: type[Model]) -> list[Model]:
     async with service.services.database.session() as session:
         return list(await session.scalars(select(model).order_by(model.id)))
 
@@ -154,7 +158,7 @@ async def test_once_the_breaker_closes_the_waiting_job_runs(
         engine = service.services.database.engine
         async with engine.begin() as conn:  # its wait is over (the row, not the clock)
             await conn.execute(
-                BackgroundJob.__table__.update().values(run_after=jobs.db_now(engine.dialect.name))
+                update(BackgroundJob).values(run_after=jobs.db_now(engine.dialect.name))
             )
         await run_queued(service)
         job = next(j for j in await rows(service, BackgroundJob) if j.task_type == TASK_TYPE)
@@ -253,7 +257,7 @@ async def test_bad_payloads_fail_once_with_a_row(service: ServiceUnderTest) -> N
         ("failed", 1, "InvalidJobPayload")
     ] * 4
     failures = await rows(service, BackgroundTaskFailure)
-    assert sorted(f.error_type for f in failures) == ["InvalidJobPayload"] * 4
+    assert [f.error_type for f in failures] == ["InvalidJobPayload"] * 4
     assert all(f.task_type == TASK_TYPE and f.game_id is None for f in failures)
 
 
@@ -275,7 +279,7 @@ async def test_join_waits_for_a_claim_round_that_started_after_it(
                 return []
             return await real_claim(*args, **kwargs)
 
-        jobs.claim = claim  # type: ignore[assignment]
+        jobs.claim = claim
         try:
             pool = service.services.pool
             pool.start()

@@ -63,7 +63,8 @@ async def outcomes(database: Database) -> list[str]:
 
 async def failure_rows(database: Database) -> int:
     async with database.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(BackgroundTaskFailure)))
+        count = select(func.count()).select_from(BackgroundTaskFailure)
+        return (await session.execute(count)).scalar_one()
 
 
 def downloaded(game_id: int, url: str, path: Path) -> TaskRecord:
@@ -162,6 +163,7 @@ async def test_a_late_download_never_lands_on_the_next_game(
             return None if game is None else game.thumbnail_path
 
         b_path = await eventually(b_thumbnail, "B's own thumbnail")
+        assert b_path is not None
         upstreams.cdn_app.engine.clear()  # A's download goes on now
         await eventually(lambda: outcomes(database), "A's run", until=lambda o: len(o) == 2)
 
@@ -183,7 +185,9 @@ async def test_deleting_a_game_removes_its_thumbnail(
             row = await game_row(service.services.database, game["id"])
             return None if row is None else row.thumbnail_path
 
-        path = Path(await eventually(thumbnail, "the thumbnail"))
+        thumbnail_path = await eventually(thumbnail, "the thumbnail")
+        assert thumbnail_path is not None
+        path = Path(thumbnail_path)
         assert path.exists()
         deleted = await service.client.delete(f"/api/admin/games/{game['id']}", headers=AUTH)
         assert deleted.status_code == 204

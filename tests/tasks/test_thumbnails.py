@@ -101,7 +101,7 @@ async def test_three_timeouts_leave_one_failure_row_and_one_failed_run(
 async def test_refused_answers_are_recorded_and_leave_no_file(
     service: ServiceUnderTest, upstreams: Upstreams, fault: dict[str, object], error_type: str
 ) -> None:
-    upstreams.cdn_app.engine.set_rules([FaultRule(**fault)])  # type: ignore[arg-type]
+    upstreams.cdn_app.engine.set_rules([FaultRule(**fault)])
     await service.import_game(28720)
     failures, runs = await rows(service)
     (failure,) = failures
