@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import httpx
@@ -28,6 +28,7 @@ from tests.conftest import (
     migrate_database,
 )
 from tests.fakes import Upstreams
+from tests.support.tables import rows
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ROUTE = "/api/admin/games/import"
@@ -35,15 +36,6 @@ ROUTE = "/api/admin/games/import"
 
 async def bulk(service: ServiceUnderTest, body: Any) -> httpx.Response:
     return await service.client.post(ROUTE, json=body, headers=AUTH)
-
-
-#: The tables the tests read back; each has an integer `id`.
-Model = TypeVar("Model", BackgroundJob, BackgroundTaskRun, BoardGame)
-
-
-async def rows(service: ServiceUnderTest, model: type[Model]) -> list[Model]:
-    async with service.services.database.session() as session:
-        return list(await session.scalars(select(model).order_by(model.id)))
 
 
 async def test_a_bulk_import_queues_one_job_per_id_and_the_workers_import_them(

@@ -283,6 +283,7 @@ async def test_finish_ends_the_job_on_the_database_clock_with_its_failure(
         failure.id, "Boom", "boom",
     )  # fmt: skip
     # To the millisecond on SQLite too (SQLite's CURRENT_TIMESTAMP has whole seconds only).
+    assert stored.finished_at is not None
     assert before <= stored.finished_at == stored.updated_at <= after
 
 

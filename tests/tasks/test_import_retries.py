@@ -13,8 +13,9 @@ from system.db.models import BackgroundJob, BackgroundTaskFailure, BackgroundTas
 from system.tasks.imports import TASK_TYPE
 from tests.conftest import ADMIN_TOKEN, ServiceFactory, ServiceUnderTest
 from tests.fakes import Upstreams
+from tests.support.tables import rows
 from tests.support.waiting import eventually
-from tests.tasks.test_imports import queue, rows, run_queued
+from tests.tasks.test_imports import queue, run_queued
 
 START = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from chaos.fakes import FaultRule
 from system.db import jobs
@@ -24,18 +24,10 @@ from tests.conftest import ADMIN_TOKEN, ServiceFactory, ServiceUnderTest
 from tests.db.test_jobs import expire_lease
 from tests.fakes import Upstreams
 from tests.observability.test_metrics import sample
+from tests.support.tables import rows
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TOKEN = "bgg-s3cret-token-4f9a"
-
-
-#: The tables the tests read back; each has an integer `id`.
-Model = TypeVar("Model", BackgroundJob, BackgroundTaskFailure, BackgroundTaskRun, BoardGame)
-
-
-async def rows(service: ServiceUnderTest, model: type[Model]) -> list[Model]:
-    async with service.services.database.session() as session:
-        return list(await session.scalars(select(model).order_by(model.id)))
 
 
 async def queue(service: ServiceUnderTest, *bgg_ids: int) -> None:
