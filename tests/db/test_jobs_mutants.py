@@ -118,6 +118,21 @@ async def test_a_key_whose_live_job_finishes_mid_call_gets_a_new_job(engine: Asy
     )  # fmt: skip
 
 
+async def test_enqueue_gives_up_after_three_races_with_a_finishing_job(engine: AsyncEngine) -> None:  # noqa: F811
+    # Each round: the insert meets a live job with the key, and the look-up finds it gone
+    # (it finished in between). Three such rounds in a row end in an error, not a loop.
+    statements: list[Any] = []
+
+    async def raced(statement: Any, *_args: Any, **_kwargs: Any) -> None:
+        statements.append(statement)
+
+    async with create_sessionmaker(engine)() as session:
+        session.scalar = raced  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="could not enqueue t job with key 'k'"):
+            await jobs.enqueue(session, task_type="t", payload={}, max_attempts=3, dedupe_key="k")
+    assert [type(s).__name__ for s in statements] == ["Insert", "Select"] * 3
+
+
 async def test_keys_already_live_cost_one_look_up_per_insert_not_one_per_key(
     engine: AsyncEngine,  # noqa: F811
 ) -> None:
