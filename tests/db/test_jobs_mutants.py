@@ -93,6 +93,16 @@ async def test_a_live_key_answers_its_live_job_not_a_finished_one(engine: AsyncE
     assert await many(engine, ["k"]) == [jobs.Enqueued(live.id, existing=True)]
 
 
+async def test_enqueue_answers_the_live_job_of_its_own_key(engine: AsyncEngine) -> None:  # noqa: F811
+    # Written first, so a look-up that missed either condition would meet them first: a
+    # finished job that once held the key, and a live job of another key.
+    [finished] = await put(engine, dedupe_key="k")
+    await set_columns(engine, finished.id, status="done")
+    await put(engine, dedupe_key="other")
+    [live] = await put(engine, dedupe_key="k")
+    assert await put(engine, dedupe_key="k") == [jobs.Enqueued(live.id, existing=True)]
+
+
 async def test_a_key_whose_live_job_finishes_mid_call_gets_a_new_job(engine: AsyncEngine) -> None:  # noqa: F811
     [old] = await put(engine, dedupe_key="k")
     finished = False
@@ -228,6 +238,21 @@ async def test_only_queued_jobs_count_towards_the_oldest_due(engine: AsyncEngine
 
 
 # Timestamps written on the database's clock
+
+
+async def test_a_claim_stamps_its_start_and_lease_on_the_database_clock(
+    engine: AsyncEngine,  # noqa: F811
+) -> None:
+    await put(engine)
+    before = await db_clock(engine)
+    [job] = await jobs.claim(engine, owner="a", limit=1, lease_seconds=LEASE)
+    after = await db_clock(engine)
+    stored = await row(engine, job.id)
+    assert stored.started_at is not None and stored.lease_expires_at is not None
+    # To the millisecond on SQLite too (SQLite's CURRENT_TIMESTAMP has whole seconds only).
+    assert before <= stored.started_at == stored.updated_at <= after
+    lease = timedelta(seconds=LEASE)
+    assert before + lease <= stored.lease_expires_at <= after + lease
 
 
 async def claimed_a_while_ago(engine: AsyncEngine) -> jobs.ClaimedJob:  # noqa: F811
