@@ -70,6 +70,25 @@ def owner_tests(environ: Mapping[str, str], owners: Mapping[str, list[str]]) -> 
     return owners.get(source)
 
 
+def mutant_worker(environ: Mapping[str, str]) -> bool:
+    """Whether this pytest run is a mutant's, started by `python -m mutation`."""
+    return environ.get(SWITCH) in ("owners", "all") and (
+        source_of(environ.get("MUTANT_UNDER_TEST", "")) is not None
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """In a mutant's worker, a hung test ends the run: pytest-timeout's thread method.
+
+    Its default signal method raises inside whatever the main thread runs, and a mutant that
+    makes the event loop spin (a wait that never waits) runs callbacks there: asyncio logs
+    the exception and spins on, until mutmut's CPU limit stops it after many minutes.
+    """
+    if mutant_worker(os.environ):
+        config.option.timeout_method = "thread"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect the tests that do not own the mutant's file and run the rest in the order
     `owners.toml` lists them (a mutant's worker only)."""

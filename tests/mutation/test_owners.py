@@ -135,3 +135,34 @@ def test_a_mutant_worker_runs_the_owner_tests_in_the_order_owners_lists_them(
     assert done.returncode == 0, done.stdout + done.stderr
     ran = [line.split("::")[0] for line in done.stdout.splitlines() if " PASSED" in line]
     assert ran == ["tests/db/test_jobs.py", "tests/tasks/test_pool.py"]
+
+
+@pytest.mark.parametrize(
+    ("switch", "mutant", "method"),
+    [("owners", JOBS_MUTANT, "thread"), ("all", JOBS_MUTANT, "thread"), ("owners", "stats", "")],
+)
+def test_a_mutant_worker_ends_a_hung_test_from_a_thread(
+    tmp_path: Path, switch: str, mutant: str, method: str
+) -> None:
+    # A file that owns jobs.py's mutants, so the owners switch keeps its test.
+    (tmp_path / "tests/db").mkdir(parents=True)
+    (tmp_path / "tests/db/test_jobs.py").write_text(
+        "def test_method(request):\n"
+        "    print('METHOD=' + str(request.config.getvalue('timeout_method') or ''))\n",
+        encoding="utf-8",
+    )
+    base = {k: v for k, v in os.environ.items() if k not in (owners.SWITCH, "MUTANT_UNDER_TEST")}
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-q", "-s", "-p", "mutation.owners"),
+            *("-p", "no:cacheprovider", "-c", "/dev/null", "--rootdir", str(tmp_path), "tests"),
+        ],
+        cwd=tmp_path,
+        env={**base, owners.SWITCH: switch, "MUTANT_UNDER_TEST": mutant},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"METHOD={method}\n" in done.stdout
