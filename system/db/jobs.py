@@ -71,9 +71,8 @@ def db_now(dialect: str, plus_seconds: float = 0.0) -> ColumnElement[datetime]:
     return now
 
 
-def _dialect(session_or_engine: AsyncSession | AsyncEngine) -> str:
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, AsyncSession) else None
-    return (bind or session_or_engine).dialect.name  # type: ignore[union-attr]
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 @dataclass(frozen=True, slots=True)

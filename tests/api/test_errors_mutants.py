@@ -445,11 +445,17 @@ async def test_a_crash_in_a_route_is_a_500_in_the_shared_shape_and_logged_once(
     ]
 
 
-async def test_a_crash_after_the_answer_started_is_left_to_the_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize("first", [[b"first chunk"], []], ids=["mid-body", "before-the-body"])
+async def test_a_crash_after_the_answer_started_is_left_to_the_server(
+    tmp_path: Path, first: list[bytes]
+) -> None:
     app = _app(tmp_path)
 
     async def chunks() -> AsyncIterator[bytes]:
-        yield b"first chunk"
+        # StreamingResponse sends the status and headers before it asks for a chunk: with no
+        # chunk first, the answer started with its headers alone.
+        for chunk in first:
+            yield chunk
         raise RuntimeError("boom mid-body")
 
     async def route() -> StreamingResponse:
