@@ -27,6 +27,7 @@ from system.db.models import BackgroundJob, BackgroundTaskFailure, BackgroundTas
 from system.tasks.pool import InvalidJobPayload, JobPool, new_owner
 from system.tasks.recording import TaskRecorder
 from system.tasks.spool import Spool
+from tests.support.waiting import eventually
 
 LEASE = 30.0
 MARGIN = 5.0
@@ -855,3 +856,55 @@ async def test_a_pool_cannot_hand_back_a_job_another_worker_now_holds(
     assert not await pool.hand_back(job, delay_seconds=0, reason="again")
     (row,) = await rows(database, BackgroundJob)
     assert (row.status, row.lease_owner) == ("running", "other")
+
+
+async def test_a_full_pool_does_not_ask_the_database_for_jobs(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = build(database, tmp_path, slots=1)
+    real_claim = jobs.claim
+    limits: list[int] = []
+
+    async def counted(*args: Any, **kwargs: Any) -> list[ClaimedJob]:
+        limits.append(kwargs["limit"])
+        return await real_claim(*args, **kwargs)
+
+    pool.register("t", hangs)
+    monkeypatch.setattr(jobs, "claim", counted)
+    await put(database, "t", {})
+    pool.start()
+    await eventually(lambda: pool.running == 1, "the job to run")
+    asked = len(limits)
+    rounds = pool._rounds
+    for _ in range(5):  # woken while its one slot is taken
+        pool.wake()
+        await eventually(lambda r=rounds: pool._rounds > r, "a claim round")
+        rounds = pool._rounds
+    assert limits[asked:] == []
+    await pool.drain(0)
+
+
+async def test_join_does_not_poll_the_database_while_a_job_runs(
+    database: Database, tmp_path: Path
+) -> None:
+    # Polling once a minute: join's rounds are the ones it asks for, one at a time.
+    pool = build(database, tmp_path)
+    gate = asyncio.Event()
+
+    async def gated(job: ClaimedJob) -> None:
+        await gate.wait()
+        await pool.fail(job, "Done", "ran")
+
+    pool.register("t", gated)
+    await put(database, "t", {})
+    pool.start()
+    await eventually(lambda: pool.running == 1, "the job to run")
+    joining = asyncio.create_task(pool.join())
+    rounds = pool._rounds
+    # A window to see nothing in: a join that spun would start a claim round after each
+    # (on SQLite dozens in it, on PostgreSQL hundreds).
+    await asyncio.sleep(0.2)
+    assert pool._rounds - rounds <= 2
+    gate.set()
+    await asyncio.wait_for(joining, 10)
+    await pool.drain(1.0)
