@@ -875,11 +875,10 @@ async def test_a_full_pool_does_not_ask_the_database_for_jobs(
     pool.start()
     await eventually(lambda: pool.running == 1, "the job to run")
     asked = len(limits)
-    rounds = pool._rounds
     for _ in range(5):  # woken while its one slot is taken
+        before = pool._rounds
         pool.wake()
-        await eventually(lambda r=rounds: pool._rounds > r, "a claim round")
-        rounds = pool._rounds
+        await eventually(lambda: pool._rounds > before, "a claim round")  # noqa: B023
     assert limits[asked:] == []
     await pool.drain(0)
 
