@@ -858,31 +858,6 @@ async def test_a_pool_cannot_hand_back_a_job_another_worker_now_holds(
     assert (row.status, row.lease_owner) == ("running", "other")
 
 
-async def test_a_full_pool_does_not_ask_the_database_for_jobs(
-    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pool = build(database, tmp_path, slots=1)
-    real_claim = jobs.claim
-    limits: list[int] = []
-
-    async def counted(*args: Any, **kwargs: Any) -> list[ClaimedJob]:
-        limits.append(kwargs["limit"])
-        return await real_claim(*args, **kwargs)
-
-    pool.register("t", hangs)
-    monkeypatch.setattr(jobs, "claim", counted)
-    await put(database, "t", {})
-    pool.start()
-    await eventually(lambda: pool.running == 1, "the job to run")
-    asked = len(limits)
-    for _ in range(5):  # woken while its one slot is taken
-        before = pool._rounds
-        pool.wake()
-        await eventually(lambda: pool._rounds > before, "a claim round")  # noqa: B023
-    assert limits[asked:] == []
-    await pool.drain(0)
-
-
 async def test_join_does_not_poll_the_database_while_a_job_runs(
     database: Database, tmp_path: Path
 ) -> None:
@@ -907,3 +882,73 @@ async def test_join_does_not_poll_the_database_while_a_job_runs(
     gate.set()
     await asyncio.wait_for(joining, 10)
     await pool.drain(1.0)
+
+
+async def test_drain_returns_once_the_jobs_it_cancelled_have_cleaned_up(
+    database: Database, tmp_path: Path
+) -> None:
+    pool = build(database, tmp_path)
+    cleaned = asyncio.Event()
+
+    async def cleans_up(job: ClaimedJob) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            # Cleanup that takes a while (a temporary file removed in a thread, say): longer
+            # than the rest of the drain, which must not hand the job back meanwhile.
+            await asyncio.sleep(0.1)
+            cleaned.set()
+
+    pool.register("t", cleans_up)
+    await put(database, "t", {})
+    pool.start()
+    await eventually(lambda: pool.running == 1, "the job to run")
+    assert await pool.drain(0) == 1
+    assert cleaned.is_set()
+
+
+async def test_a_renewal_that_hangs_at_shutdown_is_cancelled_after_the_lease_time(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = build(database, tmp_path, lease_seconds=0.3, lease_margin=0.1, poll_seconds=0.01)
+    renewing = asyncio.Event()
+
+    async def hung_renew(*_args: object, **_kwargs: object) -> set[int]:
+        renewing.set()
+        await asyncio.Event().wait()
+        return set()
+
+    pool.register("t", hangs)
+    monkeypatch.setattr(jobs, "renew", hung_renew)
+    await put(database, "t", {})
+    pool.start()
+    await renewing.wait()
+    assert await asyncio.wait_for(pool.drain(0), 10) == 1
+    assert not pool.started
+
+
+async def test_drain_never_hands_back_a_job_another_worker_holds_at_the_same_attempt(
+    database: Database, tmp_path: Path
+) -> None:
+    # This pool handed its job back (an open breaker, say) but its task has not ended; another
+    # worker claimed the job since, at the same attempt number (a hand-back spends none).
+    pool = build(database, tmp_path)
+    told: list[tuple[int, str]] = []
+    pool.on_hand_back = lambda job, reason: told.append((job.id, reason))
+    handed = asyncio.Event()
+
+    async def hands_back_and_lingers(job: ClaimedJob) -> None:
+        assert await pool.hand_back(job, delay_seconds=0, reason="breaker_open")
+        handed.set()
+        await asyncio.Event().wait()
+
+    pool.register("t", hands_back_and_lingers)
+    job_id = await put(database, "t", {})
+    pool.start()
+    await handed.wait()
+    [theirs] = await jobs.claim(database.engine, owner="other", limit=1, lease_seconds=LEASE)
+    assert (theirs.id, theirs.attempt) == (job_id, 1)
+    assert await pool.drain(0) == 1
+    assert told == [(job_id, "breaker_open")]  # the drain handed nothing back
+    ((status, owner),) = [(j.status, j.lease_owner) for j in await rows(database, BackgroundJob)]
+    assert (status, owner) == ("running", "other")
