@@ -255,6 +255,15 @@ async def test_a_claim_stamps_its_start_and_lease_on_the_database_clock(
     assert before + lease <= stored.lease_expires_at <= after + lease
 
 
+async def test_a_claim_that_excludes_types_still_takes_only_due_jobs(engine: AsyncEngine) -> None:  # noqa: F811
+    await put(engine, delay_seconds=600)  # type "t", due in ten minutes
+    [done] = await put(engine)
+    await set_columns(engine, done.id, status="done")
+    assert (
+        await jobs.claim(engine, owner="a", limit=5, lease_seconds=LEASE, exclude_types=["x"]) == []
+    )
+
+
 async def claimed_a_while_ago(engine: AsyncEngine) -> jobs.ClaimedJob:  # noqa: F811
     await put(engine)
     [job] = await jobs.claim(engine, owner="a", limit=1, lease_seconds=LEASE)

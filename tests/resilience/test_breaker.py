@@ -413,3 +413,8 @@ async def test_a_change_this_process_makes_is_local_and_one_it_reads_is_not() ->
             ("open", "closed", True),
         ]
         assert all(type(t.local) is bool for t in seen)
+
+
+def test_a_breaker_reports_the_settings_it_was_given() -> None:
+    b = AsyncCircuitBreaker("Image CDN", fail_max=3, reset_timeout=7.5)
+    assert (b.name, b.fail_max, b.reset_timeout) == ("Image CDN", 3, 7.5)
