@@ -55,11 +55,6 @@ def owner_rank(nodeid: str, tests: Sequence[str]) -> int | None:
     return None
 
 
-def owned(nodeid: str, tests: Sequence[str]) -> bool:
-    """Whether a test (pytest node id, relative to the root) lies in one of `tests`."""
-    return owner_rank(nodeid, tests) is not None
-
-
 def owner_tests(environ: Mapping[str, str], owners: Mapping[str, list[str]]) -> list[str] | None:
     """The owner tests to keep in this pytest run, or None to keep every test."""
     if environ.get(SWITCH) != "owners":

@@ -28,10 +28,11 @@ def test_mutmuts_own_runs_name_no_file(name: str) -> None:
 
 
 def test_a_test_is_owned_by_its_file_or_a_folder_above_it() -> None:
-    assert owners.owned("tests/db/test_jobs.py::test_claim[sqlite]", ["tests/db/test_jobs.py"])
-    assert owners.owned("tests/db/test_jobs.py::test_claim", ["tests/db"])
-    assert not owners.owned("tests/db/test_jobs_more.py::test_x", ["tests/db/test_jobs.py"])
-    assert not owners.owned("tests/dbx/test_jobs.py::test_x", ["tests/db"])
+    rank = owners.owner_rank
+    assert rank("tests/db/test_jobs.py::test_claim[sqlite]", ["tests/db/test_jobs.py"]) == 0
+    assert rank("tests/db/test_jobs.py::test_claim", ["tests/db"]) == 0
+    assert rank("tests/db/test_jobs_more.py::test_x", ["tests/db/test_jobs.py"]) is None
+    assert rank("tests/dbx/test_jobs.py::test_x", ["tests/db"]) is None
 
 
 def test_only_a_mutant_run_with_the_switch_on_is_narrowed() -> None:
