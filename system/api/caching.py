@@ -119,11 +119,6 @@ def game_tag(game: Stamped) -> str:
     return _digest((REPRESENTATION_VERSION, "game", _stamp(game)))
 
 
-def for_game(game: Stamped, *, now: datetime | None = None) -> Validators:
-    """The validators of one game, from its id and `updated_at`."""
-    return Validators(game_tag(game), _settled(game.updated_at, now))
-
-
 def for_page(rows: Sequence[Stamped], *, total: int, limit: int, offset: int) -> Validators:
     """The validators of one page of games: its rows in order, the total and the window."""
     head = (REPRESENTATION_VERSION, "page", str(total), str(limit), str(offset))

@@ -261,12 +261,13 @@ async def _get_page(
 
 def test_last_modified_waits_until_the_write_has_settled() -> None:
     game = BoardGame(id=1, bgg_id=1, title="x", updated_at=LONG_AGO)
-    assert caching.for_game(game, now=LONG_AGO + timedelta(seconds=1)).last_modified is None
-    settled = caching.for_game(game, now=LONG_AGO + caching.LAST_MODIFIED_SETTLE)
+    stored = caching.Representation(1, b"{}", caching.game_tag(game), game.updated_at)
+    assert stored.validators(now=LONG_AGO + timedelta(seconds=1)).last_modified is None
+    settled = stored.validators(now=LONG_AGO + caching.LAST_MODIFIED_SETTLE)
     assert settled.last_modified == LONG_AGO.replace(microsecond=0)
     # The ETag does not wait: it changes with any write, whatever its second.
     later = BoardGame(id=1, bgg_id=1, title="x", updated_at=LONG_AGO + timedelta(microseconds=1))
-    assert caching.for_game(later).opaque != caching.for_game(game).opaque
+    assert caching.game_tag(later) != caching.game_tag(game)
 
 
 def test_a_stored_game_gains_its_last_modified_once_settled() -> None:
