@@ -12,15 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from system.config import Settings
 from system.container import Services
 from system.db.database import Database
-
-
-async def get_settings(request: Request) -> Settings:
-    """The settings the app was built with."""
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 async def get_services(request: Request) -> Services:
@@ -49,7 +42,6 @@ async def get_session(
         yield session
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ServicesDep = Annotated[Services, Depends(get_services)]
