@@ -61,8 +61,6 @@ TASK_TYPE = "thumbnail_download"
 #: attempt `a` of job `j` is recorded as uuid5(namespace, "j:a"). Stated here, not imported,
 #: because the harness judges the service from outside; a test keeps the two equal.
 JOB_RECORD_NAMESPACE = uuid.UUID("6b3f7a52-3c1e-4f0e-9d7a-0b9a3c2e8f11")
-#: Job states after which nothing more happens to a job (but a retry).
-END_STATES = ("done", "failed")
 #: Triggers of jobs that retry an existing failure: not new work a scenario must expect.
 RETRY_TRIGGERS = ("auto_retry", "manual_retry")
 
