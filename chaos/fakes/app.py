@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
-from chaos.fakes.bodies import Fixtures, fault_body, status_body
+from chaos.fakes.bodies import HTML_CONTENT_TYPE, Fixtures, fault_body, html_error_page, status_body
 from chaos.fakes.faults import FaultEngine, FaultRule, RequestInfo
 from chaos.fakes.log import RequestLog, RequestRecord
 
@@ -60,6 +60,11 @@ class Answer:
 
 
 Handler = Callable[[RequestInfo], Answer]
+
+
+def html_answer(status: int) -> Answer:
+    """An error status with the HTML page nginx (or a CDN) would send with it."""
+    return Answer(status, html_error_page(status), HTML_CONTENT_TYPE)
 
 
 class _ClientWatch:
