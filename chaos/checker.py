@@ -45,7 +45,6 @@ has every expected job lost: the work it accepted was nowhere durable.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.database import TaskRows
+from chaos.events import json_lines
 
 TASK_TYPE = "thumbnail_download"
 
@@ -167,15 +167,7 @@ def read_spool(path: Path | None) -> list[dict[str, Any]]:
     skipped: a torn last line, or one without a `record_id` to replay it by."""
     if path is None or not path.exists():
         return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("record_id"), str):
-            records.append(record)
-    return records
+    return [record for record in json_lines(path) if isinstance(record.get("record_id"), str)]
 
 
 def _initial_records(

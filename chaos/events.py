@@ -67,16 +67,20 @@ class EventLog:
                 self._file = None
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """The events of `events.jsonl` (a torn last line, from a killed run, is left out)."""
-    if not path.is_file():
-        return []
-    events = []
+def json_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file, skipping any line that is not one (a torn last
+    line, from a process killed while it wrote)."""
+    objects = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            event = json.loads(line)
+            value = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(event, dict):
-            events.append(event)
-    return events
+        if isinstance(value, dict):
+            objects.append(value)
+    return objects
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events of `events.jsonl` (a torn last line, from a killed run, is left out)."""
+    return json_lines(path) if path.is_file() else []
