@@ -124,14 +124,6 @@ def _fault(line: Timeline, open_faults: dict[str, float], name: str, on: bool, t
         line.faults.append((key, open_faults.pop(key), t))
 
 
-def _unique(names: Iterable[str]) -> list[str]:
-    seen: list[str] = []
-    for name in names:
-        if name not in seen:
-            seen.append(name)
-    return seen
-
-
 def _changes(points: list[tuple[float, str]]) -> list[tuple[float, str]]:
     kept: list[tuple[float, str]] = []
     for t, state in points:
@@ -186,8 +178,8 @@ def svg(line: Timeline, *, salt: str) -> str:
                 ax.axvline(t, color=FAILED_COLOUR, linewidth=1.0, linestyle=":")
         imports.set_xlim(0, end * 1.02)
         imports.set_xlabel("seconds since the scenario started")
-        windows = _unique(name for name, _, ended in line.faults if ended is not None)
-        moments = _unique(name for name, _, ended in line.faults if ended is None)
+        windows = list(dict.fromkeys(name for name, _, ended in line.faults if ended is not None))
+        moments = list(dict.fromkeys(name for name, _, ended in line.faults if ended is None))
         handles: list[Any] = []
         if windows or not moments:
             handles.append(Patch(color=FAULT_COLOUR, label=f"fault on: {', '.join(windows)}"
@@ -216,11 +208,11 @@ def _breakers(ax: Any, line: Timeline, end: float) -> None:
     """Faults, the fake upstreams' rules and the breakers' states: one row each, top down."""
     ax.set_title("Faults, and the circuit breakers' states")
     rows: list[tuple[str, list[tuple[float, float, str, str]]]] = []
-    for name in _unique(name for name, _, _ in line.faults):
+    for name in dict.fromkeys(name for name, _, _ in line.faults):
         spans = [(b, (e if e is not None else b) - b, "", FAULT_BAR)
                  for n, b, e in line.faults if n == name]  # fmt: skip
         rows.append((f"fault {name}", spans))
-    for label in _unique(label for label, _, _ in line.rules):
+    for label in dict.fromkeys(label for label, _, _ in line.rules):
         spans = [(b, e - b, "", RULE_BAR) for n, b, e in line.rules if n == label]
         rows.append((label, spans))
     for name in sorted(line.breakers):
