@@ -134,21 +134,16 @@ class Context:
 
     def bgg_faults(self, *rules: FaultRule) -> None:
         """Replace the fake BGG's fault rules."""
-        self.bgg.engine.set_rules(rules)
-        self.events.emit(
-            "fault_rules",
-            upstream="bgg",
-            rules=[r.model_dump(exclude_defaults=True) for r in rules],
-        )
+        self._faults(self.bgg, rules)
 
     def cdn_faults(self, *rules: FaultRule) -> None:
         """Replace the fake CDN's fault rules."""
-        self.cdn.engine.set_rules(rules)
-        self.events.emit(
-            "fault_rules",
-            upstream="cdn",
-            rules=[r.model_dump(exclude_defaults=True) for r in rules],
-        )
+        self._faults(self.cdn, rules)
+
+    def _faults(self, upstream: BggApp | CdnApp, rules: tuple[FaultRule, ...]) -> None:
+        upstream.engine.set_rules(rules)
+        rule_data = [r.model_dump(exclude_defaults=True) for r in rules]
+        self.events.emit("fault_rules", upstream=upstream.name, rules=rule_data)
 
     def thing_requests(self) -> int:
         """`thing` requests the fake BGG received in this scenario."""
