@@ -20,10 +20,10 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 from pathlib import Path
 from typing import Any
 
+from chaos import interrupts
 from chaos.promises import HARNESS
 from chaos.service import HarnessError, check_service_env
 from chaos.stack import Options, Stack
@@ -214,27 +214,14 @@ async def _serve(
     await asyncio.Event().wait()  # until a signal cancels this task
 
 
-class _Interrupted(Exception):
-    pass
-
-
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise _Interrupted(signal.Signals(signum).name)
-
-
 async def _foreground(
     stack: Stack, args: argparse.Namespace, postgres: str | None, written: list[Path]
 ) -> None:
-    loop = asyncio.get_running_loop()
     task = asyncio.create_task(_serve(stack, args, postgres, written))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
     try:
-        with contextlib.suppress(asyncio.CancelledError):
+        with interrupts.calling(task.cancel), contextlib.suppress(asyncio.CancelledError):
             await task
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         await stack.aclose()
 
 
@@ -253,24 +240,22 @@ def stack_command(args: argparse.Namespace) -> int:
         except HarnessError as exc:
             stderr(f"error: {exc}")
             return 2
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
-    stack = Stack(options)
-    code = 0
-    written: list[Path] = []  # the env file, once this stack wrote it (never another's)
-    try:
-        stack.start()
-        asyncio.run(_foreground(stack, args, postgres, written))
-        stderr("stopping: every process and server of the stack")
-    except HarnessError as exc:
-        stderr(f"error: {exc}")
-        code = 2
-    except (_Interrupted, KeyboardInterrupt):
-        stderr("interrupted during start-up: stopping everything")
-    finally:
-        stack.close()
-        for path in written:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with interrupts.raising():
+        stack = Stack(options)
+        code = 0
+        written: list[Path] = []  # the env file, once this stack wrote it (never another's)
+        try:
+            stack.start()
+            asyncio.run(_foreground(stack, args, postgres, written))
+            stderr("stopping: every process and server of the stack")
+        except HarnessError as exc:
+            stderr(f"error: {exc}")
+            code = 2
+        except (interrupts.Interrupted, KeyboardInterrupt):
+            stderr("interrupted during start-up: stopping everything")
+        finally:
+            stack.close()
+            for path in written:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
     return code
