@@ -53,7 +53,7 @@ from chaos.runner import MAX_SEED, SCENARIO_SEEDS, Runner, plan
 from chaos.service import HarnessError, check_service_env, env_pair
 from chaos.stack import Options, Stack
 from chaos.stack_cli import add_parser as add_stack_parser
-from chaos.stack_cli import stack_command
+from chaos.stack_cli import flag_options, stack_command
 from chaos.ui import Terminal, stderr
 
 _seed = bounded_int(0, MAX_SEED, out_of_range="must be between {low} and {high}: {value}")
@@ -210,20 +210,12 @@ def _options(args: argparse.Namespace, report_dir: Path) -> Options:
     postgres = os.environ.get("TEST_DATABASE_URL") or None
     if postgres is not None and not postgres.startswith("postgresql"):
         postgres = None
-    return Options(
-        seed=args.seed,
+    return flag_options(
+        args,
         report_dir=report_dir,
-        workers=args.workers,
-        service_env=dict(args.service_env),
         database_url=args.database_url,
         postgres_url=postgres,
-        target=args.target,
-        admin_token=args.admin_token,
-        bgg_port=args.bgg_port or (18001 if args.target else 0),
-        cdn_port=args.cdn_port or (18002 if args.target else 0),
-        service_port=args.service_port,
         spool_path=args.spool_path,
-        webhook_port=args.webhook_port or 0,
         service_source=args.service_source,
     )
 
