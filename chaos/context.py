@@ -16,6 +16,7 @@ from typing import Any
 
 from chaos.client import BGG_BREAKER, Call, ServiceClient
 from chaos.events import EventLog
+from chaos.events import parse_time as parse_time  # the scenarios import it from here
 from chaos.fakes import BggApp, CdnApp, FaultRule
 from chaos.fakes.bgg import FIXTURE_IDS
 from chaos.proxy import ProxyServer
@@ -189,13 +190,3 @@ class Context:
     def note(self, **figures: Any) -> None:
         """Add measured figures for `summary.json`."""
         self.figures.update(figures)
-
-
-def parse_time(value: Any) -> float | None:
-    """An ISO-8601 timestamp from the service as epoch seconds (None if absent)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None

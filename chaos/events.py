@@ -23,6 +23,16 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def parse_time(value: Any) -> float | None:
+    """An ISO-8601 timestamp (the service's, or an event's) as epoch seconds (None if absent)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 class EventLog:
     """Appends events to a JSON-lines file (or only keeps them, without a path)."""
 

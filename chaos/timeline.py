@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from chaos.events import parse_time
 from chaos.svg import inline_svg
 
 #: Colours a person reads without a legend: green good, amber in between, red bad.
@@ -57,15 +57,6 @@ class Timeline:
         return not (self.faults or self.rules or self.breakers or self.public or self.imports)
 
 
-def _wall(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def timeline(events: Iterable[dict[str, Any]]) -> Timeline:
     """The timeline of one scenario's events (those whose `scenario` is its name)."""
     events = list(events)
@@ -90,7 +81,7 @@ def timeline(events: Iterable[dict[str, Any]]) -> Timeline:
         elif kind in ("breaker_state", "breaker_transition"):
             state = event.get("state") if kind == "breaker_state" else event.get("to_state")
             if kind == "breaker_transition":
-                at, seen = _wall(event.get("at")), _wall(event.get("time"))
+                at, seen = parse_time(event.get("at")), parse_time(event.get("time"))
                 if at is not None and seen is not None:
                     t -= max(0.0, seen - at)  # when the service says it changed
             name = str(event.get("breaker"))
