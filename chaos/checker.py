@@ -45,7 +45,6 @@ has every expected job lost: the work it accepted was nowhere durable.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.database import TaskRows
+from chaos.events import json_lines
 
 TASK_TYPE = "thumbnail_download"
 
@@ -61,8 +61,6 @@ TASK_TYPE = "thumbnail_download"
 #: attempt `a` of job `j` is recorded as uuid5(namespace, "j:a"). Stated here, not imported,
 #: because the harness judges the service from outside; a test keeps the two equal.
 JOB_RECORD_NAMESPACE = uuid.UUID("6b3f7a52-3c1e-4f0e-9d7a-0b9a3c2e8f11")
-#: Job states after which nothing more happens to a job (but a retry).
-END_STATES = ("done", "failed")
 #: Triggers of jobs that retry an existing failure: not new work a scenario must expect.
 RETRY_TRIGGERS = ("auto_retry", "manual_retry")
 
@@ -169,15 +167,7 @@ def read_spool(path: Path | None) -> list[dict[str, Any]]:
     skipped: a torn last line, or one without a `record_id` to replay it by."""
     if path is None or not path.exists():
         return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("record_id"), str):
-            records.append(record)
-    return records
+    return [record for record in json_lines(path) if isinstance(record.get("record_id"), str)]
 
 
 def _initial_records(

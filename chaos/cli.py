@@ -20,18 +20,16 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
 
-from chaos import scenarios
+from chaos import interrupts, scenarios
 from chaos.arguments import Parser, bounded_int, http_url, port
 from chaos.ctk_verdict import verdict_command
 from chaos.demo import add_parser as add_demo_parser
@@ -55,7 +53,7 @@ from chaos.runner import MAX_SEED, SCENARIO_SEEDS, Runner, plan
 from chaos.service import HarnessError, check_service_env, env_pair
 from chaos.stack import Options, Stack
 from chaos.stack_cli import add_parser as add_stack_parser
-from chaos.stack_cli import stack_command
+from chaos.stack_cli import flag_options, stack_command
 from chaos.ui import Terminal, stderr
 
 _seed = bounded_int(0, MAX_SEED, out_of_range="must be between {low} and {high}: {value}")
@@ -212,20 +210,12 @@ def _options(args: argparse.Namespace, report_dir: Path) -> Options:
     postgres = os.environ.get("TEST_DATABASE_URL") or None
     if postgres is not None and not postgres.startswith("postgresql"):
         postgres = None
-    return Options(
-        seed=args.seed,
+    return flag_options(
+        args,
         report_dir=report_dir,
-        workers=args.workers,
-        service_env=dict(args.service_env),
         database_url=args.database_url,
         postgres_url=postgres,
-        target=args.target,
-        admin_token=args.admin_token,
-        bgg_port=args.bgg_port or (18001 if args.target else 0),
-        cdn_port=args.cdn_port or (18002 if args.target else 0),
-        service_port=args.service_port,
         spool_path=args.spool_path,
-        webhook_port=args.webhook_port or 0,
         service_source=args.service_source,
     )
 
@@ -247,16 +237,7 @@ def _check_target(url: str, token: str) -> None:
         raise HarnessError(f"--target {url}: breaker status answered {status.status_code}")
 
 
-class _Interrupted(Exception):
-    pass
-
-
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    raise _Interrupted(signal.Signals(signum).name)
-
-
 async def _run(stack: Stack, runner: Runner, names: list[str]) -> list[ScenarioResult]:
-    loop = asyncio.get_running_loop()
     items = plan([scenarios.load(n) for n in names], stack)
     task = asyncio.create_task(runner.run(items))
 
@@ -264,17 +245,13 @@ async def _run(stack: Stack, runner: Runner, names: list[str]) -> list[ScenarioR
         stderr("interrupted: rolling back and stopping everything")
         task.cancel()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, interrupt)
     try:
-        try:
+        with interrupts.calling(interrupt):
             return await task
-        except asyncio.CancelledError:
-            runner.interrupted = True
-            return runner.results
+    except asyncio.CancelledError:
+        runner.interrupted = True
+        return runner.results
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         await stack.aclose()
 
 
@@ -290,41 +267,39 @@ def run(args: argparse.Namespace) -> int:
     except HarnessError as exc:
         stderr(f"error: {exc}")
         return 2
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
-    terminal = Terminal()
-    stack = Stack(options)
-    events: EventLog | None = None
-    results: list[ScenarioResult] = []
-    interrupted = False
-    started, wall = utc_now(), time.monotonic()
-    code = 2
-    try:
-        if options.target is not None:
-            _check_target(options.target, options.admin_token or "")
-        _create(options.report_dir)
-        stack.start()
-        events = EventLog(options.report_dir / "events.jsonl")
-        events.subscribe(terminal.on_event)
-        events.emit("upstreams", **stack.addresses())
-        if options.target is not None:
-            events.emit("target", url=options.target, env=stack.target_env(),
-                        alerts_unchecked=options.alerting_unchecked)  # fmt: skip
-        runner = Runner(stack, events, options.seed)
-        results = asyncio.run(_run(stack, runner, names))
-        code = exit_code(results)
-        interrupted = runner.interrupted or any(r.interrupted for r in results)
-        if interrupted and code != 3:
-            code = 2
-    except HarnessError as exc:
-        stderr(f"error: {exc}")
+    with interrupts.raising():
+        terminal = Terminal()
+        stack = Stack(options)
+        events: EventLog | None = None
+        results: list[ScenarioResult] = []
+        interrupted = False
+        started, wall = utc_now(), time.monotonic()
         code = 2
-    except (_Interrupted, KeyboardInterrupt):
-        stderr("interrupted")
-        interrupted, code = True, 2
-    finally:
-        stack.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        try:
+            if options.target is not None:
+                _check_target(options.target, options.admin_token or "")
+            _create(options.report_dir)
+            stack.start()
+            events = EventLog(options.report_dir / "events.jsonl")
+            events.subscribe(terminal.on_event)
+            events.emit("upstreams", **stack.addresses())
+            if options.target is not None:
+                events.emit("target", url=options.target, env=stack.target_env(),
+                            alerts_unchecked=options.alerting_unchecked)  # fmt: skip
+            runner = Runner(stack, events, options.seed)
+            results = asyncio.run(_run(stack, runner, names))
+            code = exit_code(results)
+            interrupted = runner.interrupted or any(r.interrupted for r in results)
+            if interrupted and code != 3:
+                code = 2
+        except HarnessError as exc:
+            stderr(f"error: {exc}")
+            code = 2
+        except (interrupts.Interrupted, KeyboardInterrupt):
+            stderr("interrupted")
+            interrupted, code = True, 2
+        finally:
+            stack.close()
     if events is None:
         _discard_if_empty(options.report_dir)
         return code

@@ -16,6 +16,7 @@ from typing import Any
 
 from chaos.client import BGG_BREAKER, Call, ServiceClient
 from chaos.events import EventLog
+from chaos.events import parse_time as parse_time  # the scenarios import it from here
 from chaos.fakes import BggApp, CdnApp, FaultRule
 from chaos.fakes.bgg import FIXTURE_IDS
 from chaos.proxy import ProxyServer
@@ -134,21 +135,16 @@ class Context:
 
     def bgg_faults(self, *rules: FaultRule) -> None:
         """Replace the fake BGG's fault rules."""
-        self.bgg.engine.set_rules(rules)
-        self.events.emit(
-            "fault_rules",
-            upstream="bgg",
-            rules=[r.model_dump(exclude_defaults=True) for r in rules],
-        )
+        self._faults(self.bgg, rules)
 
     def cdn_faults(self, *rules: FaultRule) -> None:
         """Replace the fake CDN's fault rules."""
-        self.cdn.engine.set_rules(rules)
-        self.events.emit(
-            "fault_rules",
-            upstream="cdn",
-            rules=[r.model_dump(exclude_defaults=True) for r in rules],
-        )
+        self._faults(self.cdn, rules)
+
+    def _faults(self, upstream: BggApp | CdnApp, rules: tuple[FaultRule, ...]) -> None:
+        upstream.engine.set_rules(rules)
+        rule_data = [r.model_dump(exclude_defaults=True) for r in rules]
+        self.events.emit("fault_rules", upstream=upstream.name, rules=rule_data)
 
     def thing_requests(self) -> int:
         """`thing` requests the fake BGG received in this scenario."""
@@ -194,13 +190,3 @@ class Context:
     def note(self, **figures: Any) -> None:
         """Add measured figures for `summary.json`."""
         self.figures.update(figures)
-
-
-def parse_time(value: Any) -> float | None:
-    """An ISO-8601 timestamp from the service as epoch seconds (None if absent)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None

@@ -62,7 +62,7 @@ class Tolerance:
             return seen is True
         if self.kind == "equals":
             return bool(seen == self.value)
-        if not isinstance(seen, int | float) or isinstance(seen, bool) or math.isnan(seen):
+        if not _is_number(seen) or math.isnan(seen):
             return False
         if self.kind == "at_most":
             return bool(seen <= self.value)

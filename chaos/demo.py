@@ -20,12 +20,12 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chaos import interrupts
 from chaos.arguments import bounded_float
 from chaos.client import ServiceClient
 from chaos.service import HarnessError
@@ -185,14 +185,6 @@ def print_urls(url: str, stack: Stack, *, token_made: bool) -> None:
     print(f"  {'fake CDN':<14} {where['cdn_url']}")
 
 
-class _Interrupted(Exception):
-    pass
-
-
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise _Interrupted(signal.Signals(signum).name)
-
-
 async def _run(stack: Stack, args: argparse.Namespace) -> int:
     started = time.monotonic()
     deployment = await stack.deployment("main", LABEL, port=args.service_port)
@@ -216,17 +208,13 @@ async def _run(stack: Stack, args: argparse.Namespace) -> int:
 
 
 async def _foreground(stack: Stack, args: argparse.Namespace) -> int:
-    loop = asyncio.get_running_loop()
     task = asyncio.create_task(_run(stack, args))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
     try:
-        return await task
+        with interrupts.calling(task.cancel):
+            return await task
     except asyncio.CancelledError:
         return 0
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         await stack.aclose()
 
 
@@ -239,20 +227,18 @@ def demo_command(args: argparse.Namespace) -> int:
         service_port=args.service_port,
         collection_games=True,
     )
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
-    stack = Stack(options)
-    code = 2
-    try:
-        stack.start()
-        code = asyncio.run(_foreground(stack, args))
-        stderr("stopping: every process and server of the demo")
-    except HarnessError as exc:
-        stderr(f"error: {exc}")
-    except (_Interrupted, KeyboardInterrupt):
-        stderr("interrupted during start-up: stopping everything")
-        code = 0
-    finally:
-        stack.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with interrupts.raising():
+        stack = Stack(options)
+        code = 2
+        try:
+            stack.start()
+            code = asyncio.run(_foreground(stack, args))
+            stderr("stopping: every process and server of the demo")
+        except HarnessError as exc:
+            stderr(f"error: {exc}")
+        except (interrupts.Interrupted, KeyboardInterrupt):
+            stderr("interrupted during start-up: stopping everything")
+            code = 0
+        finally:
+            stack.close()
     return code

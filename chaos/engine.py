@@ -174,16 +174,12 @@ class _Run:
 
     async def steady_state(self, phase: str) -> dict[str, Any]:
         probes = [await self.activity(p.probe, phase) for p in self.scenario.hypothesis.probes]
-        met = all(p.get("tolerance_met", True) and p["status"] != "failed" for p in probes)
-        return {"steady_state_met": met, "probes": probes}
+        return _steady_state_check(probes)
 
     async def during(self) -> list[dict[str, Any]]:
         """The continuous checks, as CTK records them: a list of steady-state checks."""
         entries = await self._during_probes()
-        if not entries:
-            return []
-        met = all(p.get("tolerance_met", True) and p["status"] != "failed" for p in entries)
-        return [{"steady_state_met": met, "probes": entries}]
+        return [_steady_state_check(entries)] if entries else []
 
     async def _during_probes(self) -> list[dict[str, Any]]:
         entries = []
@@ -339,6 +335,12 @@ async def _settle_and_check(ctx: Context, patience: float) -> TaskCheck:
             ctx.events.emit("tasks", **check.to_json())
             return check
         await asyncio.sleep(0.1)
+
+
+def _steady_state_check(probes: list[dict[str, Any]]) -> dict[str, Any]:
+    """CTK's record of one steady-state check: met unless a probe failed or was out of tolerance."""
+    met = all(p.get("tolerance_met", True) and p["status"] != "failed" for p in probes)
+    return {"steady_state_met": met, "probes": probes}
 
 
 def _jsonable(value: Any) -> Any:

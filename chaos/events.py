@@ -23,6 +23,16 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def parse_time(value: Any) -> float | None:
+    """An ISO-8601 timestamp (the service's, or an event's) as epoch seconds (None if absent)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 class EventLog:
     """Appends events to a JSON-lines file (or only keeps them, without a path)."""
 
@@ -67,16 +77,20 @@ class EventLog:
                 self._file = None
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """The events of `events.jsonl` (a torn last line, from a killed run, is left out)."""
-    if not path.is_file():
-        return []
-    events = []
+def json_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file, skipping any line that is not one (a torn last
+    line, from a process killed while it wrote)."""
+    objects = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            event = json.loads(line)
+            value = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(event, dict):
-            events.append(event)
-    return events
+        if isinstance(value, dict):
+            objects.append(value)
+    return objects
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events of `events.jsonl` (a torn last line, from a killed run, is left out)."""
+    return json_lines(path) if path.is_file() else []

@@ -205,7 +205,9 @@ def failures(views: list[ScenarioView]) -> list[tuple[ScenarioView, str]]:
 def replay_command(summary: dict[str, Any], scenario: str | None = None) -> str:
     """The command that runs the run again (or only `scenario`, with its own seed)."""
     options = summary.get("options") or {}
-    names = [scenario] if scenario else _unique(s["scenario"] for s in summary["scenarios"])
+    names = (
+        [scenario] if scenario else list(dict.fromkeys(s["scenario"] for s in summary["scenarios"]))
+    )
     words = ["python", "-m", "chaos", "run", *names]
     if scenario is None:
         words += ["--seed", str(summary.get("seed"))]
@@ -214,14 +216,6 @@ def replay_command(summary: dict[str, Any], scenario: str | None = None) -> str:
     for key, value in (options.get("service_env_overrides") or {}).items():
         words += ["--service-env", f"{key}={value}"]
     return shlex.join(words)
-
-
-def _unique(names: Any) -> list[str]:
-    seen: list[str] = []
-    for name in names:
-        if name not in seen:
-            seen.append(name)
-    return seen
 
 
 def scenario_view(

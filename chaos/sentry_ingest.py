@@ -138,8 +138,7 @@ class SentryIngest:
         return decode_body(await request.body(), request.headers.get("content-encoding", ""))
 
     async def _envelope(self, request: Request) -> Response:
-        items = parse_envelope(await self._body(request))
-        self._keep([(kind, payload) for kind, payload in items])
+        self._keep(parse_envelope(await self._body(request)))
         return JSONResponse({"id": "0" * 32})
 
     async def _store(self, request: Request) -> Response:

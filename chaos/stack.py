@@ -43,7 +43,7 @@ from chaos.client import ServiceClient
 from chaos.database import Backend, PostgresBackend, SqliteBackend
 from chaos.fakes import BggApp, CdnApp, RunningServer, create_bgg_app, create_cdn_app
 from chaos.fakes.app import CONTROL_PREFIX
-from chaos.fakes.server import bind_socket
+from chaos.fakes.server import run_in_thread
 from chaos.promises import HARNESS
 from chaos.proxy import ProxyServer
 from chaos.redis_server import RedisServer
@@ -170,7 +170,7 @@ class Stack:
                             listen=("127.0.0.1", self.options.bgg_port))  # fmt: skip
 
     def _serve(self, app: BggApp | CdnApp, name: str) -> str:
-        server = RunningServer(app, bind_socket("127.0.0.1", 0), name=name).start()
+        server = run_in_thread(app, name=name)
         self._servers.append(server)
         return server.url
 

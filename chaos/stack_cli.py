@@ -20,10 +20,10 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 from pathlib import Path
 from typing import Any
 
+from chaos import interrupts
 from chaos.promises import HARNESS
 from chaos.service import HarnessError, check_service_env
 from chaos.stack import Options, Stack
@@ -131,22 +131,31 @@ def _options(args: argparse.Namespace) -> tuple[Options, str | None]:
         if not args.database_url.startswith("sqlite"):
             raise HarnessError("a postgresql+asyncpg:// --database-url needs --database postgresql")
         sqlite_url = args.database_url
-    options = Options(
-        seed=args.seed,
+    options = flag_options(
+        args,
         report_dir=args.log_dir,
-        workers=args.workers,
-        service_env=dict(args.service_env),
         database_url=sqlite_url,
         postgres_url=postgres,
+        proxy_control_port=args.proxy_control_port or 0,
+    )
+    return options, postgres
+
+
+def flag_options(args: argparse.Namespace, **rest: Any) -> Options:
+    """The `Options` that `run` and `stack` take alike from their flags, plus `rest`."""
+    return Options(
+        seed=args.seed,
+        workers=args.workers,
+        service_env=dict(args.service_env),
         target=args.target,
         admin_token=args.admin_token,
+        # Fixed with --target (docs/chaos.md): the target is configured with them beforehand.
         bgg_port=args.bgg_port or (18001 if args.target else 0),
         cdn_port=args.cdn_port or (18002 if args.target else 0),
         service_port=args.service_port,
         webhook_port=args.webhook_port or 0,
-        proxy_control_port=args.proxy_control_port or 0,
+        **rest,
     )
-    return options, postgres
 
 
 def env_values(stack: Stack, service_url: str, database_proxy: str | None) -> dict[str, str]:
@@ -214,27 +223,14 @@ async def _serve(
     await asyncio.Event().wait()  # until a signal cancels this task
 
 
-class _Interrupted(Exception):
-    pass
-
-
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise _Interrupted(signal.Signals(signum).name)
-
-
 async def _foreground(
     stack: Stack, args: argparse.Namespace, postgres: str | None, written: list[Path]
 ) -> None:
-    loop = asyncio.get_running_loop()
     task = asyncio.create_task(_serve(stack, args, postgres, written))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
     try:
-        with contextlib.suppress(asyncio.CancelledError):
+        with interrupts.calling(task.cancel), contextlib.suppress(asyncio.CancelledError):
             await task
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         await stack.aclose()
 
 
@@ -253,24 +249,22 @@ def stack_command(args: argparse.Namespace) -> int:
         except HarnessError as exc:
             stderr(f"error: {exc}")
             return 2
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
-    stack = Stack(options)
-    code = 0
-    written: list[Path] = []  # the env file, once this stack wrote it (never another's)
-    try:
-        stack.start()
-        asyncio.run(_foreground(stack, args, postgres, written))
-        stderr("stopping: every process and server of the stack")
-    except HarnessError as exc:
-        stderr(f"error: {exc}")
-        code = 2
-    except (_Interrupted, KeyboardInterrupt):
-        stderr("interrupted during start-up: stopping everything")
-    finally:
-        stack.close()
-        for path in written:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with interrupts.raising():
+        stack = Stack(options)
+        code = 0
+        written: list[Path] = []  # the env file, once this stack wrote it (never another's)
+        try:
+            stack.start()
+            asyncio.run(_foreground(stack, args, postgres, written))
+            stderr("stopping: every process and server of the stack")
+        except HarnessError as exc:
+            stderr(f"error: {exc}")
+            code = 2
+        except (interrupts.Interrupted, KeyboardInterrupt):
+            stderr("interrupted during start-up: stopping everything")
+        finally:
+            stack.close()
+            for path in written:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
     return code

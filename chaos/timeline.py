@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from chaos.events import parse_time
 from chaos.svg import inline_svg
 
 #: Colours a person reads without a legend: green good, amber in between, red bad.
@@ -57,15 +57,6 @@ class Timeline:
         return not (self.faults or self.rules or self.breakers or self.public or self.imports)
 
 
-def _wall(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def timeline(events: Iterable[dict[str, Any]]) -> Timeline:
     """The timeline of one scenario's events (those whose `scenario` is its name)."""
     events = list(events)
@@ -90,7 +81,7 @@ def timeline(events: Iterable[dict[str, Any]]) -> Timeline:
         elif kind in ("breaker_state", "breaker_transition"):
             state = event.get("state") if kind == "breaker_state" else event.get("to_state")
             if kind == "breaker_transition":
-                at, seen = _wall(event.get("at")), _wall(event.get("time"))
+                at, seen = parse_time(event.get("at")), parse_time(event.get("time"))
                 if at is not None and seen is not None:
                     t -= max(0.0, seen - at)  # when the service says it changed
             name = str(event.get("breaker"))
@@ -122,14 +113,6 @@ def _fault(line: Timeline, open_faults: dict[str, float], name: str, on: bool, t
     ending = [name] if name in open_faults else list(open_faults)
     for key in ending:
         line.faults.append((key, open_faults.pop(key), t))
-
-
-def _unique(names: Iterable[str]) -> list[str]:
-    seen: list[str] = []
-    for name in names:
-        if name not in seen:
-            seen.append(name)
-    return seen
 
 
 def _changes(points: list[tuple[float, str]]) -> list[tuple[float, str]]:
@@ -186,8 +169,8 @@ def svg(line: Timeline, *, salt: str) -> str:
                 ax.axvline(t, color=FAILED_COLOUR, linewidth=1.0, linestyle=":")
         imports.set_xlim(0, end * 1.02)
         imports.set_xlabel("seconds since the scenario started")
-        windows = _unique(name for name, _, ended in line.faults if ended is not None)
-        moments = _unique(name for name, _, ended in line.faults if ended is None)
+        windows = list(dict.fromkeys(name for name, _, ended in line.faults if ended is not None))
+        moments = list(dict.fromkeys(name for name, _, ended in line.faults if ended is None))
         handles: list[Any] = []
         if windows or not moments:
             handles.append(Patch(color=FAULT_COLOUR, label=f"fault on: {', '.join(windows)}"
@@ -216,11 +199,11 @@ def _breakers(ax: Any, line: Timeline, end: float) -> None:
     """Faults, the fake upstreams' rules and the breakers' states: one row each, top down."""
     ax.set_title("Faults, and the circuit breakers' states")
     rows: list[tuple[str, list[tuple[float, float, str, str]]]] = []
-    for name in _unique(name for name, _, _ in line.faults):
+    for name in dict.fromkeys(name for name, _, _ in line.faults):
         spans = [(b, (e if e is not None else b) - b, "", FAULT_BAR)
                  for n, b, e in line.faults if n == name]  # fmt: skip
         rows.append((f"fault {name}", spans))
-    for label in _unique(label for label, _, _ in line.rules):
+    for label in dict.fromkeys(label for label, _, _ in line.rules):
         spans = [(b, e - b, "", RULE_BAR) for n, b, e in line.rules if n == label]
         rows.append((label, spans))
     for name in sorted(line.breakers):

@@ -36,6 +36,11 @@ class Terminal:
                 console = Console(highlight=False, soft_wrap=True, width=160)
             self._rich = console
 
+    @property
+    def console(self) -> Any:
+        """The rich console (None without rich), for a table or a spinner of one's own."""
+        return self._rich
+
     def line(self, text: str, style: str | None = None) -> None:
         """One line of output."""
         if self._rich is not None:

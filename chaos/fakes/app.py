@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
-from chaos.fakes.bodies import Fixtures, fault_body, status_body
+from chaos.fakes.bodies import HTML_CONTENT_TYPE, Fixtures, fault_body, html_error_page, status_body
 from chaos.fakes.faults import FaultEngine, FaultRule, RequestInfo
 from chaos.fakes.log import RequestLog, RequestRecord
 
@@ -60,6 +60,11 @@ class Answer:
 
 
 Handler = Callable[[RequestInfo], Answer]
+
+
+def html_answer(status: int) -> Answer:
+    """An error status with the HTML page nginx (or a CDN) would send with it."""
+    return Answer(status, html_error_page(status), HTML_CONTENT_TYPE)
 
 
 class _ClientWatch:
@@ -353,9 +358,9 @@ class FakeApp:
             status = _int_param(params.get("status"), "status")
             limit = _int_param(params.get("limit"), "limit")
         except ValueError as exc:
-            return _unprocessable(str(exc))
+            return json_error(str(exc))
         if limit is not None and limit < 0:
-            return _unprocessable("limit must be >= 0")
+            return json_error("limit must be >= 0")
         path, rule = params.get("path"), params.get("rule")
         shown = self.log.records(since=since, path=path, status=status, rule=rule, limit=limit)
         return JSONResponse(
@@ -377,13 +382,13 @@ class FakeApp:
         if isinstance(data, Response):
             return data
         if not isinstance(data, list):
-            return _unprocessable("expected a JSON list of fault rules")
+            return json_error("expected a JSON list of fault rules")
         try:
             rules = self.engine.set_rules(_RULES.validate_python(data))
         except ValidationError as exc:
             return _invalid(exc)
         except ValueError as exc:
-            return _unprocessable(str(exc))
+            return json_error(str(exc))
         return JSONResponse({"rules": [_dump(r) for r in rules]})
 
     async def _faults_add(self, request: Request) -> Response:
@@ -400,7 +405,7 @@ class FakeApp:
             for rule in rules:
                 added.append(self.engine.add(rule))
         except ValueError as exc:
-            return _unprocessable(str(exc))
+            return json_error(str(exc))
         return JSONResponse({"rules": [_dump(r) for r in added]}, status_code=201)
 
     async def _reset(self, request: Request) -> Response:
@@ -410,10 +415,10 @@ class FakeApp:
             if isinstance(data, Response):
                 return data
             if not isinstance(data, dict) or set(data) - {"seed"}:
-                return _unprocessable('expected {"seed": <int>} or an empty body')
+                return json_error('expected {"seed": <int>} or an empty body')
             raw_seed = data.get("seed")
             if raw_seed is not None and (type(raw_seed) is not int):
-                return _unprocessable("seed must be an integer")
+                return json_error("seed must be an integer")
             seed = raw_seed
         self.engine.reset(seed)
         self.log.reset()
@@ -433,19 +438,25 @@ def _int_param(value: str | None, name: str) -> int | None:
         raise ValueError(f"{name} must be an integer, got {value!r}") from None
 
 
-def _unprocessable(reason: str, errors: Any = None) -> Response:
-    payload: dict[str, Any] = {"detail": reason}
+def json_error(detail: str, errors: Any = None, *, status: int = 422) -> Response:
+    """A control API's error: `{"detail": reason}`, plus pydantic's `errors` when given."""
+    payload: dict[str, Any] = {"detail": detail}
     if errors is not None:
         payload["errors"] = errors
-    return JSONResponse(payload, status_code=422)
+    return JSONResponse(payload, status_code=status)
+
+
+def first_error(exc: ValidationError) -> tuple[str, str, Any]:
+    """Where pydantic's first error is (`a.b`; "" for the whole input), its message, and
+    every error as JSON."""
+    errors = json.loads(exc.json(include_url=False))
+    first = errors[0] if errors else {}
+    return ".".join(str(p) for p in first.get("loc", ())), first.get("msg", "invalid"), errors
 
 
 def _invalid(exc: ValidationError) -> Response:
-    errors = json.loads(exc.json(include_url=False))
-    first = errors[0] if errors else {}
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    reason = f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid")
-    return _unprocessable(reason, errors)
+    where, message, errors = first_error(exc)
+    return json_error(f"{where}: {message}" if where else message, errors)
 
 
 async def _json_body(request: Request) -> Any:
@@ -453,4 +464,4 @@ async def _json_body(request: Request) -> Any:
     try:
         return json.loads(raw)
     except ValueError as exc:
-        return _unprocessable(f"body is not valid JSON: {exc}")
+        return json_error(f"body is not valid JSON: {exc}")

@@ -41,8 +41,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
-from chaos.fakes.app import Answer, FakeApp
-from chaos.fakes.bodies import HTML_CONTENT_TYPE, XML_CONTENT_TYPE, Fixtures, html_error_page
+from chaos.fakes.app import Answer, FakeApp, html_answer
+from chaos.fakes.bodies import XML_CONTENT_TYPE, Fixtures
 from chaos.fakes.collection import COLLECTION_FIXTURE, collection_items
 from chaos.fakes.faults import FaultEngine, RequestInfo
 from chaos.fakes.log import RequestLog
@@ -319,10 +319,6 @@ class BggCatalogue:
         return _IMAGE_URL.sub(replace, body.decode()).encode()
 
 
-def _html(status: int) -> Answer:
-    return Answer(status, html_error_page(status), HTML_CONTENT_TYPE)
-
-
 class BggApp(FakeApp):
     """The fake BGG as an ASGI app (run it with `chaos.fakes.server.run_in_thread`)."""
 
@@ -361,12 +357,12 @@ class BggApp(FakeApp):
     def handle(self, request: RequestInfo) -> Answer:
         """The normal (fault-free) answer."""
         if request.path != THING_PATH:
-            return _html(404)
+            return html_answer(404)
         if request.method not in ("GET", "HEAD"):
-            return _html(405)
+            return html_answer(405)
         token = self.api_token
         if token is not None and request.headers.get("authorization") != f"Bearer {token}":
-            return _html(401)
+            return html_answer(401)
         raw_ids = [part.strip() for part in request.query.get("id", "").split(",")]
         if not all(part.isascii() and part.isdigit() for part in raw_ids):
             return Answer(200, self.fixtures.invalid_item, XML_CONTENT_TYPE)
@@ -377,27 +373,6 @@ class BggApp(FakeApp):
         return Answer(200, body, XML_CONTENT_TYPE)
 
 
-def create_bgg_app(
-    *,
-    seed: int = 0,
-    cdn_base_url: str | None = None,
-    known_max: int = DEFAULT_KNOWN_MAX,
-    unknown: Iterable[int] = (),
-    api_token: str | None = None,
-    fixtures_dir: Path | str | None = None,
-    engine: FaultEngine | None = None,
-    log: RequestLog | None = None,
-    collection_games: bool = False,
-) -> BggApp:
-    """Build a `BggApp` (same arguments)."""
-    return BggApp(
-        seed=seed,
-        cdn_base_url=cdn_base_url,
-        known_max=known_max,
-        unknown=unknown,
-        api_token=api_token,
-        fixtures_dir=fixtures_dir,
-        engine=engine,
-        log=log,
-        collection_games=collection_games,
-    )
+#: The constructor under the name the fakes' users know (keyword arguments only, as for
+#: `BggApp`).
+create_bgg_app = BggApp

@@ -19,8 +19,8 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from chaos.fakes.app import Answer, FakeApp
-from chaos.fakes.bodies import HTML_CONTENT_TYPE, Fixtures, html_error_page
+from chaos.fakes.app import Answer, FakeApp, html_answer
+from chaos.fakes.bodies import Fixtures
 from chaos.fakes.faults import FaultEngine, RequestInfo
 from chaos.fakes.log import RequestLog
 
@@ -77,10 +77,6 @@ def _colour(name: str) -> tuple[int, int, int]:
     return (value & 0xFF, (value >> 8) & 0xFF, (value >> 16) & 0xFF)
 
 
-def _html(status: int) -> Answer:
-    return Answer(status, html_error_page(status), HTML_CONTENT_TYPE)
-
-
 class CdnApp(FakeApp):
     """The fake image CDN as an ASGI app."""
 
@@ -101,28 +97,21 @@ class CdnApp(FakeApp):
     def handle(self, request: RequestInfo) -> Answer:
         """The normal (fault-free) answer."""
         if not request.path.startswith(IMAGES_PREFIX):
-            return _html(404)
+            return html_answer(404)
         if request.method not in ("GET", "HEAD"):
-            return _html(405)
+            return html_answer(405)
         name = request.path[len(IMAGES_PREFIX) :]
         if not _NAME.match(name) or name in self.missing:
-            return _html(404)
+            return html_answer(404)
         extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         headers = (("Cache-Control", "public, max-age=31536000"),)
         if extension == "png":
             return Answer(200, png_image(rgb=_colour(name)), "image/png", headers)
         if extension in ("jpg", "jpeg"):
             return Answer(200, JPEG_IMAGE, "image/jpeg", headers)
-        return _html(404)
+        return html_answer(404)
 
 
-def create_cdn_app(
-    *,
-    seed: int = 0,
-    missing: Iterable[str] = (),
-    fixtures_dir: Path | str | None = None,
-    engine: FaultEngine | None = None,
-    log: RequestLog | None = None,
-) -> CdnApp:
-    """Build a `CdnApp` (same arguments)."""
-    return CdnApp(seed=seed, missing=missing, fixtures_dir=fixtures_dir, engine=engine, log=log)
+#: The constructor under the name the fakes' users know (keyword arguments only, as for
+#: `CdnApp`).
+create_cdn_app = CdnApp

@@ -86,8 +86,7 @@ class FakeControl(Closing):
 
     def faults(self) -> list[FaultRule]:
         """The installed rules (with their assigned names)."""
-        payload = _checked(self._client.get("/faults"))
-        return [FaultRule.model_validate(item["rule"]) for item in payload["rules"]]
+        return [FaultRule.model_validate(item["rule"]) for item in self.fault_stats()]
 
     def fault_stats(self) -> list[dict[str, Any]]:
         """`[{"rule": {...}, "matched": n, "fired": n}, ...]`."""
@@ -161,8 +160,7 @@ class AsyncFakeControl(AsyncClosing):
         return result
 
     async def faults(self) -> list[FaultRule]:
-        payload = _checked(await self._client.get("/faults"))
-        return [FaultRule.model_validate(item["rule"]) for item in payload["rules"]]
+        return [FaultRule.model_validate(item["rule"]) for item in await self.fault_stats()]
 
     async def fault_stats(self) -> list[dict[str, Any]]:
         stats: list[dict[str, Any]] = _checked(await self._client.get("/faults"))["rules"]

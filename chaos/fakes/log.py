@@ -13,9 +13,9 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
+from chaos.events import utc_now
 from chaos.fakes.faults import RequestInfo
 
 Outcome = Literal["pending", "served", "disconnected"]
@@ -81,7 +81,7 @@ class RequestLog:
         return self._seq
 
     def start(self, request: RequestInfo) -> RequestRecord:
-        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        now = utc_now()
         with self._lock:
             self._seq += 1
             record = RequestRecord(

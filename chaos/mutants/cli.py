@@ -26,13 +26,11 @@ from chaos.mutants.catalogue import CATALOGUE, NAMES, Mutant
 from chaos.mutants.run import MutantResult, run_mutant
 from chaos.mutants.tree import PatchError, check_applies
 from chaos.service import REPO_ROOT
-from chaos.ui import stderr
+from chaos.ui import Terminal, stderr
 
 try:
-    from rich.console import Console
     from rich.table import Table
 except ImportError:  # pragma: no cover - the chaos extra installs rich
-    Console = None  # type: ignore[assignment,misc]
     Table = None  # type: ignore[assignment,misc]
 
 STYLE = {"caught": "green", "SURVIVED": "bold red", "ERROR": "magenta"}
@@ -87,7 +85,7 @@ def mutants_command(args: argparse.Namespace, argv: list[str] | None = None) -> 
     except (ValueError, PatchError) as exc:
         stderr(f"error: {exc}")
         return 2
-    console = _console()
+    terminal = Terminal()
     results: list[MutantResult] = []
     started, wall = utc_now(), time.monotonic()
     commit = git_commit()  # the tree the mutants were made from: read before any run
@@ -96,10 +94,10 @@ def mutants_command(args: argparse.Namespace, argv: list[str] | None = None) -> 
             what = f"[{index}/{len(chosen)}] {mutant.name} ({mutant.kind}) -> " + ", ".join(
                 mutant.scenarios
             )
-            result = _run_one(console, what, mutant, args)
+            result = _run_one(terminal, what, mutant, args)
             results.append(result)
-            _line(console, f"{what}: {matrix.status(result)} in {result.duration_s:.0f} s"
-                  + _why(result), STYLE[matrix.status(result)])  # fmt: skip
+            terminal.line(f"{what}: {matrix.status(result)} in {result.duration_s:.0f} s"
+                          + _why(result), STYLE[matrix.status(result)])  # fmt: skip
     except KeyboardInterrupt:
         stderr("interrupted: no matrix written")
         return 2
@@ -114,9 +112,9 @@ def mutants_command(args: argparse.Namespace, argv: list[str] | None = None) -> 
     }
     paths = matrix.write(args.report_dir, results, meta)
     code = matrix.exit_code(results)
-    _table(console, results)
-    _line(console, f"exit {code}: {sum(r.caught for r in results)} of {len(results)} mutants "
-          f"caught; matrix in {paths[1]} and {paths[0].name}")  # fmt: skip
+    _table(terminal.console, results)
+    terminal.line(f"exit {code}: {sum(r.caught for r in results)} of {len(results)} mutants "
+                  f"caught; matrix in {paths[1]} and {paths[0].name}")  # fmt: skip
     return code
 
 
@@ -131,28 +129,15 @@ def _why(result: MutantResult) -> str:
     return f" ({why}; see {result.run_dir})"
 
 
-def _console() -> Any:
-    if Console is None:
-        return None
-    console = Console(highlight=False, soft_wrap=True)
-    if not console.is_terminal:  # CI logs: no 80-column wrapping
-        console = Console(highlight=False, soft_wrap=True, width=160)
-    return console
-
-
-def _line(console: Any, text: str, style: str | None = None) -> None:
-    if console is None:
-        print(text, flush=True)
-    else:
-        console.print(text, style=style, markup=False)
-
-
-def _run_one(console: Any, what: str, mutant: Mutant, args: argparse.Namespace) -> MutantResult:
+def _run_one(
+    terminal: Terminal, what: str, mutant: Mutant, args: argparse.Namespace
+) -> MutantResult:
     def run() -> MutantResult:
         return run_mutant(mutant, seed=args.seed, report_dir=args.report_dir, timeout=args.timeout)
 
+    console = terminal.console
     if console is None or not console.is_terminal:
-        _line(console, f"{what}: running")
+        terminal.line(f"{what}: running")
         return run()
     with console.status(f"{what}: running (chaos run, up to {args.timeout:g} s)"):
         return run()

@@ -26,10 +26,7 @@ def exit_code(results: list[MutantResult]) -> int:
 
 def columns(results: list[MutantResult]) -> list[str]:
     """The scenarios any mutant ran, in first-seen order."""
-    seen: dict[str, None] = {}
-    for result in results:
-        seen.update(dict.fromkeys(result.mutant.scenarios))
-    return list(seen)
+    return list(dict.fromkeys(name for result in results for name in result.mutant.scenarios))
 
 
 def status(result: MutantResult) -> str:

@@ -32,9 +32,9 @@ import random
 import socket
 import struct
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any, Literal
 
+from chaos.closing import AsyncClosing
 from chaos.proxy.toxics import Latency, ResetPeer, Timeout, Toxic, parse_toxic, toxic_json
 
 _LOGGER = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ class _Connection:
         proxy.bytes[side] += len(data)
 
 
-class Proxy:
+class Proxy(AsyncClosing):
     """A TCP proxy with toxics. Methods must be called on the loop that runs it."""
 
     def __init__(
@@ -327,13 +327,7 @@ class Proxy:
     async def __aenter__(self) -> Proxy:
         return await self.start()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    aclose = stop  # what the `async with` block's end calls
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.enabled:

@@ -39,6 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 
 from chaos.closing import Closing
+from chaos.fakes.app import first_error, json_error
 from chaos.fakes.server import bind_socket, check_loopback, uvicorn_config
 from chaos.proxy.proxy import Proxy, ToxicExists, ToxicNotFound, parse_address
 from chaos.proxy.toxics import Toxic, toxic_json
@@ -262,16 +263,14 @@ class ProxyServer(Closing):
                 try:
                     return await handler(request)
                 except (ProxyNotFound, ToxicNotFound) as exc:
-                    return _error(404, f"not found: {exc.args[0] if exc.args else exc}")
+                    return json_error(f"not found: {exc.args[0] if exc.args else exc}", status=404)
                 except (ProxyExists, ToxicExists) as exc:
-                    return _error(409, str(exc))
+                    return json_error(str(exc), status=409)
                 except ValidationError as exc:
-                    errors = json.loads(exc.json(include_url=False))
-                    first = errors[0] if errors else {}
-                    where = ".".join(str(p) for p in first.get("loc", ()))
-                    return _error(422, f"{where}: {first.get('msg', 'invalid')}", errors)
+                    where, message, errors = first_error(exc)
+                    return json_error(f"{where}: {message}", errors)
                 except _BadRequest as exc:
-                    return _error(422, str(exc))
+                    return json_error(str(exc))
 
             return wrapped
 
@@ -348,13 +347,6 @@ class ProxyServer(Closing):
 
 class _BadRequest(ValueError):
     pass
-
-
-def _error(status: int, detail: str, errors: Any = None) -> Response:
-    payload: dict[str, Any] = {"detail": detail}
-    if errors is not None:
-        payload["errors"] = errors
-    return JSONResponse(payload, status_code=status)
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
