@@ -104,7 +104,7 @@ def _chaos_dir(data: dataset.DataSet, given: Path) -> None:
         )
 
 
-def resolve(args: argparse.Namespace, progress: bool = True) -> dataset.DataSet:
+def resolve(args: argparse.Namespace) -> dataset.DataSet:
     """The data set the arguments name (generating one when asked)."""
     generated = args.data == ["generated"]
     if "generated" in args.data and not generated:
