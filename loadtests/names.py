@@ -30,6 +30,3 @@ REJECTIONS: tuple[str, ...] = (IMPORT_BREAKER_OPEN, IMPORT_BREAKER_OPENING)
 """Every import the breaker rejected."""
 PUBLIC_READS: tuple[str, ...] = (PUBLIC_LIST, PUBLIC_SEARCH, PUBLIC_DETAIL)
 """What the public-latency threshold covers."""
-
-GET = "GET"
-POST = "POST"

@@ -37,7 +37,6 @@ from notebooks.execute import NOTEBOOKS, REPO, CellError, run
 from notebooks.reliability import sources
 from notebooks.reliability.chaos import load_chaos_events, load_chaos_journal, load_chaos_summary
 from notebooks.reliability.errors import InputError
-from notebooks.reliability.paths import run_folder
 from notebooks.reliability.tables import Window
 from notebooks.reliability.timeutil import bucket_seconds
 
@@ -94,17 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _chaos_dir(data: dataset.DataSet, given: Path) -> None:
     if not given.is_dir():
         raise InputError(f"--chaos-dir {given}: no such folder (expected reports/chaos)")
-    folder = run_folder(given)
-    files = {
-        "chaos_summary": "summary.json",
-        "chaos_journal": "journal.json",
-        "chaos_events": "events.jsonl",
-    }
-    found = False
-    for attribute, name in files.items():
-        if (folder / name).is_file():
-            setattr(data, attribute, str(folder / name))
-            found = True
+    found = dataset.chaos_reports(given)
+    for attribute, path in found.items():
+        setattr(data, attribute, path)
     if not found:
         raise InputError(
             f"--chaos-dir {given} holds no summary.json, journal.json or events.jsonl: "
@@ -113,7 +104,7 @@ def _chaos_dir(data: dataset.DataSet, given: Path) -> None:
         )
 
 
-def resolve(args: argparse.Namespace, progress: bool = True) -> dataset.DataSet:
+def resolve(args: argparse.Namespace) -> dataset.DataSet:
     """The data set the arguments name (generating one when asked)."""
     generated = args.data == ["generated"]
     if "generated" in args.data and not generated:

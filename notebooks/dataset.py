@@ -172,16 +172,8 @@ def _add(data: DataSet, kind: str, path: Path) -> None:
         data.sentry_paths.append(text)
     elif kind == "load":
         data.load_dir = str(path.parent)
-    elif kind in (
-        "failures_csv",
-        "runs_csv",
-        "chaos_summary",
-        "chaos_journal",
-        "chaos_events",
-        "tests",
-    ):
-        attribute = "tests_path" if kind == "tests" else kind
-        setattr(data, attribute, text)
+    else:  # failures_csv, runs_csv, chaos_summary, chaos_journal, chaos_events, tests
+        setattr(data, "tests_path" if kind == "tests" else kind, text)
 
 
 def _scan(folder: Path, data: DataSet, *, depth: int) -> int:
@@ -230,16 +222,26 @@ def from_paths(paths: list[str]) -> DataSet:
     return data
 
 
+#: The reports of a chaos run's folder, by the `DataSet` attribute each fills.
+_CHAOS_FILES = {
+    "chaos_summary": "summary.json",
+    "chaos_journal": "journal.json",
+    "chaos_events": "events.jsonl",
+}
+
+
+def chaos_reports(folder: Path) -> dict[str, str]:
+    """The `_CHAOS_FILES` that a chaos run's folder (or a folder of runs: its latest) holds."""
+    run = run_folder(folder)
+    return {key: str(run / name) for key, name in _CHAOS_FILES.items() if (run / name).is_file()}
+
+
 def reports_dir(data: DataSet, reports: Path) -> None:
     """Fill what `data` lacks from the harness's own reports (the latest chaos run,
     `reports/chaos/latest`, and `reports/load`) when they are there."""
-    chaos = run_folder(reports / "chaos")
-    if not data.chaos_summary and (chaos / "summary.json").is_file():
-        data.chaos_summary = str(chaos / "summary.json")
-    if not data.chaos_journal and (chaos / "journal.json").is_file():
-        data.chaos_journal = str(chaos / "journal.json")
-    if not data.chaos_events and (chaos / "events.jsonl").is_file():
-        data.chaos_events = str(chaos / "events.jsonl")
+    for attribute, path in chaos_reports(reports / "chaos").items():
+        if not getattr(data, attribute):
+            setattr(data, attribute, path)
     load = reports / "load"
     if not data.load_dir and ((load / "summary.json").is_file() or any(load.glob("*_stats.csv"))):
         data.load_dir = str(load)

@@ -148,7 +148,6 @@ if context.drill_faults:
 if load is None:
     show.not_available("no load run", "Run `nox -s load` (it writes reports/load/), then rerun.")
 else:
-    figures = loadrun.figures(load)
     if load.history is not None:
         show.show(plots.load_history_chart(load.history, load.phases()))
     show.show(load.thresholds())

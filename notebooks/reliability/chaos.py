@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from notebooks.reliability.errors import InputError, MalformedRowError
+from notebooks.reliability.errors import InputError, MalformedRowError, json_lines
 from notebooks.reliability.paths import run_folder
 from notebooks.reliability.timeutil import UTC_DTYPE, utc_series
 
@@ -248,30 +248,21 @@ def load_chaos_events(path: str | Path) -> pd.DataFrame:
         raise InputError(f"{path}: no such file (expected events.jsonl from `python -m chaos run`)")
     rows: list[dict[str, Any]] = []
     wheres: list[str] = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MalformedRowError(
-                    str(path), f"line {number}", f"is not JSON ({exc.msg})"
-                ) from None
-            if not isinstance(event, Mapping) or "kind" not in event or "time" not in event:
-                raise MalformedRowError(
-                    str(path), f"line {number}", "is not a harness event (needs kind and time)"
-                )
-            row = {
-                "time": event["time"],
-                "t": event.get("t"),
-                "scenario": event.get("scenario"),
-                "kind": event["kind"],
-            }
-            row.update({key: event.get(key) for key in EVENT_FIELDS})
-            row["data"] = dict(event)
-            rows.append(row)
-            wheres.append(f"line {number}")
+    for number, event in json_lines(path):
+        if not isinstance(event, Mapping) or "kind" not in event or "time" not in event:
+            raise MalformedRowError(
+                str(path), f"line {number}", "is not a harness event (needs kind and time)"
+            )
+        row = {
+            "time": event["time"],
+            "t": event.get("t"),
+            "scenario": event.get("scenario"),
+            "kind": event["kind"],
+        }
+        row.update({key: event.get(key) for key in EVENT_FIELDS})
+        row["data"] = dict(event)
+        rows.append(row)
+        wheres.append(f"line {number}")
     if not rows:
         raise InputError(f"{path} is empty: expected harness events, one JSON object per line")
     frame = pd.DataFrame(rows)

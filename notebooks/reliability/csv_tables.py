@@ -150,25 +150,20 @@ def load_csv_tables(
         "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
     )
     try:
-        _create(engine, FAILURES_TABLE, dict(FAILURE_COLUMNS))
-        _load(
-            engine,
-            Path(failures_csv),
-            table=FAILURES_TABLE,
-            columns=dict(FAILURE_COLUMNS),
-            required=FAILURE_REQUIRED,
-            convert=failure_frame,
-            chunk_rows=chunk_rows,
-        )
-        if runs_csv is not None:
-            _create(engine, RUNS_TABLE, dict(RUN_COLUMNS))
+        for path, table, columns, required, convert in (
+            (failures_csv, FAILURES_TABLE, FAILURE_COLUMNS, FAILURE_REQUIRED, failure_frame),
+            (runs_csv, RUNS_TABLE, RUN_COLUMNS, RUN_REQUIRED, run_frame),
+        ):
+            if path is None:
+                continue  # no runs export
+            _create(engine, table, dict(columns))
             _load(
                 engine,
-                Path(runs_csv),
-                table=RUNS_TABLE,
-                columns=dict(RUN_COLUMNS),
-                required=RUN_REQUIRED,
-                convert=run_frame,
+                Path(path),
+                table=table,
+                columns=dict(columns),
+                required=required,
+                convert=convert,
                 chunk_rows=chunk_rows,
             )
     except Exception:

@@ -1,10 +1,15 @@
 """The errors the analysis raises for input it cannot use.
 
 Each says in one line what was wrong and what was expected, so the command line can print it
-as it is (exit 2) and a notebook shows it without a wall of pandas frames.
+as it is (exit 2) and a notebook shows it without a wall of pandas frames. `json_lines` reads
+the JSON-lines files (harness events, Sentry exports) the same way for every loader.
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
 
 
 class InputError(Exception):
@@ -19,3 +24,19 @@ class MalformedRowError(InputError):
         self.source = source
         self.row = row
         self.problem = problem
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, value) for each non-blank line of a JSON-lines file; a line that is not
+    JSON raises `MalformedRowError` naming it."""
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise MalformedRowError(
+                    str(path), f"line {number}", f"is not JSON ({exc.msg})"
+                ) from None
+            yield number, value

@@ -19,6 +19,7 @@ from notebooks.reliability.timeutil import (
     UTC_DTYPE,
     first_position,
     null_mask,
+    reject_first,
     utc_series,
 )
 
@@ -75,33 +76,23 @@ def _labels(frame: pd.DataFrame, first_record: int) -> pd.Series:
     return records.where(~has_id, "id=" + ids.astype(str).str.strip())
 
 
-def _is_null(values: pd.Series) -> pd.Series:
-    return null_mask(values)
-
-
 def _ints(values: pd.Series, *, source: str, column: str, labels: pd.Series) -> pd.Series:
-    missing = _is_null(values)
+    missing = null_mask(values)
     numbers = pd.to_numeric(values.where(~missing, None), errors="coerce")
     bad = ~missing & (numbers.isna() | (numbers % 1 != 0))
-    if bad.any():
-        first = first_position(bad)
-        raise MalformedRowError(
-            source,
-            str(labels.iloc[first]),
-            f"{column} {values.iloc[first]!r} is not a whole number",
-        )
+    reject_first(
+        bad, values, source=source, column=column, labels=labels, problem="is not a whole number"
+    )
     return numbers.astype("Int64")
 
 
 def _floats(values: pd.Series, *, source: str, column: str, labels: pd.Series) -> pd.Series:
-    missing = _is_null(values)
+    missing = null_mask(values)
     numbers = pd.to_numeric(values.where(~missing, None), errors="coerce")
     bad = ~missing & numbers.isna()
-    if bad.any():
-        first = first_position(bad)
-        raise MalformedRowError(
-            source, str(labels.iloc[first]), f"{column} {values.iloc[first]!r} is not a number"
-        )
+    reject_first(
+        bad, values, source=source, column=column, labels=labels, problem="is not a number"
+    )
     return numbers.astype("Float64")
 
 
@@ -124,11 +115,9 @@ def _bools(values: pd.Series, *, source: str, column: str, labels: pd.Series) ->
 
     parsed = values.map(one)
     bad = parsed.map(lambda v: v is _NOT_BOOL)
-    if bad.any():
-        first = first_position(bad)
-        raise MalformedRowError(
-            source, str(labels.iloc[first]), f"{column} {values.iloc[first]!r} is not true or false"
-        )
+    reject_first(
+        bad, values, source=source, column=column, labels=labels, problem="is not true or false"
+    )
     return parsed.astype("boolean")
 
 

@@ -239,7 +239,7 @@ def quantile_chart(quantiles: pd.Series, *, title: str, xlabel: str) -> Figure:
     low, high = float(seconds.min()), float(seconds.max())
     ax.set_xlim(low / 1.5, high * 1.5)
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _seconds(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: describe_seconds(v)))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda _v, _pos: ""))
     for q, style in ((0.5, ":"), (0.9, "--"), (0.99, "-.")):
         value = float(np.interp(q, quantiles.index.to_numpy(dtype=float), seconds))
@@ -248,7 +248,7 @@ def quantile_chart(quantiles: pd.Series, *, title: str, xlabel: str) -> Figure:
             color="#555555",
             linestyle=style,
             linewidth=1,
-            label=f"p{int(q * 100)} = {_seconds(value)}",
+            label=f"p{int(q * 100)} = {describe_seconds(value)}",
         )
     ax.set_ylim(0, 1.02)
     ax.set_xlabel(xlabel)
@@ -256,10 +256,6 @@ def quantile_chart(quantiles: pd.Series, *, title: str, xlabel: str) -> Figure:
     ax.set_title(title)
     _legend(ax)
     return fig
-
-
-def _seconds(value: float) -> str:
-    return describe_seconds(value)
 
 
 def _whole_numbers(axis: Axes, which: str = "y") -> None:

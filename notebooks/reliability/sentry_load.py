@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from notebooks.reliability.errors import InputError, MalformedRowError
+from notebooks.reliability.errors import InputError, MalformedRowError, json_lines
 from notebooks.reliability.messages import normalise_message
 from notebooks.reliability.timeutil import UTC_DTYPE, utc_series
 
@@ -239,10 +239,11 @@ def normalise_event(event: object, *, where: str, shape: str, source: str) -> di
     }
 
 
-def _shape_of(event: Mapping[str, Any]) -> str:
-    if "entries" in event:
+def _shape_of(event: object) -> str:
+    """Which JSON shape an event is in (`normalise_event` refuses one that is no object)."""
+    if isinstance(event, Mapping) and "entries" in event:
         return "api_event"
-    if "event_id" in event:
+    if isinstance(event, Mapping) and "event_id" in event:
         return "event_json"
     return "events_list"
 
@@ -275,25 +276,14 @@ def _json_events(path: Path) -> Iterator[tuple[str, object, str]]:
                     "service's SENTRY_EXPORT_PATH"
                 )
         for index, event in enumerate(payload, 1):
-            shape = _shape_of(event) if isinstance(event, Mapping) else "events_list"
-            yield f"{path} event {index}", event, shape
+            yield f"{path} event {index}", event, _shape_of(event)
         return
     raise InputError(f"{path} holds a JSON {type(payload).__name__}: expected an event or a list")
 
 
 def _jsonl_events(path: Path) -> Iterator[tuple[str, object, str]]:
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MalformedRowError(
-                    str(path), f"line {number}", f"is not JSON ({exc.msg})"
-                ) from None
-            shape = _shape_of(event) if isinstance(event, Mapping) else "export_jsonl"
-            yield f"{path} line {number}", event, shape
+    for number, event in json_lines(path):
+        yield f"{path} line {number}", event, _shape_of(event)
 
 
 def _discover_event(row: object, *, where: str) -> dict[str, Any]:

@@ -61,6 +61,18 @@ def first_position(mask: pd.Series) -> int:
     return int(np.argmax(mask.to_numpy(dtype=bool)))
 
 
+def reject_first(
+    bad: pd.Series, values: pd.Series, *, source: str, column: str, labels: pd.Series, problem: str
+) -> None:
+    """Raise `MalformedRowError` for the first row where `bad` is True, naming its label, the
+    column and the value (`at 'soon' is not a timestamp`); nothing when no row is bad."""
+    if bad.any():
+        first = first_position(bad)
+        raise MalformedRowError(
+            source, str(labels.iloc[first]), f"{column} {values.iloc[first]!r} {problem}"
+        )
+
+
 def utc_series(values: pd.Series, *, source: str, column: str, labels: pd.Series) -> pd.Series:
     """`values` as aware UTC timestamps; naive values are taken as UTC.
 
@@ -80,13 +92,9 @@ def utc_series(values: pd.Series, *, source: str, column: str, labels: pd.Series
     parsed = _parse(cleaned)
     present = ~missing
     bad = present & parsed.isna()
-    if bad.any():
-        first = first_position(bad)
-        raise MalformedRowError(
-            source,
-            str(labels.iloc[first]),
-            f"{column} {values.iloc[first]!r} is not a timestamp",
-        )
+    reject_first(
+        bad, values, source=source, column=column, labels=labels, problem="is not a timestamp"
+    )
     return parsed
 
 

@@ -98,7 +98,7 @@ def _resolved(tmp_path: Path, *args: str) -> dict[str, object]:
     sentry = tmp_path / "e.jsonl"
     sentry.write_text('{"eventID": "a", "dateCreated": "2026-11-30T00:00:00Z"}\n', "utf-8")
     argv = ["--data", str(sentry), "--output", str(tmp_path / "out"), *args]
-    return cli.resolve(cli.build_parser().parse_args(argv), progress=False).parameters()
+    return cli.resolve(cli.build_parser().parse_args(argv)).parameters()
 
 
 def test_the_latest_chaos_run_is_read_unless_another_is_named(tmp_path: Path) -> None:
