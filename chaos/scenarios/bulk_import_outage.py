@@ -131,7 +131,6 @@ async def breaker_opens(ctx: Context) -> dict[str, Any]:
         await asyncio.sleep(0.05)
         status = await ctx.breaker()
     opened = status.get("state") == "open"
-    ctx.state["opened_mono"] = time.monotonic()
     state = await _read(ctx)
     if opened:
         common.note_mttd(ctx, status)

@@ -12,7 +12,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from chaos.client import BGG_BREAKER, CDN_BREAKER, Call, ServiceClient
+from chaos.client import BGG_BREAKER, CDN_BREAKER, Call
 from chaos.context import Context, parse_time
 from chaos.core import SteadyProbe, action, at_most, equals, probe
 from chaos.fakes import FaultRule
@@ -165,7 +165,6 @@ async def drive_until_open(ctx: Context, max_imports: int = 4) -> dict[str, Any]
             at_open = ctx.thing_requests() - before
             opened_at = note_mttd(ctx, status)
             break
-    ctx.state["opened_requests"] = at_open
     return {
         "statuses": statuses,
         "upstream_requests_at_open": at_open,
@@ -263,9 +262,9 @@ REJECTIONS_NO_UPSTREAM = probe(
 )
 
 
-async def wait_for_half_open(ctx: Context, client: ServiceClient | None = None) -> float:
+async def wait_for_half_open(ctx: Context) -> float:
     """Sleep until the harness's reset timeout has passed since the breaker opened."""
-    status = await ctx.breaker(client=client)
+    status = await ctx.breaker()
     opened = parse_time(status.get("opened_at"))
     if opened is None:
         return 0.0

@@ -68,7 +68,6 @@ async def sigterm_while_busy(ctx: Context) -> dict[str, Any]:
         return counts.get("running", 0) > 0 and counts.get("queued", 0) > 0
 
     rows, seen = await jobs.wait_for(ctx, busy, bound=5)
-    ctx.state["before_sigterm"] = jobs.by_status(rows)
     ctx.state["running_at_sigterm"] = [int(j["id"]) for j in rows if j.get("status") == "running"]
     ctx.fault("sigterm", True, pid=process.pid)
     started = time.monotonic()
@@ -79,7 +78,7 @@ async def sigterm_while_busy(ctx: Context) -> dict[str, Any]:
         await asyncio.to_thread(process.stop)  # it hung: SIGKILL, so the run goes on
     return {
         "running_and_queued_seen": seen,
-        "jobs_at_sigterm": ctx.state["before_sigterm"],
+        "jobs_at_sigterm": jobs.by_status(rows),
         "exit_code": code,
         "seconds": rounded(seconds, 2),
         "exit_bound_s": EXIT_BOUND,
@@ -144,7 +143,6 @@ async def sigkill_while_running(ctx: Context) -> dict[str, Any]:
     rows = await jobs.thumbnail_jobs(ctx)
     held = [int(job["id"]) for job in rows if job.get("status") == "running"]
     ctx.state["killed_jobs"] = held
-    ctx.state["killed_at"] = time.monotonic()
     return {"exit_code": code, "held_jobs": held, "killed_holding_jobs": seen and bool(held)}
 
 
