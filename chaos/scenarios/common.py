@@ -50,6 +50,16 @@ async def _state_everywhere(ctx: Context, name: str) -> str:
     return states.pop() if len(states) == 1 else "/".join(sorted(states))
 
 
+async def service_ready(ctx: Context) -> int | None:
+    """`/health/ready`'s status."""
+    return (await ctx.service.ready()).status
+
+
+READY = SteadyProbe(
+    probe("service-ready", service_ready, equals(200), promise="readiness answers 200")
+)
+
+
 PUBLIC_API = SteadyProbe(
     probe(
         "public-api-answers",

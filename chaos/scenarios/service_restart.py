@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from chaos.context import Context, Skip
-from chaos.core import Hypothesis, Scenario, SteadyProbe, action, equals, probe
+from chaos.core import Hypothesis, Scenario, action, equals, probe
 from chaos.scenarios import common, jobs
 from chaos.service import ServiceProcess
 from chaos.stats import rounded
@@ -37,16 +37,6 @@ def _process(ctx: Context) -> ServiceProcess:
     if not ctx.deployment.processes:
         raise Skip("needs a service process of the harness's own to stop")
     return ctx.deployment.processes[0]
-
-
-async def service_ready(ctx: Context) -> int | None:
-    """`/health/ready`'s status."""
-    return (await ctx.service.ready()).status
-
-
-READY = SteadyProbe(
-    probe("service-ready", service_ready, equals(200), promise="readiness answers 200")
-)
 
 
 async def cdn_slow(ctx: Context) -> dict[str, Any]:
@@ -203,7 +193,7 @@ SCENARIO = Scenario(
     tags=("jobs", "restart", "thumbnails", "durability"),
     hypothesis=Hypothesis(
         "The service is ready, serves the catalogue, and no job is in progress",
-        (READY, common.PUBLIC_API_AROUND, jobs.SETTLED),
+        (common.READY, common.PUBLIC_API_AROUND, jobs.SETTLED),
     ),
     method=(
         action("cdn-slow", cdn_slow),
