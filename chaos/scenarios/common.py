@@ -156,6 +156,23 @@ STEADY = (PUBLIC_API, BGG_CLOSED, CDN_CLOSED, REAL_IMPORT)
 
 # ---------------------------------------------------------------------- BGG breaker
 
+#: From BGG healing to the status saying closed with no import, at most: the recovery probe
+#: runs every recovery check once the (re-opened) breaker's reset timeout has passed; slack
+#: for scheduling.
+SELF_CLOSE_BOUND = HARNESS.breaker_reset_timeout + HARNESS.recovery_check + HARNESS.slack
+
+
+async def closed_after_healing(ctx: Context, grace: float) -> tuple[str, float | None]:
+    """Poll the BGG breaker's state on every service (and nothing else) until it says closed,
+    for at most `SELF_CLOSE_BOUND` + `grace` s from BGG healing (`healed_mono`); the last state
+    and the seconds from healing to closed (None: not closed)."""
+    healed = float(ctx.state["healed_mono"])
+    state = await bgg_breaker_state(ctx)
+    while state != "closed" and time.monotonic() < healed + SELF_CLOSE_BOUND + grace:
+        await asyncio.sleep(0.05)
+        state = await bgg_breaker_state(ctx)
+    return state, (time.monotonic() - healed if state == "closed" else None)
+
 
 async def drive_until_open(ctx: Context, max_imports: int = 4) -> dict[str, Any]:
     """Import fresh ids one by one until the BGG breaker reports open (at most `max_imports`).
