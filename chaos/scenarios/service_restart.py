@@ -136,8 +136,9 @@ async def sigkill_while_running(ctx: Context) -> dict[str, Any]:
     return {"exit_code": code, "held_jobs": held, "killed_holding_jobs": seen and bool(held)}
 
 
-async def all_jobs_done(ctx: Context) -> dict[str, Any]:
-    """After the second restart: every job ends done (bounded), the killed ones taken over."""
+async def all_done_measured(ctx: Context) -> dict[str, Any]:
+    """After the second restart: every job ends done (bounded), the killed ones taken over;
+    kept for the second hypothesis on the same observation (`done_probe`)."""
     killed: list[int] = ctx.state.get("killed_jobs", [])
     # Expired leases, then the downloads left, SLOTS at a time, each CDN_DELAY long.
     bound = jobs.LEASE + jobs.POLL + (IMPORTS / jobs.SLOTS + 1) * CDN_DELAY + 5
@@ -154,7 +155,7 @@ async def all_jobs_done(ctx: Context) -> dict[str, Any]:
         if job_id in by_id
     }
     done = jobs.by_status(rows).get("done", 0)
-    return {
+    output = {
         "jobs": len(rows),
         "done": done,
         "all_done": len(rows) == IMPORTS and done == IMPORTS,
@@ -171,18 +172,13 @@ async def all_jobs_done(ctx: Context) -> dict[str, Any]:
         )
         and len(taken_over) == len(killed),
     }
+    ctx.state["done"] = output
+    return output
 
 
 async def done_probe(ctx: Context) -> dict[str, Any]:
-    """From `all_jobs_done`."""
+    """From `all_done_measured`."""
     return dict(ctx.state.get("done", {}))
-
-
-async def all_done_measured(ctx: Context) -> dict[str, Any]:
-    """`all_jobs_done`, kept for the second hypothesis on the same observation."""
-    output = await all_jobs_done(ctx)
-    ctx.state["done"] = output
-    return output
 
 
 SCENARIO = Scenario(
