@@ -67,11 +67,6 @@ async def long_retry_after(ctx: Context) -> dict[str, Any]:
     return await _limited_once(ctx, 429, 30)
 
 
-async def breaker_state(ctx: Context) -> str:
-    """The BGG breaker after three rate-limited answers among successes."""
-    return await common.bgg_breaker_state(ctx)
-
-
 def _honoured(name: str, func: Any, status: int) -> Any:
     return probe(
         name,
@@ -102,7 +97,7 @@ SCENARIO = Scenario(
         ),
         probe(
             "breaker-stays-closed",
-            breaker_state,
+            common.bgg_breaker_state,
             equals("closed"),
             promise="three rate-limited answers among successes do not open the breaker",
         ),
