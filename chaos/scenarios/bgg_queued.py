@@ -42,11 +42,6 @@ async def queued_then_served(ctx: Context) -> dict[str, Any]:
     return {"imports": results, "as_promised": ok}
 
 
-async def breaker_state(ctx: Context) -> str:
-    """The BGG breaker after 6 queued answers (2 per import, each import succeeding)."""
-    return await common.bgg_breaker_state(ctx)
-
-
 SCENARIO = Scenario(
     name="bgg_queued",
     title="202 queued: retried and waited out within the deadline",
@@ -66,7 +61,7 @@ SCENARIO = Scenario(
         ),
         probe(
             "breaker-stays-closed",
-            breaker_state,
+            common.bgg_breaker_state,
             equals("closed"),
             promise="queued answers between successes do not open the breaker",
         ),

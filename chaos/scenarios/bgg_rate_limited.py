@@ -40,9 +40,9 @@ async def _limited_once(ctx: Context, status: int, retry_after: int) -> dict[str
     }
 
 
-async def honours_429(ctx: Context) -> dict[str, Any]:
-    """429 + Retry-After: 1, then a normal answer."""
-    output = await _limited_once(ctx, 429, RETRY_AFTER)
+async def _honoured_once(ctx: Context, status: int) -> dict[str, Any]:
+    """`status` + Retry-After: `RETRY_AFTER`, then a normal answer: was it waited out?"""
+    output = await _limited_once(ctx, status, RETRY_AFTER)
     output["honoured"] = (
         output["status"] == 201
         and output["waited_s"] is not None
@@ -50,28 +50,21 @@ async def honours_429(ctx: Context) -> dict[str, Any]:
         and output["seconds"] <= HARNESS.deadline + HARNESS.slack
     )
     return output
+
+
+async def honours_429(ctx: Context) -> dict[str, Any]:
+    """429 + Retry-After: 1, then a normal answer."""
+    return await _honoured_once(ctx, 429)
 
 
 async def honours_503(ctx: Context) -> dict[str, Any]:
     """503 + Retry-After: 1, then a normal answer."""
-    output = await _limited_once(ctx, 503, RETRY_AFTER)
-    output["honoured"] = (
-        output["status"] == 201
-        and output["waited_s"] is not None
-        and output["waited_s"] >= RETRY_AFTER
-        and output["seconds"] <= HARNESS.deadline + HARNESS.slack
-    )
-    return output
+    return await _honoured_once(ctx, 503)
 
 
 async def long_retry_after(ctx: Context) -> dict[str, Any]:
     """429 + Retry-After: 30, far beyond the deadline."""
     return await _limited_once(ctx, 429, 30)
-
-
-async def breaker_state(ctx: Context) -> str:
-    """The BGG breaker after three rate-limited answers among successes."""
-    return await common.bgg_breaker_state(ctx)
 
 
 def _honoured(name: str, func: Any, status: int) -> Any:
@@ -104,7 +97,7 @@ SCENARIO = Scenario(
         ),
         probe(
             "breaker-stays-closed",
-            breaker_state,
+            common.bgg_breaker_state,
             equals("closed"),
             promise="three rate-limited answers among successes do not open the breaker",
         ),

@@ -26,9 +26,8 @@ from chaos.promises import HARNESS
 from chaos.scenarios import alerts, common
 from chaos.stats import rounded
 
-#: From BGG healing to the status saying closed, at most: the probe runs every recovery
-#: check once the (re-opened) breaker's reset timeout has passed; slack for scheduling.
-CLOSE_BOUND = HARNESS.breaker_reset_timeout + HARNESS.recovery_check + HARNESS.slack
+#: From BGG healing to the status saying closed, at most.
+CLOSE_BOUND = common.SELF_CLOSE_BOUND
 
 
 async def bgg_fails(ctx: Context) -> dict[str, Any]:
@@ -74,12 +73,7 @@ async def bgg_heals(ctx: Context) -> dict[str, Any]:
 async def closes_without_traffic(ctx: Context) -> dict[str, Any]:
     """Poll the status (nothing else) until it says closed on every service, or the bound
     and 2 s more have passed; the seconds from healing to closed."""
-    healed = float(ctx.state["healed_mono"])
-    states = await common.bgg_breaker_state(ctx)
-    while states != "closed" and time.monotonic() < healed + CLOSE_BOUND + 2:
-        await asyncio.sleep(0.05)
-        states = await common.bgg_breaker_state(ctx)
-    closed_after = time.monotonic() - healed if states == "closed" else None
+    states, closed_after = await common.closed_after_healing(ctx, grace=2)
     status = await ctx.breaker()
     ctx.note(self_recovery_s=rounded(closed_after, 3))
     return {

@@ -56,7 +56,7 @@ OPEN_BOUND = 10.0
 #: so a waiting job's trial meets the failing BGG too (and must not burn its attempt).
 HOLD = HARNESS.breaker_reset_timeout + 1 + jobs.POLL + 0.5
 #: From BGG healing to the status saying closed (as breaker_self_recovery).
-CLOSE_BOUND = HARNESS.breaker_reset_timeout + HARNESS.recovery_check + HARNESS.slack
+CLOSE_BOUND = common.SELF_CLOSE_BOUND
 #: From the breaker closing to every id ended (a game or a failure row): the ~150 jobs left
 #: with their thumbnails, one slot. Measured at about 6 s on this 2-core machine.
 END_BOUND = 20.0
@@ -131,7 +131,6 @@ async def breaker_opens(ctx: Context) -> dict[str, Any]:
         await asyncio.sleep(0.05)
         status = await ctx.breaker()
     opened = status.get("state") == "open"
-    ctx.state["opened_mono"] = time.monotonic()
     state = await _read(ctx)
     if opened:
         common.note_mttd(ctx, status)
@@ -216,12 +215,7 @@ async def bgg_recovers(ctx: Context) -> dict[str, Any]:
 
 async def breaker_closes(ctx: Context) -> dict[str, Any]:
     """Poll the status until it says closed (bounded); the seconds from healing."""
-    healed = float(ctx.state["healed_mono"])
-    state = await common.bgg_breaker_state(ctx)
-    while state != "closed" and time.monotonic() < healed + CLOSE_BOUND + 5:
-        await asyncio.sleep(0.05)
-        state = await common.bgg_breaker_state(ctx)
-    closed_after = time.monotonic() - healed if state == "closed" else None
+    state, closed_after = await common.closed_after_healing(ctx, grace=5)
     ctx.state["closed_mono"] = time.monotonic()
     ctx.note(close_after_heal_s=rounded(closed_after, 3))
     return {"state": state, "closed_after_s": rounded(closed_after, 3), "bound_s": CLOSE_BOUND}

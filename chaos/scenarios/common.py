@@ -12,7 +12,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from chaos.client import BGG_BREAKER, CDN_BREAKER, Call, ServiceClient
+from chaos.client import BGG_BREAKER, CDN_BREAKER, Call
 from chaos.context import Context, parse_time
 from chaos.core import SteadyProbe, action, at_most, equals, probe
 from chaos.fakes import FaultRule
@@ -48,6 +48,16 @@ async def cdn_breaker_state(ctx: Context) -> str:
 async def _state_everywhere(ctx: Context, name: str) -> str:
     states = {str((await ctx.breaker(name, client=c)).get("state")) for c in ctx.clients}
     return states.pop() if len(states) == 1 else "/".join(sorted(states))
+
+
+async def service_ready(ctx: Context) -> int | None:
+    """`/health/ready`'s status."""
+    return (await ctx.service.ready()).status
+
+
+READY = SteadyProbe(
+    probe("service-ready", service_ready, equals(200), promise="readiness answers 200")
+)
 
 
 PUBLIC_API = SteadyProbe(
@@ -146,6 +156,23 @@ STEADY = (PUBLIC_API, BGG_CLOSED, CDN_CLOSED, REAL_IMPORT)
 
 # ---------------------------------------------------------------------- BGG breaker
 
+#: From BGG healing to the status saying closed with no import, at most: the recovery probe
+#: runs every recovery check once the (re-opened) breaker's reset timeout has passed; slack
+#: for scheduling.
+SELF_CLOSE_BOUND = HARNESS.breaker_reset_timeout + HARNESS.recovery_check + HARNESS.slack
+
+
+async def closed_after_healing(ctx: Context, grace: float) -> tuple[str, float | None]:
+    """Poll the BGG breaker's state on every service (and nothing else) until it says closed,
+    for at most `SELF_CLOSE_BOUND` + `grace` s from BGG healing (`healed_mono`); the last state
+    and the seconds from healing to closed (None: not closed)."""
+    healed = float(ctx.state["healed_mono"])
+    state = await bgg_breaker_state(ctx)
+    while state != "closed" and time.monotonic() < healed + SELF_CLOSE_BOUND + grace:
+        await asyncio.sleep(0.05)
+        state = await bgg_breaker_state(ctx)
+    return state, (time.monotonic() - healed if state == "closed" else None)
+
 
 async def drive_until_open(ctx: Context, max_imports: int = 4) -> dict[str, Any]:
     """Import fresh ids one by one until the BGG breaker reports open (at most `max_imports`).
@@ -165,7 +192,6 @@ async def drive_until_open(ctx: Context, max_imports: int = 4) -> dict[str, Any]
             at_open = ctx.thing_requests() - before
             opened_at = note_mttd(ctx, status)
             break
-    ctx.state["opened_requests"] = at_open
     return {
         "statuses": statuses,
         "upstream_requests_at_open": at_open,
@@ -263,9 +289,9 @@ REJECTIONS_NO_UPSTREAM = probe(
 )
 
 
-async def wait_for_half_open(ctx: Context, client: ServiceClient | None = None) -> float:
+async def wait_for_half_open(ctx: Context) -> float:
     """Sleep until the harness's reset timeout has passed since the breaker opened."""
-    status = await ctx.breaker(client=client)
+    status = await ctx.breaker()
     opened = parse_time(status.get("opened_at"))
     if opened is None:
         return 0.0

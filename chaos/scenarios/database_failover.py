@@ -28,7 +28,6 @@ from chaos.core import Hypothesis, Scenario, action, equals, probe
 from chaos.database import PostgresBackend
 from chaos.promises import HARNESS
 from chaos.scenarios import common
-from chaos.scenarios.database_outage import READY
 from chaos.stats import rounded
 
 #: How long connections keep being killed, how often, and by how many concurrent readers.
@@ -142,7 +141,7 @@ SCENARIO = Scenario(
     tags=("database", "postgresql", "failover"),
     hypothesis=Hypothesis(
         "The service is ready and the catalogue serves",
-        (READY, common.PUBLIC_API_AROUND),
+        (common.READY, common.PUBLIC_API_AROUND),
     ),
     method=(
         probe(

@@ -25,7 +25,7 @@ from typing import Any
 
 from chaos.checker import TASK_TYPE, read_spool
 from chaos.context import Context, Skip
-from chaos.core import Hypothesis, Scenario, SteadyProbe, action, equals, probe
+from chaos.core import Hypothesis, Scenario, action, equals, probe
 from chaos.fakes import FaultRule
 from chaos.promises import HARNESS
 from chaos.scenarios import common
@@ -42,16 +42,6 @@ WRITE_WAIT_BOUND = 5.0
 #: How long the harness holds the lock on the game it deletes: well under the service's
 #: wait for a lock (`HARNESS.database_connect_timeout`), so a correct delete waits and commits.
 LOCK_HOLD = HARNESS.database_connect_timeout * 0.3
-
-
-async def service_ready(ctx: Context) -> int | None:
-    """`/health/ready`'s status."""
-    return (await ctx.service.ready()).status
-
-
-READY = SteadyProbe(
-    probe("service-ready", service_ready, equals(200), promise="readiness answers 200")
-)
 
 
 def _backend(ctx: Context) -> Any:
@@ -237,7 +227,7 @@ SCENARIO = Scenario(
     tags=("database", "spool", "readiness"),
     hypothesis=Hypothesis(
         "The service is ready, the catalogue serves and both breakers are closed",
-        (READY, common.PUBLIC_API_AROUND, common.BGG_CLOSED, common.CDN_CLOSED),
+        (common.READY, common.PUBLIC_API_AROUND, common.BGG_CLOSED, common.CDN_CLOSED),
     ),
     method=(
         action("tasks-in-flight", tasks_in_flight),

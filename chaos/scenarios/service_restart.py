@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from chaos.context import Context, Skip
-from chaos.core import Hypothesis, Scenario, SteadyProbe, action, equals, probe
+from chaos.core import Hypothesis, Scenario, action, equals, probe
 from chaos.scenarios import common, jobs
 from chaos.service import ServiceProcess
 from chaos.stats import rounded
@@ -37,16 +37,6 @@ def _process(ctx: Context) -> ServiceProcess:
     if not ctx.deployment.processes:
         raise Skip("needs a service process of the harness's own to stop")
     return ctx.deployment.processes[0]
-
-
-async def service_ready(ctx: Context) -> int | None:
-    """`/health/ready`'s status."""
-    return (await ctx.service.ready()).status
-
-
-READY = SteadyProbe(
-    probe("service-ready", service_ready, equals(200), promise="readiness answers 200")
-)
 
 
 async def cdn_slow(ctx: Context) -> dict[str, Any]:
@@ -68,7 +58,6 @@ async def sigterm_while_busy(ctx: Context) -> dict[str, Any]:
         return counts.get("running", 0) > 0 and counts.get("queued", 0) > 0
 
     rows, seen = await jobs.wait_for(ctx, busy, bound=5)
-    ctx.state["before_sigterm"] = jobs.by_status(rows)
     ctx.state["running_at_sigterm"] = [int(j["id"]) for j in rows if j.get("status") == "running"]
     ctx.fault("sigterm", True, pid=process.pid)
     started = time.monotonic()
@@ -79,7 +68,7 @@ async def sigterm_while_busy(ctx: Context) -> dict[str, Any]:
         await asyncio.to_thread(process.stop)  # it hung: SIGKILL, so the run goes on
     return {
         "running_and_queued_seen": seen,
-        "jobs_at_sigterm": ctx.state["before_sigterm"],
+        "jobs_at_sigterm": jobs.by_status(rows),
         "exit_code": code,
         "seconds": rounded(seconds, 2),
         "exit_bound_s": EXIT_BOUND,
@@ -144,12 +133,12 @@ async def sigkill_while_running(ctx: Context) -> dict[str, Any]:
     rows = await jobs.thumbnail_jobs(ctx)
     held = [int(job["id"]) for job in rows if job.get("status") == "running"]
     ctx.state["killed_jobs"] = held
-    ctx.state["killed_at"] = time.monotonic()
     return {"exit_code": code, "held_jobs": held, "killed_holding_jobs": seen and bool(held)}
 
 
-async def all_jobs_done(ctx: Context) -> dict[str, Any]:
-    """After the second restart: every job ends done (bounded), the killed ones taken over."""
+async def all_done_measured(ctx: Context) -> dict[str, Any]:
+    """After the second restart: every job ends done (bounded), the killed ones taken over;
+    kept for the second hypothesis on the same observation (`done_probe`)."""
     killed: list[int] = ctx.state.get("killed_jobs", [])
     # Expired leases, then the downloads left, SLOTS at a time, each CDN_DELAY long.
     bound = jobs.LEASE + jobs.POLL + (IMPORTS / jobs.SLOTS + 1) * CDN_DELAY + 5
@@ -166,7 +155,7 @@ async def all_jobs_done(ctx: Context) -> dict[str, Any]:
         if job_id in by_id
     }
     done = jobs.by_status(rows).get("done", 0)
-    return {
+    output = {
         "jobs": len(rows),
         "done": done,
         "all_done": len(rows) == IMPORTS and done == IMPORTS,
@@ -183,18 +172,13 @@ async def all_jobs_done(ctx: Context) -> dict[str, Any]:
         )
         and len(taken_over) == len(killed),
     }
+    ctx.state["done"] = output
+    return output
 
 
 async def done_probe(ctx: Context) -> dict[str, Any]:
-    """From `all_jobs_done`."""
+    """From `all_done_measured`."""
     return dict(ctx.state.get("done", {}))
-
-
-async def all_done_measured(ctx: Context) -> dict[str, Any]:
-    """`all_jobs_done`, kept for the second hypothesis on the same observation."""
-    output = await all_jobs_done(ctx)
-    ctx.state["done"] = output
-    return output
 
 
 SCENARIO = Scenario(
@@ -205,7 +189,7 @@ SCENARIO = Scenario(
     tags=("jobs", "restart", "thumbnails", "durability"),
     hypothesis=Hypothesis(
         "The service is ready, serves the catalogue, and no job is in progress",
-        (READY, common.PUBLIC_API_AROUND, jobs.SETTLED),
+        (common.READY, common.PUBLIC_API_AROUND, jobs.SETTLED),
     ),
     method=(
         action("cdn-slow", cdn_slow),
