@@ -85,7 +85,11 @@ def delete_redis_keys(url: str, namespace: str) -> None:
 
 
 def seed_catalogue(url: str, token: str, count: int) -> None:
-    """Import `count` games (fixture ids first) so public visitors have something to read."""
+    """Import `count` games (fixture ids first) so public visitors have something to read.
+
+    Blocking httpx, not `chaos.client.ServiceClient`: that one is asyncio and records a call
+    with no answer as an error name (`ConnectError`), without the URL and reason said here.
+    """
     ids = [*SEED_FIXTURE_IDS, *range(1, max(0, count - len(SEED_FIXTURE_IDS)) + 1)][:count]
     headers = {"Authorization": f"Bearer {token}"} if token else None
     with httpx.Client(trust_env=False, timeout=30, headers=headers) as http:
@@ -124,7 +128,11 @@ def _service(
 def stop_process(
     process: subprocess.Popen[bytes], grace: float = 15.0, first: int = signal.SIGTERM
 ) -> None:
-    """Send `first` (SIGTERM), wait `grace` seconds, then SIGKILL the process group it leads."""
+    """Send `first` (SIGTERM), wait `grace` seconds, then SIGKILL the process group it leads.
+
+    Not `chaos.service.ServiceProcess.stop`, which SIGTERMs the whole group: Locust gets
+    `first=SIGINT` (`cli.run_locust`) on its own process, its group only the last SIGKILL.
+    """
     if process.poll() is None:
         process.send_signal(first)
         try:
