@@ -17,7 +17,7 @@ command line and the unit tests use without Locust: `settings` (every option), `
 statistics entries), `outcomes` (what an import answer counts as), `plans` (the shapes'
 phases), `windows` (figures between two snapshots of the statistics), `thresholds`, `knee`,
 `summary` (`summary.json`), `history` (Locust's history CSV as series), `charts` (figures
-as SVG), `page` (`report.html`, its template in `templates/`), `preflight`, `httpcall`,
+as SVG), `page` (`report.html`, its template in `templates/`), `preflight`,
 `stack` (fakes, Redis, the service), `arguments` and `runinfo` (the command line and what the
 report says about the run) and `cli`.
 """

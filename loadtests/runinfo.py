@@ -7,15 +7,14 @@ import os
 import platform
 import re
 import shlex
-import subprocess
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import urlsplit
 
+from chaos.meta import git_commit
 from loadtests.arguments import PROG
-from loadtests.stack import REPO
 
 _SECRET_KEY = re.compile(r"TOKEN|SECRET|PASSWORD|DSN|KEY")
 
@@ -33,32 +32,6 @@ def redacted(env: Mapping[str, str]) -> dict[str, str]:
             value = parts._replace(netloc=netloc).geturl()
         shown[key] = value
     return shown
-
-
-def git_state() -> dict[str, Any] | None:
-    """The commit the service ran from, and whether the tree had changes (read-only git)."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, read-only
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = (
-            subprocess.run(
-                ["git", "diff-index", "--quiet", "HEAD", "--"],  # noqa: S607
-                cwd=REPO,
-                capture_output=True,
-                timeout=5,
-                check=False,
-            ).returncode
-            != 0
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit, "dirty": dirty}
 
 
 def context(
@@ -83,6 +56,6 @@ def context(
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs",
         "load_average_at_start": [round(x, 2) for x in load_at_start],
-        "git": git_state(),
+        "git": git_commit(),  # commit and dirty are None when git cannot tell
         **target,
     }

@@ -25,7 +25,7 @@ from locust import LoadTestShape
 
 from chaos.fakes.control import FakeControl, FakeControlError
 from loadtests import names, plans
-from loadtests.httpcall import Unreachable, call
+from loadtests.preflight import NO_ANSWER
 from loadtests.settings import (
     ADMIN_TOKEN_ENV,
     DEFAULT_SHAPE_SECONDS,
@@ -165,9 +165,14 @@ class LoadShape(LoadTestShape):
         if not token or not host:
             return None
         try:
-            answer = call("GET", f"{host.rstrip('/')}{names.BREAKER_STATUS}", token=token)
-            state = answer.json().get("state") if answer.status == 200 else None
-        except (Unreachable, ValueError, AttributeError):
+            # httpx's blocking client: in Locust's gevent-patched process its socket yields.
+            with httpx.Client(trust_env=False, timeout=5.0) as http:
+                answer = http.get(
+                    f"{host.rstrip('/')}{names.BREAKER_STATUS}",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            state = answer.json().get("state") if answer.status_code == 200 else None
+        except (*NO_ANSWER, ValueError, AttributeError):
             return None
         return str(state) if state is not None else None
 

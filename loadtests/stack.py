@@ -21,10 +21,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import redis
 
 from loadtests import names
-from loadtests.httpcall import Unreachable, call
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -85,19 +85,25 @@ def delete_redis_keys(url: str, namespace: str) -> None:
 
 
 def seed_catalogue(url: str, token: str, count: int) -> None:
-    """Import `count` games (fixture ids first) so public visitors have something to read."""
+    """Import `count` games (fixture ids first) so public visitors have something to read.
+
+    Blocking httpx, not `chaos.client.ServiceClient`: that one is asyncio and records a call
+    with no answer as an error name (`ConnectError`), without the URL and reason said here.
+    """
     ids = [*SEED_FIXTURE_IDS, *range(1, max(0, count - len(SEED_FIXTURE_IDS)) + 1)][:count]
-    for bgg_id in ids:
-        path = names.IMPORT.replace("{bgg_id}", str(bgg_id))
-        try:
-            answer = call("POST", f"{url}{path}", token=token, timeout=30)
-        except Unreachable as exc:
-            raise StackError(f"seeding the catalogue failed: {exc}") from None
-        if answer.status not in (200, 201):
-            raise StackError(
-                f"seeding the catalogue failed: importing BGG id {bgg_id} answered "
-                f"HTTP {answer.status}"
-            )
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    with httpx.Client(trust_env=False, timeout=30, headers=headers) as http:
+        for bgg_id in ids:
+            target = f"{url}{names.IMPORT.replace('{bgg_id}', str(bgg_id))}"
+            try:
+                status = http.post(target).status_code
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # no HTTP answer at all
+                raise StackError(f"seeding the catalogue failed: POST {target}: {exc}") from None
+            if status not in (200, 201):
+                raise StackError(
+                    f"seeding the catalogue failed: importing BGG id {bgg_id} answered "
+                    f"HTTP {status}"
+                )
 
 
 @contextmanager
@@ -122,7 +128,11 @@ def _service(
 def stop_process(
     process: subprocess.Popen[bytes], grace: float = 15.0, first: int = signal.SIGTERM
 ) -> None:
-    """Send `first` (SIGTERM), wait `grace` seconds, then SIGKILL the process group it leads."""
+    """Send `first` (SIGTERM), wait `grace` seconds, then SIGKILL the process group it leads.
+
+    Not `chaos.service.ServiceProcess.stop`, which SIGTERMs the whole group: Locust gets
+    `first=SIGINT` (`cli.run_locust`) on its own process, its group only the last SIGKILL.
+    """
     if process.poll() is None:
         process.send_signal(first)
         try:

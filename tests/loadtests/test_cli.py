@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from chaos.meta import git_commit
 from loadtests import arguments, cli, runinfo
 from tests.conftest import REPO_ROOT
 
@@ -103,3 +105,11 @@ def test_reports_never_show_secrets() -> None:
         "DATABASE_URL": "postgresql+asyncpg://app:***@127.0.0.1:5432/db",
         "BGG_RETRY_ATTEMPTS": "3",
     }
+
+
+def test_the_run_context_records_the_commit_as_chaos_reports_do() -> None:
+    args = argparse.Namespace(users=5, spawn_rate=2.0, duration=30, locust_processes=None)
+    run = runinfo.context(args, ["--users", "5"], {"host": "http://127.0.0.1:8000"}, (0, 0, 0))
+    assert run["command"] == "python -m loadtests --users 5"
+    assert run["host"] == "http://127.0.0.1:8000"
+    assert run["git"] == git_commit()  # {"commit": ..., "dirty": ...}, None each if unknown

@@ -257,6 +257,31 @@ def test_the_page_shows_the_run_its_phases_and_links_locusts_report(passing: Pat
     assert page.fetching == []  # self-contained: nothing to load
 
 
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.mark.parametrize(
+    ("git", "shown"),
+    [
+        ({"commit": COMMIT, "dirty": True}, "commit 0123456789ab (uncommitted changes) command"),
+        ({"commit": COMMIT, "dirty": False}, "commit 0123456789ab command"),
+        ({"commit": None, "dirty": None}, "load average at start 0.5 / 0.4 / 0.3 command"),
+        (None, "load average at start 0.5 / 0.4 / 0.3 command"),  # written before chaos.meta
+    ],
+)
+def test_the_page_names_the_commit_when_git_could_tell(
+    tmp_path: Path, git: dict[str, Any] | None, shown: str
+) -> None:
+    without_figures(tmp_path)
+    result = json.loads((tmp_path / "summary.json").read_text())
+    result["run"].update(machine="x86_64", load_average_at_start=[0.5, 0.4, 0.3], git=git)
+    summary.write(tmp_path / "summary.json", result)
+
+    write_page(tmp_path)
+
+    assert shown in page_of(tmp_path).words
+
+
 def test_every_endpoint_with_enough_requests_gets_a_figure_with_the_outage_shaded(
     passing: Path,
 ) -> None:

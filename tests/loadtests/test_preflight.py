@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,7 +73,9 @@ def test_missing_token_only_matters_when_needed(target: str) -> None:
 
 def test_unreachable_target_and_control_api() -> None:
     closed = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(PreflightError, match="cannot reach the target"):
+    health = re.escape(f"{closed}{names.HEALTH}")
+    reason = rf"cannot reach the target: GET {health}: \[Errno \d+\] Connection refused$"
+    with pytest.raises(PreflightError, match=reason):
         check_target(closed, token=TOKEN, needs_token=True)
     assert available_routes(closed) is None
 
