@@ -70,6 +70,7 @@ from benchmarks._service import REPO, Service, free_port, running_service
 from benchmarks.breaker_rejection import breaker_env, open_breaker
 from benchmarks.failures_listing import _admin
 from benchmarks.plain_app import Game
+from chaos.service import stop_group
 from chaos.stats import percentile, rounded
 
 ITEM = "GET /api/public/games/{id}"
@@ -316,13 +317,7 @@ def running_plain_app(database_url: str) -> Iterator[str]:
                     time.sleep(0.05)
             yield url
         finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            stop_group(process, 15)
 
 
 def _game_row(n: int, at: datetime) -> dict[str, Any]:

@@ -48,6 +48,37 @@ def check_port_free(port: int, host: str = "127.0.0.1") -> None:
 _ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
+def signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Send `sig` to the process group `process` leads (started with `start_new_session`)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+def stop_group(
+    process: subprocess.Popen[bytes],
+    grace: float,
+    *,
+    first: signal.Signals = signal.SIGTERM,
+    group_first: bool = True,
+) -> None:
+    """Stop a process that leads its own group: `first`, then SIGKILL the group after `grace` s.
+
+    `first` goes to the whole group, or with `group_first=False` to the process alone, for
+    a leader that stops its own children in order (Locust's SIGINT). Returns once it is gone.
+    """
+    if process.poll() is not None:
+        return
+    if group_first:
+        signal_group(process, first)
+    else:
+        process.send_signal(first)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        signal_group(process, signal.SIGKILL)
+        process.wait()
+
+
 def _setting_names() -> list[str]:
     # The one place the harness reads the service's code instead of driving it from outside:
     # a misspelt or invalid --service-env must stop the run before anything starts, and only
@@ -210,7 +241,7 @@ class ServiceProcess:
     def send(self, sig: signal.Signals) -> None:
         """Send `sig` to the process group, as a deploy tool or the kernel would."""
         if self.process is not None:
-            self._signal(self.process, sig)
+            signal_group(self.process, sig)
 
     def wait_exit(self, timeout: float) -> int | None:
         """The exit code once the process ended within `timeout` s; None if it still runs."""
@@ -226,21 +257,10 @@ class ServiceProcess:
         process = self.process
         if process is None:
             return
-        if process.poll() is None:
-            self._signal(process, signal.SIGTERM)
-            try:
-                process.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                self._signal(process, signal.SIGKILL)
-                process.wait()
+        stop_group(process, self.stop_timeout)
         # uvicorn's worker processes share the group: make sure none outlives the parent.
-        self._signal(process, signal.SIGKILL)
+        signal_group(process, signal.SIGKILL)
         self.process = None
-
-    @staticmethod
-    def _signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, sig)
 
     def rss_bytes(self) -> int:
         """Resident memory of the service process and its workers (Linux /proc)."""

@@ -40,13 +40,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from chaos.service import stop_group
 from loadtests import settings
 from loadtests.arguments import PROG, build_parser, build_report_parser
 from loadtests.page import LOCUST_PAGE, PAGE, PageError, write_page
 from loadtests.preflight import PreflightError, check_target
 from loadtests.runinfo import context as run_context
 from loadtests.runinfo import redacted
-from loadtests.stack import REPO, StackError, running_stack, seed_catalogue, stop_process
+from loadtests.stack import REPO, StackError, running_stack, seed_catalogue
 from loadtests.summary import verdict_code
 from loadtests.summary import write as write_summary
 
@@ -138,10 +139,10 @@ def run_locust(command: Sequence[str], env: Mapping[str, str], timeout: float) -
         return process.wait(timeout)
     except subprocess.TimeoutExpired:
         sys.stderr.write(f"{PROG}: Locust did not finish within {timeout:g} s; stopping it\n")
-        stop_process(process, first=signal.SIGINT)
+        stop_group(process, 15.0, first=signal.SIGINT, group_first=False)
         return 2
     finally:
-        stop_process(process, first=signal.SIGINT)
+        stop_group(process, 15.0, first=signal.SIGINT, group_first=False)
 
 
 def _verdict_code(locust_code: int, summary: Mapping[str, Any] | None) -> int:

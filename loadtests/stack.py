@@ -9,11 +9,8 @@ Anything that prevents the start raises `StackError` with a one-line message.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import signal
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
@@ -123,24 +120,6 @@ def _service(
         yield service.url
     finally:
         service.stop()
-
-
-def stop_process(
-    process: subprocess.Popen[bytes], grace: float = 15.0, first: int = signal.SIGTERM
-) -> None:
-    """Send `first` (SIGTERM), wait `grace` seconds, then SIGKILL the process group it leads.
-
-    Not `chaos.service.ServiceProcess.stop`, which SIGTERMs the whole group: Locust gets
-    `first=SIGINT` (`cli.run_locust`) on its own process, its group only the last SIGKILL.
-    """
-    if process.poll() is None:
-        process.send_signal(first)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def _base_env(tmp: Path) -> dict[str, str]:

@@ -8,10 +8,8 @@ for a code mutant, or `--service-env` for a configuration one. Its reports stay 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +20,7 @@ from typing import Any
 
 from chaos.mutants.catalogue import DATA_LOST, Mutant
 from chaos.mutants.tree import mutated_copy
-from chaos.service import REPO_ROOT
+from chaos.service import REPO_ROOT, stop_group
 
 
 @dataclass
@@ -112,14 +110,7 @@ def _run(command: list[str], log: Path, timeout: float) -> tuple[int | None, str
             code = process.wait(timeout)
         except BaseException as exc:
             # Timeout or Ctrl-C: SIGTERM makes `chaos run` roll back and stop its services.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_group(process, 60)
             if not isinstance(exc, subprocess.TimeoutExpired):
                 raise
             return None, f"chaos run did not end within {timeout:g} s"
