@@ -68,12 +68,14 @@ def decode_body(body: bytes, encoding: str) -> bytes:
     if encoding == "deflate":
         return zlib.decompress(body)
     if encoding == "br":
+        # sentry-sdk picks br whenever brotli imports (locust, in the load extra, brings it).
         import brotli  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         return bytes(brotli.decompress(body))
     raise ValueError(f"unknown Content-Encoding {encoding!r}")
 
 
+# Not sentry_sdk's Envelope.deserialize: it re-encodes event JSON (raw must be what was sent).
 def parse_envelope(data: bytes) -> list[tuple[str, bytes]]:
     """The (type, payload) items of a Sentry envelope: a header line, then per item a header
     line and a payload of `length` bytes (or up to the next newline when none is given)."""

@@ -1,24 +1,16 @@
-"""The terminal: progress lines while the run goes, a summary table at the end.
-
-Uses rich (the `chaos` extra) when it is installed, plain text otherwise.
-"""
+"""The terminal, through rich: progress lines while the run goes, a summary table at the end."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from chaos.engine import ScenarioResult
 from chaos.report import BACKENDS
-
-try:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-except ImportError:  # pragma: no cover - the chaos extra installs rich
-    Console = None  # type: ignore[assignment,misc]
-    Table = None  # type: ignore[assignment,misc]
-    Text = str  # type: ignore[assignment,misc]
 
 VERDICT_WORDS = {0: "all held", 1: "deviated", 2: "harness error", 3: "data lost"}
 STYLE = {"passed": "green", "deviated": "red", "data_lost": "bold red", "error": "magenta",
@@ -29,24 +21,19 @@ class Terminal:
     """Prints progress (an `EventLog` listener) and the final table."""
 
     def __init__(self) -> None:
-        self._rich = None
-        if Console is not None:
-            console = Console(highlight=False, soft_wrap=True)
-            if not console.is_terminal:  # CI logs: no 80-column wrapping of the table
-                console = Console(highlight=False, soft_wrap=True, width=160)
-            self._rich = console
+        console = Console(highlight=False, soft_wrap=True)
+        if not console.is_terminal:  # CI logs: no 80-column wrapping of the table
+            console = Console(highlight=False, soft_wrap=True, width=160)
+        self._rich = console
 
     @property
-    def console(self) -> Any:
-        """The rich console (None without rich), for a table or a spinner of one's own."""
+    def console(self) -> Console:
+        """The rich console, for a table or a spinner of one's own."""
         return self._rich
 
     def line(self, text: str, style: str | None = None) -> None:
         """One line of output."""
-        if self._rich is not None:
-            self._rich.print(text, style=style, markup=False)
-        else:
-            print(text, flush=True)
+        self._rich.print(text, style=style, markup=False)
 
     def on_event(self, event: dict[str, Any]) -> None:
         """Progress from the event stream."""
@@ -95,19 +82,14 @@ class Terminal:
             for r in results
         ]  # fmt: skip
         title = f"chaos run: exit {code} ({VERDICT_WORDS.get(code, '')}), {wall:.0f} s"
-        if self._rich is not None and Table is not None:
-            table = Table(title=title)
-            for column in ("scenario", "verdict", "held", "measured", "took", "why"):
-                table.add_column(column, overflow="fold")
-            for name, verdict, held, figures, took, why in rows:
-                # Text, not markup: "database_outage[postgresql]" is not a style tag.
-                table.add_row(Text(name), Text(verdict, STYLE.get(verdict, "")), held,
-                              Text(figures), took, Text(why))  # fmt: skip
-            self._rich.print(table)
-            return
-        print(title)
-        for row in rows:
-            print("  ".join(str(cell) for cell in row))
+        table = Table(title=title)
+        for column in ("scenario", "verdict", "held", "measured", "took", "why"):
+            table.add_column(column, overflow="fold")
+        for name, verdict, held, figures, took, why in rows:
+            # Text, not markup: "database_outage[postgresql]" is not a style tag.
+            table.add_row(Text(name), Text(verdict, STYLE.get(verdict, "")), held,
+                          Text(figures), took, Text(why))  # fmt: skip
+        self._rich.print(table)
 
 
 def _seeds(event: dict[str, Any]) -> str:

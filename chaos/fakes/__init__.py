@@ -16,7 +16,7 @@ or from a shell: `python -m chaos.fakes bgg --port 8001 --cdn-url http://127.0.0
 from chaos.fakes.app import Answer, FakeApp
 from chaos.fakes.bgg import BggApp, bgg_base_url, create_bgg_app
 from chaos.fakes.cdn import CdnApp, create_cdn_app
-from chaos.fakes.control import AsyncFakeControl, FakeControl, FakeControlError
+from chaos.fakes.control import FakeControl, FakeControlError
 from chaos.fakes.faults import BODY_KINDS, FaultEngine, FaultRule, RequestInfo, sequence
 from chaos.fakes.log import RequestLog, RequestRecord
 from chaos.fakes.server import RunningServer, run_in_thread
@@ -24,7 +24,6 @@ from chaos.fakes.server import RunningServer, run_in_thread
 __all__ = [
     "BODY_KINDS",
     "Answer",
-    "AsyncFakeControl",
     "BggApp",
     "CdnApp",
     "FakeApp",

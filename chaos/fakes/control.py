@@ -1,4 +1,4 @@
-"""Python clients for a fake's control API: `FakeControl` (sync) and `AsyncFakeControl`.
+"""Python client for a fake's control API: `FakeControl`.
 
 `base_url` may be the fake's root URL or any URL on it (`http://127.0.0.1:PORT/xmlapi2`
 works too): only scheme, host and port are used. Rules can be given as `FaultRule`s,
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from chaos.closing import AsyncClosing, Closing
+from chaos.closing import Closing
 from chaos.fakes.faults import FaultRule
 from chaos.fakes.log import RequestRecord
 
@@ -72,7 +72,7 @@ def _rules(payload: Any) -> list[FaultRule]:
 
 
 class FakeControl(Closing):
-    """Synchronous control client (for the harness, Locust and sync tests)."""
+    """Synchronous control client (harness, Locust, tests; async code uses `asyncio.to_thread`)."""
 
     def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
         self.base_url = _origin(base_url)
@@ -144,70 +144,3 @@ class FakeControl(Closing):
 
     def close(self) -> None:
         self._client.close()
-
-
-class AsyncFakeControl(AsyncClosing):
-    """Asynchronous control client (for async tests); same methods as `FakeControl`."""
-
-    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
-        self.base_url = _origin(base_url)
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url + "/_control", timeout=timeout, trust_env=False
-        )
-
-    async def health(self) -> dict[str, Any]:
-        result: dict[str, Any] = _checked(await self._client.get("/health"))
-        return result
-
-    async def faults(self) -> list[FaultRule]:
-        return [FaultRule.model_validate(item["rule"]) for item in await self.fault_stats()]
-
-    async def fault_stats(self) -> list[dict[str, Any]]:
-        stats: list[dict[str, Any]] = _checked(await self._client.get("/faults"))["rules"]
-        return stats
-
-    async def set_faults(self, rules: Iterable[RuleLike]) -> list[FaultRule]:
-        return _rules(_checked(await self._client.post("/faults", json=_rules_json(rules))))
-
-    async def add_fault(self, rule: RuleLike | None = None, /, **fields: Any) -> FaultRule:
-        payload = _checked(await self._client.post("/faults/add", json=_rule_json(rule, fields)))
-        return _rules(payload)[0]
-
-    async def clear(self) -> None:
-        _checked(await self._client.delete("/faults"))
-
-    async def reset(self, *, seed: int | None = None) -> None:
-        body = None if seed is None else {"seed": seed}
-        _checked(await self._client.post("/reset", json=body))
-
-    async def requests(
-        self,
-        *,
-        since: int | None = None,
-        path: str | None = None,
-        status: int | None = None,
-        rule: str | None = None,
-        limit: int | None = None,
-    ) -> list[RequestRecord]:
-        params = _query(since=since, path=path, status=status, rule=rule, limit=limit)
-        payload = _checked(await self._client.get("/requests", params=params))
-        return [RequestRecord.from_dict(item) for item in payload["requests"]]
-
-    async def counters(self) -> dict[str, Any]:
-        payload = _checked(await self._client.get("/requests", params={"limit": 0}))
-        counters: dict[str, Any] = payload["counters"]
-        return counters
-
-    async def count(
-        self,
-        *,
-        path: str | None = None,
-        status: int | None = None,
-        rule: str | None = None,
-        since: int | None = None,
-    ) -> int:
-        params = _query(since=since, path=path, status=status, rule=rule, limit=0)
-        return int(_checked(await self._client.get("/requests", params=params))["count"])
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

@@ -17,6 +17,9 @@ import sys
 import time
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from chaos import scenarios
 from chaos.arguments import bounded_float
 from chaos.events import utc_now
@@ -27,11 +30,6 @@ from chaos.mutants.run import MutantResult, run_mutant
 from chaos.mutants.tree import PatchError, check_applies
 from chaos.service import REPO_ROOT
 from chaos.ui import Terminal, stderr
-
-try:
-    from rich.table import Table
-except ImportError:  # pragma: no cover - the chaos extra installs rich
-    Table = None  # type: ignore[assignment,misc]
 
 STYLE = {"caught": "green", "SURVIVED": "bold red", "ERROR": "magenta"}
 OUTCOME_STYLE = {"caught": "green", "not caught": "red", "error": "magenta"}
@@ -136,14 +134,14 @@ def _run_one(
         return run_mutant(mutant, seed=args.seed, report_dir=args.report_dir, timeout=args.timeout)
 
     console = terminal.console
-    if console is None or not console.is_terminal:
+    if not console.is_terminal:
         terminal.line(f"{what}: running")
         return run()
     with console.status(f"{what}: running (chaos run, up to {args.timeout:g} s)"):
         return run()
 
 
-def _table(console: Any, results: list[MutantResult]) -> None:
+def _table(console: Console, results: list[MutantResult]) -> None:
     """One row per mutant and scenario (the Markdown file has the full matrix)."""
     rows = [
         (r.mutant.name if index == 0 else "", r.mutant.kind if index == 0 else "", cell,
@@ -151,10 +149,6 @@ def _table(console: Any, results: list[MutantResult]) -> None:
         for r in results
         for index, cell in enumerate(r.cells.values())
     ]  # fmt: skip
-    if console is None or Table is None:
-        for name, kind, cell, status in rows:
-            print(name, kind, cell.scenario, cell.outcome, cell.detail, status)
-        return
     table = Table(title="mutant x scenario")
     for column in ("mutant", "kind", "scenario", "outcome", "failed hypotheses", "result"):
         table.add_column(column, no_wrap=column in ("mutant", "scenario"))

@@ -1,4 +1,4 @@
-"""The control API of a fake, raw and through `FakeControl` / `AsyncFakeControl`."""
+"""The control API of a fake, raw and through `FakeControl`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import httpx
 import pytest
 
 from chaos.fakes import (
-    AsyncFakeControl,
     FakeControl,
     FakeControlError,
     FaultRule,
@@ -115,26 +114,25 @@ def test_sync_client(bgg: RunningServer, http: httpx.Client) -> None:
         assert ctl.counters()["total"] == 0
 
 
-async def test_async_client(bgg: RunningServer) -> None:
-    async with (
-        AsyncFakeControl(bgg.url) as ctl,
-        httpx.AsyncClient(trust_env=False) as client,
-    ):
-        await ctl.set_faults([{"status": 502, "first_n": 1}])
-        await ctl.add_fault(status=504, first_n=1)
-        statuses = [(await client.get(f"{bgg.url}/thing?id=1")).status_code for _ in range(3)]
+def test_client_takes_mappings_and_keywords_and_filters(
+    bgg: RunningServer, http: httpx.Client
+) -> None:
+    with FakeControl(bgg.url) as ctl:
+        ctl.set_faults([{"status": 502, "first_n": 1}])
+        ctl.add_fault(status=504, first_n=1)
+        statuses = [http.get(f"{bgg.url}/thing?id=1").status_code for _ in range(3)]
         assert statuses == [502, 504, 200]
-        assert await ctl.count(status=200) == 1
-        assert [r.status for r in await ctl.requests(limit=2)] == [504, 200]
-        assert (await ctl.counters())["by_status"] == {"502": 1, "504": 1, "200": 1}
-        assert len(await ctl.faults()) == 2
-        assert (await ctl.fault_stats())[1]["fired"] == 1
-        assert (await ctl.health())["rules"] == 2
+        assert ctl.count(status=200) == 1
+        assert [r.status for r in ctl.requests(limit=2)] == [504, 200]
+        assert ctl.counters()["by_status"] == {"502": 1, "504": 1, "200": 1}
+        assert len(ctl.faults()) == 2
+        assert ctl.fault_stats()[1]["fired"] == 1
+        assert ctl.health()["rules"] == 2
         with pytest.raises(FakeControlError):
-            await ctl.add_fault(name="rule-1")  # taken
-        await ctl.clear()
-        await ctl.reset()
-        assert await ctl.count() == 0
+            ctl.add_fault(name="rule-1")  # taken
+        ctl.clear()
+        ctl.reset()
+        assert ctl.count() == 0
 
 
 def test_client_validates_before_sending(bgg: RunningServer) -> None:

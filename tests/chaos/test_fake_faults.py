@@ -12,7 +12,6 @@ from defusedxml import ElementTree
 from defusedxml.common import EntitiesForbidden
 
 from chaos.fakes import (
-    AsyncFakeControl,
     FakeControl,
     FaultRule,
     RunningServer,
@@ -217,35 +216,36 @@ def test_request_log_counts(http: httpx.Client, bgg: RunningServer, bgg_ctl: Fak
     assert bgg_ctl.requests(path="/thing", status=503)[0].rule == "two-503"
 
 
-async def test_hang_is_released_when_the_fault_is_cleared(bgg: RunningServer) -> None:
-    async with (
-        AsyncFakeControl(bgg.url) as ctl,
-        httpx.AsyncClient(timeout=5, trust_env=False) as client,
-    ):
-        await ctl.add_fault(hang=True, first_n=1)
+async def test_hang_is_released_when_the_fault_is_cleared(
+    bgg: RunningServer, bgg_ctl: FakeControl
+) -> None:
+    # The control calls go to a thread so the hanging request keeps the event loop.
+    async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+        await asyncio.to_thread(bgg_ctl.add_fault, hang=True, first_n=1)
         pending = asyncio.create_task(client.get(f"{bgg.url}/xmlapi2/thing?id=28720"))
         await eventually(
-            lambda: ctl.counters(), "the request to hang", until=lambda c: c["in_flight"] == 1
+            lambda: asyncio.to_thread(bgg_ctl.counters),
+            "the request to hang",
+            until=lambda c: c["in_flight"] == 1,
         )
         assert not pending.done()
-        assert (await ctl.requests())[-1].outcome == "pending"
-        await ctl.clear()
+        assert (await asyncio.to_thread(bgg_ctl.requests))[-1].outcome == "pending"
+        await asyncio.to_thread(bgg_ctl.clear)
         response = await asyncio.wait_for(pending, 2)
         assert response.status_code == 200
         assert response.content == BRASS
 
 
-async def test_hang_then_status_once_released(bgg: RunningServer) -> None:
-    async with (
-        AsyncFakeControl(bgg.url) as ctl,
-        httpx.AsyncClient(timeout=5, trust_env=False) as client,
-    ):
-        await ctl.add_fault(hang=True, status=504)
+async def test_hang_then_status_once_released(bgg: RunningServer, bgg_ctl: FakeControl) -> None:
+    async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+        await asyncio.to_thread(bgg_ctl.add_fault, hang=True, status=504)
         pending = asyncio.create_task(client.get(f"{bgg.url}/thing?id=1"))
         await eventually(
-            lambda: ctl.counters(), "the request to hang", until=lambda c: c["in_flight"] == 1
+            lambda: asyncio.to_thread(bgg_ctl.counters),
+            "the request to hang",
+            until=lambda c: c["in_flight"] == 1,
         )
-        await ctl.reset()
+        await asyncio.to_thread(bgg_ctl.reset)
         assert (await asyncio.wait_for(pending, 2)).status_code == 504
 
 
