@@ -24,16 +24,12 @@ class Terminal:
         console = Console(highlight=False, soft_wrap=True)
         if not console.is_terminal:  # CI logs: no 80-column wrapping of the table
             console = Console(highlight=False, soft_wrap=True, width=160)
-        self._rich = console
-
-    @property
-    def console(self) -> Console:
-        """The rich console, for a table or a spinner of one's own."""
-        return self._rich
+        #: The rich console, for a table or a spinner of one's own.
+        self.console = console
 
     def line(self, text: str, style: str | None = None) -> None:
         """One line of output."""
-        self._rich.print(text, style=style, markup=False)
+        self.console.print(text, style=style, markup=False)
 
     def on_event(self, event: dict[str, Any]) -> None:
         """Progress from the event stream."""
@@ -89,7 +85,7 @@ class Terminal:
             # Text, not markup: "database_outage[postgresql]" is not a style tag.
             table.add_row(Text(name), Text(verdict, STYLE.get(verdict, "")), held,
                           Text(figures), took, Text(why))  # fmt: skip
-        self._rich.print(table)
+        self.console.print(table)
 
 
 def _seeds(event: dict[str, Any]) -> str:

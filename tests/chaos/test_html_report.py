@@ -277,15 +277,14 @@ def test_targets_are_said_in_words(expected: str, words: str) -> None:
 
 def test_the_terminal_table_tells_backends_apart_in_plain_words() -> None:
     terminal = ui.Terminal()
-    assert terminal._rich is not None
-    terminal._rich.file = io.StringIO()
-    terminal._rich.width = 250
+    terminal.console.file = io.StringIO()
+    terminal.console.width = 250
     results = [_outage("sqlite", 0.0), _outage("postgresql", 0.862)]
     results[0].figures["mttd_open_s"] = 0.235
 
     terminal.table(results, 0, 43)
 
-    out = terminal._rich.file.getvalue()
+    out = terminal.console.file.getvalue()
     assert "database_outage (SQLite)" in out and "database_outage (PostgreSQL)" in out
     assert "public errors 86.2 % (not promised here)" in out
     assert "detected in 0.235 s" in out
