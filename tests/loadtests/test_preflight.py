@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from chaos.service import free_port
 from loadtests import names
 from loadtests.preflight import PreflightError, available_routes, check_target
+from tests.support.http_server import serving
 
 TOKEN = "right-token"
 
@@ -45,14 +45,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def target() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def test_a_good_target_passes(target: str) -> None:

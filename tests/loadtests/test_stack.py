@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from chaos.service import free_port
 from loadtests import names
 from loadtests.stack import SEED_FIXTURE_IDS, StackError, seed_catalogue
+from tests.support.http_server import serving
 
 TOKEN = "seed-token"
 REFUSED = 283
@@ -36,14 +36,8 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def target() -> Iterator[str]:
     Handler.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def test_seeding_imports_the_fixture_ids_first_with_the_admin_token(target: str) -> None:
