@@ -35,12 +35,21 @@ def raising() -> Iterator[None]:
 
 @contextlib.contextmanager
 def calling(on_signal: Callable[[], object]) -> Iterator[None]:
-    """In the block (inside the running event loop), SIGINT and SIGTERM call `on_signal`."""
+    """In the block (inside the running event loop), SIGINT and SIGTERM call `on_signal`;
+    the handlers before, after it.
+
+    `on_signal` runs as a loop callback, so a task it cancels stops at an `await` and runs
+    its cleanup. A handler raising instead could fire between any two bytecodes: in another
+    task than the one with the cleanup, or between taking a lock and the `try` releasing it.
+    """
     loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
     for sig in SIGNALS:
         loop.add_signal_handler(sig, on_signal)
     try:
         yield
     finally:
-        for sig in SIGNALS:
-            loop.remove_signal_handler(sig)
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)  # which leaves the default action, not `handler`
+            if handler is not None:
+                signal.signal(sig, handler)

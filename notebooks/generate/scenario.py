@@ -43,6 +43,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from chaos import interrupts
 from chaos.client import BGG_BREAKER, CDN_BREAKER, Call, ServiceClient
 from chaos.events import EventLog
 from chaos.fakes import FakeControl, bgg_base_url, create_bgg_app, create_cdn_app, run_in_thread
@@ -295,9 +296,19 @@ class Story:
         """Play both releases; everything started here is stopped before returning (and
         `events.jsonl` closed)."""
         try:
-            return asyncio.run(self._run())
+            return asyncio.run(self._stoppable())
         finally:
             self.log.close()
+
+    async def _stoppable(self) -> Outcome:
+        """`_run`, which SIGINT or SIGTERM cancel (its cleanup then runs) as KeyboardInterrupt."""
+        task = asyncio.current_task()
+        assert task is not None
+        with interrupts.calling(task.cancel):
+            try:
+                return await self._run()
+            except asyncio.CancelledError:
+                raise KeyboardInterrupt("interrupted") from None
 
     async def _run(self) -> Outcome:
         plan = self.plan
