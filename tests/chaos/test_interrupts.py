@@ -36,7 +36,7 @@ async def test_a_cancelled_task_runs_its_cleanup() -> None:
 
     async def work() -> None:
         try:
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # until cancelled
         finally:
             cleaned.set()
 
